@@ -1,0 +1,3 @@
+from synllm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""``synllm`` command line: one sub-command per workflow step.
+
+Each sub-command lives in its own module and is imported lazily, so ``synllm validate``
+never pays for importing torch. A :class:`~synllm.errors.SynllmError` becomes one line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# sub-command -> (module, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "split": ("synllm.data", "verify a dataset and write its stratified train/holdout split"),
+    "profile": ("synllm.profile", "schema + statistics of a train split, as JSON"),
+    "prompt": ("synllm.prompts", "render one prompt style for one dataset"),
+    "generate": ("synllm.generate.cli", "run one model on one prompt, write raw text + meta"),
+    "validate": ("synllm.validate", "parse raw model output into typed records + report"),
+    "evaluate": ("synllm.metrics.cli", "score one synthetic table against the real data"),
+    "aggregate": ("synllm.aggregate", "build Tables IV-VI, figures and score definitions"),
+    "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: synllm <command> [options]", "", "commands:"]
+    lines += [f"  {name:<13} {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from synllm.errors import SynllmError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from synllm import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"synllm: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.cli(rest) or 0)
+    except SynllmError as err:
+        print(f"synllm {name}: error: {err}", file=sys.stderr)
+        return 2
