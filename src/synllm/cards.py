@@ -176,16 +176,20 @@ class DatasetCard(_Strict):
         props: dict[str, dict] = {}
         for name, col in self.columns.items():
             if col.type == "categorical":
-                props[name] = {"type": "string", "enum": list(col.categories or [])}
+                prop: dict = {"type": "string", "enum": list(col.categories or [])}
             elif col.type == "binary":
-                props[name] = {"type": "integer", "enum": [0, 1]}
+                prop = {"type": "integer", "enum": [0, 1]}
             else:
                 lo, hi = col.range  # type: ignore[misc]
-                props[name] = {
-                    "type": "integer" if col.type == "int" else "number",
-                    "minimum": lo,
-                    "maximum": hi,
-                }
+                if col.type == "int":
+                    prop = {"type": "integer", "minimum": int(lo), "maximum": int(hi)}
+                else:
+                    prop = {"type": "number", "minimum": lo, "maximum": hi}
+            if col.nullable:
+                prop["type"] = [prop["type"], "null"]
+                if "enum" in prop:
+                    prop["enum"] = prop["enum"] + [None]
+            props[name] = prop
         return {
             "type": "object",
             "properties": props,

@@ -179,3 +179,26 @@ def cli(argv: list[str]) -> int:
         frame.to_parquet(out, index=False)
     print(f"{card.name}: {len(df)} rows -> train {len(train)}, holdout {len(holdout)}")
     return 0
+
+
+def to_records(df: pd.DataFrame, card: DatasetCard) -> list[dict]:
+    """Rows as JSON-ready dicts in card column order (ints as int, missing as None).
+
+    Floats are rounded to the column's ``decimals`` when the card gives one.
+    """
+    out = []
+    cols = card.columns
+    for row in df[list(cols)].itertuples(index=False, name=None):
+        rec = {}
+        for (name, spec), v in zip(cols.items(), row):
+            if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+                rec[name] = None
+            elif spec.type in ("int", "binary"):
+                rec[name] = int(v)
+            elif spec.type == "float":
+                v = float(v)
+                rec[name] = round(v, spec.decimals) if spec.decimals is not None else v
+            else:
+                rec[name] = str(v)
+        out.append(rec)
+    return out
