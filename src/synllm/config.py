@@ -1,0 +1,157 @@
+"""Workflow configuration: schema validation with one-line errors, and the grid.
+
+``check_config`` validates a config dict against ``workflow/schemas/config.schema.yaml``
+(JSON Schema; defaults filled in), then checks that every dataset has a card and every model
+is in the registry. Any problem raises :class:`~synllm.errors.ConfigError` whose single line
+names the field, e.g. ``config field 'prompts[1]': 'FOO' is not one of [...]``.
+
+``grid`` expands datasets x models x prompts x repeats into cells; generators that take no
+prompt (baselines) get the single prompt value ``none``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from synllm import BASELINE_PROMPT
+from synllm.cards import find_card
+from synllm.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+PATH_KEYS = ("data_dir", "cards_dir", "model_registry", "prompts_dir")
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model: str
+    prompt: str
+    rep: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.dataset}/{self.model}/{self.prompt}/r{self.rep}"
+
+
+def _field(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _with_defaults(validator_cls):
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def resolve_path(value: str, base: Path | None = None) -> Path:
+    """A relative config path: the working directory first, then the repository root."""
+    p = Path(value)
+    if p.is_absolute() or p.exists():
+        return p
+    alt = (base or REPO_ROOT) / p
+    return alt if alt.exists() else p
+
+
+def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """Validate in place (defaults filled in); ConfigError names the first bad field."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    validator = cls(schema)
+    errors = list(validator.iter_errors(config))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            where = _field(err.absolute_path)
+            raise ConfigError(
+                f"config: unknown key(s) {extra}" + (f" in '{where}'" if err.absolute_path else "")
+                + f" (allowed: {sorted(err.schema.get('properties', {}))})"
+            )
+        if err.validator == "required":
+            raise ConfigError(f"config: {err.message}")
+        msg = err.message.replace("\n", " ")
+        if len(msg) > 300:
+            msg = msg[:300] + "..."
+        raise ConfigError(f"config field '{_field(err.absolute_path)}': {msg}")
+    return config
+
+
+def check_config(config: dict, base: Path | None = None) -> dict:
+    """Schema + datasets + models. Returns the config with defaults filled in."""
+    from synllm.registry import load_registry
+
+    validate_schema(config)
+    cards_dir = resolve_path(config["cards_dir"], base)
+    for i, name in enumerate(config["datasets"]):
+        try:
+            find_card(name, cards_dir)
+        except ConfigError as err:
+            raise ConfigError(f"config field 'datasets[{i}]': {err}") from None
+    registry = load_registry(resolve_path(config["model_registry"], base))
+    for i, slug in enumerate(config["models"]):
+        try:
+            registry.get(slug)
+        except ConfigError as err:
+            raise ConfigError(f"config field 'models[{i}]': {err}") from None
+    gen = config["generation"]
+    if gen.get("backend_override") == "replay" and not gen.get("replay_dir"):
+        raise ConfigError("config field 'generation.replay_dir': required when backend_override is replay")
+    n = config["n_records"]
+    if isinstance(n, dict):
+        missing = [d for d in config["datasets"] if d not in n]
+        if missing:
+            raise ConfigError(f"config field 'n_records': no value for dataset(s) {missing}")
+    return config
+
+
+def n_records(config: dict, dataset: str) -> int:
+    n = config["n_records"]
+    return int(n[dataset]) if isinstance(n, dict) else int(n)
+
+
+def grid(config: dict, registry) -> list[Cell]:
+    """All cells of the run, in a stable order."""
+    cells = []
+    for d in config["datasets"]:
+        for m in config["models"]:
+            takes_prompt = registry.get(m).backend != "baseline"
+            prompts = config["prompts"] if takes_prompt else [BASELINE_PROMPT]
+            for p in prompts:
+                for r in range(1, int(config["repeats"]) + 1):
+                    cells.append(Cell(d, m, p, r))
+    return cells
+
+
+def cli(argv: list[str]) -> int:
+    from synllm.registry import load_registry
+
+    p = argparse.ArgumentParser(prog="synllm check-config", description=__doc__.splitlines()[0])
+    p.add_argument("configfile", nargs="+", help="config YAML (later files override earlier ones)")
+    a = p.parse_args(argv)
+    config: dict = {}
+    for f in a.configfile:
+        if not Path(f).is_file():
+            raise ConfigError(f"config file not found: {f}")
+        config.update(yaml.safe_load(Path(f).read_text()) or {})
+    check_config(config)
+    cells = grid(config, load_registry(resolve_path(config["model_registry"])))
+    print(f"config ok: {len(cells)} cells ({len(config['datasets'])} datasets, {len(config['models'])} models, "
+          f"{len(config['prompts'])} prompts, {config['repeats']} repeats)")
+    return 0

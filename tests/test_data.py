@@ -1,0 +1,159 @@
+"""Loader, checksums, quirks and split on the real tables."""
+
+import gzip
+import hashlib
+import shutil
+
+import pandas as pd
+import pytest
+
+from synllm.cards import find_card, load_card
+from synllm.data import find_file, load_table, split_table
+from synllm.errors import ConfigError, DataError
+from tests.conftest import DATASETS, ROOT
+
+SHARED_FILES = {
+    "diabetes": "diabetes_prediction_dataset.csv",
+    "stroke": "healthcare-dataset-stroke-data.csv",
+    "cirrhosis": "cirrhosis.csv",
+}
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_shipped_file_matches_shared_copy_and_card(name, shared_dir):
+    card = find_card(name, ROOT / "resources" / "datasets")
+    shipped = gzip.decompress((ROOT / "resources" / "data" / card.file).read_bytes())
+    original = (shared_dir / "datasets" / SHARED_FILES[name]).read_bytes()
+    assert shipped == original
+    assert hashlib.sha256(shipped).hexdigest() == card.sha256
+    readme = (shared_dir / "datasets" / "README.md").read_text()
+    assert card.sha256 in readme
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_loads_from_shared_dir_with_original_names(name, shared_dir, real):
+    card, shipped = real(name)
+    from_shared = load_table(card, shared_dir / "datasets")
+    pd.testing.assert_frame_equal(from_shared, shipped)
+    assert list(shipped.columns) == card.feature_names
+    assert len(shipped) == card.rows
+
+
+def test_diabetes_quirks(real):
+    card, df = real("diabetes")
+    assert len(df) == 100_000
+    assert int(df["diabetes"].sum()) == 8_500
+    assert "No Info" in set(df["smoking_history"])
+    assert df["age"].min() < 2 and (df["age"] % 1 != 0).any()
+    assert int(pd.read_csv(ROOT.parent / "shared/datasets/diabetes_prediction_dataset.csv").duplicated().sum()) == 3854
+    assert int(df.duplicated().sum()) == 3854  # duplicates are real and kept
+
+
+def test_stroke_quirks(real):
+    card, df = real("stroke")
+    assert len(df) == 5_110
+    assert "id" not in df.columns
+    assert int(df["bmi"].isna().sum()) == 201
+    assert int(df["stroke"].sum()) == 249
+    assert (df["gender"] == "Other").sum() == 1
+    assert str(df["hypertension"].dtype) == "Int64"
+
+
+def test_cirrhosis_quirks(real):
+    card, df = real("cirrhosis")
+    assert len(df) == 418
+    assert "ID" not in df.columns and "N_Days" == df.columns[0]  # BOM stripped from the header
+    assert df["Age"].between(9_000, 30_000).all()  # days, not years
+    assert int(df["Drug"].isna().sum()) == 106
+    assert int(df["Stage"].isna().sum()) == 6
+    assert set(df["Status"]) == {"C", "CL", "D"}
+
+
+def test_checksum_mismatch_is_one_clear_line(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    text = gzip.decompress((ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()).replace(b"14.5", b"14.6")
+    (tmp_path / "cirrhosis.csv").write_bytes(text)
+    with pytest.raises(DataError) as err:
+        load_table(card, tmp_path)
+    assert "sha256" in str(err.value) and "\n" not in str(err.value)
+    # an edited copy loads when verification is switched off
+    assert len(load_table(card, tmp_path, verify=False)) == 418
+
+
+def test_missing_file_names_what_was_looked_for(tmp_path):
+    card = find_card("stroke", ROOT / "resources" / "datasets")
+    with pytest.raises(DataError, match="stroke.csv.gz"):
+        find_file(card, tmp_path)
+
+
+def test_unknown_dataset_lists_known_cards():
+    with pytest.raises(ConfigError, match="unknown dataset 'diabetis'"):
+        find_card("diabetis", ROOT / "resources" / "datasets")
+
+
+def test_new_dataset_described_by_a_card(tmp_path):
+    """A user's own table with its own card loads like the shipped ones."""
+    csv = "pid,sex,sbp,event\n1,f,120,0\n2,m,140,1\n3,f,NA,0\n4,m,150,1\n5,f,118,0\n6,m,135,1\n"
+    (tmp_path / "toy.csv").write_text(csv)
+    digest = hashlib.sha256(csv.encode()).hexdigest()
+    card_text = f"""
+name: toy
+title: Toy cohort
+description: six patients
+file: toy.csv
+sha256: {digest}
+rows: 6
+provenance: {{source: made up for a test}}
+id_columns: [pid]
+target: event
+task: binary
+columns:
+  sex: {{type: categorical, definition: sex, categories: [f, m]}}
+  sbp: {{type: int, definition: systolic blood pressure, unit: mmHg, range: [60, 250], nullable: true}}
+  event: {{type: binary, definition: outcome}}
+"""
+    (tmp_path / "toy.yaml").write_text(card_text)
+    card = load_card(tmp_path / "toy.yaml")
+    df = load_table(card, tmp_path)
+    assert list(df.columns) == ["sex", "sbp", "event"]
+    assert int(df["sbp"].isna().sum()) == 1
+
+
+def test_bad_card_names_the_field(tmp_path):
+    text = (ROOT / "resources/datasets/stroke.yaml").read_text().replace("type: float", "type: real", 1)
+    (tmp_path / "stroke.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=r"field 'columns\.age\.type'"):
+        load_card(tmp_path / "stroke.yaml")
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_split_sizes_and_stratification(name, real):
+    card, df = real(name)
+    train, holdout = split_table(df, card, 0.2, seed=7)
+    assert len(train) + len(holdout) == len(df)
+    assert abs(len(holdout) - 0.2 * len(df)) <= 1
+    full = df[card.target].value_counts(normalize=True)
+    for part in (train, holdout):
+        share = part[card.target].value_counts(normalize=True)
+        for cls, p in full.items():
+            # stratified: class shares agree up to one record's worth
+            assert abs(share[cls] - p) <= 1.0 / len(part) + 1e-9
+    again, _ = split_table(df, card, 0.2, seed=7)
+    pd.testing.assert_frame_equal(train, again)
+    other, _ = split_table(df, card, 0.2, seed=8)
+    assert not train.equals(other)
+
+
+def test_card_schema_file_in_sync():
+    from synllm.cards import export_schema
+
+    assert (ROOT / "workflow/schemas/dataset_card.schema.json").read_text() == export_schema()
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_real_data_passes_its_own_clinical_rules(name, real):
+    card, df = real(name)
+    for rule in card.rules:
+        cond = df.eval(rule.if_).fillna(False).astype(bool)
+        then = df.eval(rule.then).fillna(True).astype(bool)
+        assert not (cond & ~then).any(), rule.id

@@ -1,0 +1,33 @@
+rule aggregate:
+    input:
+        metrics=cell_files(f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json"),
+        meta=cell_files(f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.meta.json"),
+        validation=cell_files(
+            f"{RESULTS}/validation/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json"
+        ),
+        synthetic=cell_files(f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv"),
+        train=expand(f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=config["datasets"]),
+    output:
+        tables=[report(f, category="Tables") for f in AGG_TABLES],
+        extra=[report(f, category="Tables") for f in AGG_EXTRA],
+        figures=[report(f, category="Figures") for f in AGG_FIGURES],
+        lists=multiext(f"{RESULTS}/tables/inputs", ".metrics.txt", ".meta.txt", ".validation.txt"),
+    params:
+        cards_dir=str(CARDS_DIR),
+        paper_dir=str(BASE / "resources" / "paper"),
+        registry=str(REGISTRY_FILE),
+    conda:
+        "../../envs/core.yaml"
+    log:
+        f"{RESULTS}/logs/aggregate/aggregate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate/aggregate.tsv"
+    shell:
+        "(printf '%s\\n' {input.metrics:q} > {output.lists[0]:q}"
+        " && printf '%s\\n' {input.meta:q} > {output.lists[1]:q}"
+        " && printf '%s\\n' {input.validation:q} > {output.lists[2]:q}"
+        " && synllm aggregate --metrics-list {output.lists[0]:q} --meta-list {output.lists[1]:q}"
+        " --validation-list {output.lists[2]:q} --cards-dir {params.cards_dir:q}"
+        " --registry {params.registry:q} --paper-dir {params.paper_dir:q}"
+        " --synthetic-dir {RESULTS}/synthetic --train-dir {RESULTS}/data"
+        " --out-dir {RESULTS}/tables --figures-dir {RESULTS}/figures) > {log:q} 2>&1"

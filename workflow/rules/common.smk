@@ -1,0 +1,137 @@
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+BASE = Path(workflow.basedir)
+sys.path.insert(0, str(BASE / "src"))
+# jobs call the `synllm` CLI installed next to the Python that runs Snakemake
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
+from synllm.config import check_config, grid, n_records, resolve_path
+from synllm.errors import SynllmError
+from synllm.registry import load_registry
+
+try:
+    check_config(config, base=BASE)
+except SynllmError as err:
+    sys.exit(f"synllm: {err}")
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = "results"
+CARDS_DIR = resolve_path(config["cards_dir"], BASE)
+DATA_DIR = resolve_path(config["data_dir"], BASE)
+PROMPTS_DIR = resolve_path(config["prompts_dir"], BASE)
+REGISTRY_FILE = resolve_path(config["model_registry"], BASE)
+REGISTRY = load_registry(REGISTRY_FILE)
+CELLS = grid(config, REGISTRY)
+GEN = config["generation"]
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    model="[A-Za-z0-9._-]+",
+    prompt="|".join(PROMPT_STYLES + EXTRA_PROMPT_STYLES + (BASELINE_PROMPT,)),
+    rep=r"\d+",
+
+
+def card_file(wildcards):
+    return str(CARDS_DIR / f"{wildcards.dataset}.yaml")
+
+
+def data_file(wildcards):
+    from synllm.cards import load_card
+    from synllm.data import find_file
+
+    try:
+        return str(find_file(load_card(card_file(wildcards)), DATA_DIR))
+    except SynllmError as err:
+        sys.exit(f"synllm: {err}")
+
+
+def split_file(part):
+    return f"{RESULTS}/data/{{dataset}}/{part}.parquet"
+
+
+def model_spec(wildcards):
+    return REGISTRY.get(wildcards.model)
+
+
+def effective_backend(wildcards):
+    if GEN.get("backend_override"):
+        return GEN["backend_override"]
+    return model_spec(wildcards).backend
+
+
+def uses_gpu(wildcards):
+    spec = model_spec(wildcards)
+    return (
+        effective_backend(wildcards) == "transformers"
+        and GEN.get("device", "auto") != "cpu"
+        and spec.gpu > 0
+    )
+
+
+def generate_inputs(wildcards):
+    inputs = {
+        "card": card_file(wildcards),
+        "train": split_file("train").format(dataset=wildcards.dataset),
+        "holdout": split_file("holdout").format(dataset=wildcards.dataset),
+        "registry": str(REGISTRY_FILE),
+    }
+    if wildcards.prompt != BASELINE_PROMPT:
+        inputs["prompt"] = f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
+    return inputs
+
+
+def prompt_arg(wildcards, input):
+    return f"--prompt {shlex.quote(input.prompt)}" if "prompt" in input.keys() else ""
+
+
+def json_arg(section):
+    return shlex.quote(json.dumps(config[section], sort_keys=True))
+
+
+def cell_seed(wildcards):
+    """One seed per repeat, derived from config.seed (same config, same tables)."""
+    return int(config["seed"]) + 1000 * (int(wildcards.rep) - 1)
+
+
+def cell_files(pattern):
+    return [
+        pattern.format(dataset=c.dataset, model=c.model, prompt=c.prompt, rep=c.rep)
+        for c in CELLS
+    ]
+
+
+AGG_TABLES = [
+    f"{RESULTS}/tables/{name}.{ext}"
+    for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency")
+    for ext in ("csv", "md", "tex")
+]
+AGG_EXTRA = [
+    f"{RESULTS}/tables/score_definitions.csv",
+    f"{RESULTS}/tables/score_definitions.md",
+    f"{RESULTS}/tables/paper_comparison.csv",
+    f"{RESULTS}/tables/paper_comparison.md",
+]
+AGG_FIGURES = [
+    f"{RESULTS}/figures/quality_vs_privacy.png",
+    f"{RESULTS}/figures/efficiency.png",
+] + [
+    f"{RESULTS}/figures/{kind}_{d}{suffix}.png"
+    for d in config["datasets"]
+    for kind, suffix in (
+        ("harmonic_heatmap", ""),
+        ("distributions", "_best"),
+        ("distributions", "_worst"),
+    )
+]
+
+
+def get_final_output():
+    return AGG_TABLES + AGG_EXTRA + AGG_FIGURES

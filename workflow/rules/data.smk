@@ -1,0 +1,42 @@
+rule split:
+    input:
+        card=card_file,
+        data=data_file,
+    output:
+        train=f"{RESULTS}/data/{{dataset}}/train.parquet",
+        holdout=f"{RESULTS}/data/{{dataset}}/holdout.parquet",
+    params:
+        data_dir=str(DATA_DIR),
+        fraction=config["holdout_fraction"],
+        seed=config["seed"],
+        verify="" if config["verify_checksums"] else "--no-verify",
+    conda:
+        "../../envs/core.yaml"
+    log:
+        f"{RESULTS}/logs/split/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/split/{{dataset}}.tsv"
+    shell:
+        "synllm split --card {input.card:q} --data-dir {params.data_dir:q}"
+        " --holdout-fraction {params.fraction} --seed {params.seed} {params.verify}"
+        " --train {output.train:q} --holdout {output.holdout:q} > {log:q} 2>&1"
+
+
+rule profile:
+    input:
+        card=card_file,
+        train=rules.split.output.train,
+    output:
+        f"{RESULTS}/profile/{{dataset}}.json",
+    params:
+        min_count=config["profile"]["min_category_count"],
+        corr=config["profile"]["corr_threshold"],
+    conda:
+        "../../envs/core.yaml"
+    log:
+        f"{RESULTS}/logs/profile/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/profile/{{dataset}}.tsv"
+    shell:
+        "synllm profile --card {input.card:q} --train {input.train:q} --out {output:q}"
+        " --min-category-count {params.min_count} --corr-threshold {params.corr} > {log:q} 2>&1"

@@ -1,0 +1,26 @@
+rule evaluate:
+    input:
+        synthetic=rules.validate.output.csv,
+        report=rules.validate.output.report,
+        card=card_file,
+        train=rules.split.output.train,
+        holdout=rules.split.output.holdout,
+    output:
+        f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
+    params:
+        seed=cell_seed,
+        settings=json_arg("evaluation"),
+    conda:
+        "../../envs/core.yaml"
+    log:
+        f"{RESULTS}/logs/evaluate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
+        " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
+        " --seed {params.seed} --settings {params.settings} --out {output:q} > {log:q} 2>&1"

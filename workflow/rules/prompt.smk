@@ -1,0 +1,24 @@
+rule prompt:
+    input:
+        card=card_file,
+        profile=rules.profile.output[0],
+        train=rules.split.output.train,
+        templates=str(PROMPTS_DIR),
+    output:
+        json=f"{RESULTS}/prompts/{{dataset}}/{{prompt}}.json",
+        txt=f"{RESULTS}/prompts/{{dataset}}/{{prompt}}.txt",
+    params:
+        k=GEN["batch_size"],
+        n_seed=config["prompt"]["n_seed_rows"],
+        seed=config["seed"],
+    conda:
+        "../../envs/core.yaml"
+    log:
+        f"{RESULTS}/logs/prompt/{{dataset}}/{{prompt}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prompt/{{dataset}}/{{prompt}}.tsv"
+    shell:
+        "synllm prompt --card {input.card:q} --profile {input.profile:q} --train {input.train:q}"
+        " --style {wildcards.prompt} --batch-records {params.k} --n-seed-rows {params.n_seed}"
+        " --seed {params.seed} --templates {input.templates:q}"
+        " --out-json {output.json:q} --out-txt {output.txt:q} > {log:q} 2>&1"

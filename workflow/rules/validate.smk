@@ -1,0 +1,28 @@
+def validate_prompt_arg(wildcards):
+    if wildcards.prompt == BASELINE_PROMPT:
+        return ""
+    return f"--prompt {RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
+
+
+rule validate:
+    input:
+        raw=rules.generate.output.raw,
+        card=card_file,
+        train=rules.split.output.train,
+    output:
+        csv=f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv",
+        report=f"{RESULTS}/validation/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
+    params:
+        prompt=validate_prompt_arg,
+        rules=config["validation"]["clinical_rules"],
+        n=lambda wc: n_records(config, wc.dataset),
+    conda:
+        "../../envs/core.yaml"
+    log:
+        f"{RESULTS}/logs/validate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/validate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.tsv"
+    shell:
+        "synllm validate --card {input.card:q} --raw {input.raw:q} {params.prompt}"
+        " --train {input.train:q} --clinical-rules {params.rules} --n-records {params.n}"
+        " --out-csv {output.csv:q} --out-report {output.report:q} > {log:q} 2>&1"
