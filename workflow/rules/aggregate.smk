@@ -1,27 +1,37 @@
 rule aggregate:
     input:
-        metrics=cell_files(f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json"),
-        meta=cell_files(f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.meta.json"),
+        metrics=cell_files(
+            f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json"
+        ),
+        meta=cell_files(
+            f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.meta.json"
+        ),
         validation=cell_files(
             f"{RESULTS}/validation/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json"
         ),
-        synthetic=cell_files(f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv"),
-        train=expand(f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=config["datasets"]),
+        synthetic=cell_files(
+            f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv"
+        ),
+        train=expand(
+            f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=config["datasets"]
+        ),
     output:
         tables=[report(f, category="Tables") for f in AGG_TABLES],
         extra=[report(f, category="Tables") for f in AGG_EXTRA],
         figures=[report(f, category="Figures") for f in AGG_FIGURES],
-        lists=multiext(f"{RESULTS}/tables/inputs", ".metrics.txt", ".meta.txt", ".validation.txt"),
-    params:
-        cards_dir=str(CARDS_DIR),
-        paper_dir=str(BASE / "resources" / "paper"),
-        registry=str(REGISTRY_FILE),
-    conda:
-        "../../envs/core.yaml"
+        lists=multiext(
+            f"{RESULTS}/tables/inputs", ".metrics.txt", ".meta.txt", ".validation.txt"
+        ),
     log:
         f"{RESULTS}/logs/aggregate/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate/aggregate.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        cards_dir=str(CARDS_DIR),
+        paper_dir=str(BASE / "resources" / "paper"),
+        registry=str(REGISTRY_FILE),
     shell:
         "(printf '%s\\n' {input.metrics:q} > {output.lists[0]:q}"
         " && printf '%s\\n' {input.meta:q} > {output.lists[1]:q}"

@@ -9,7 +9,9 @@ from snakemake.utils import validate
 BASE = Path(workflow.basedir)
 sys.path.insert(0, str(BASE / "src"))
 # jobs call the `synllm` CLI installed next to the Python that runs Snakemake
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+os.environ["PATH"] = (
+    os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+)
 
 from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.config import check_config, grid, n_records, resolve_path
@@ -84,7 +86,9 @@ def generate_inputs(wildcards):
         "registry": str(REGISTRY_FILE),
     }
     if wildcards.prompt != BASELINE_PROMPT:
-        inputs["prompt"] = f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
+        inputs["prompt"] = (
+            f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
+        )
     return inputs
 
 

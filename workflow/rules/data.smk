@@ -5,17 +5,17 @@ rule split:
     output:
         train=f"{RESULTS}/data/{{dataset}}/train.parquet",
         holdout=f"{RESULTS}/data/{{dataset}}/holdout.parquet",
+    log:
+        f"{RESULTS}/logs/split/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/split/{{dataset}}.tsv"
+    conda:
+        "../../envs/core.yaml"
     params:
         data_dir=str(DATA_DIR),
         fraction=config["holdout_fraction"],
         seed=config["seed"],
         verify="" if config["verify_checksums"] else "--no-verify",
-    conda:
-        "../../envs/core.yaml"
-    log:
-        f"{RESULTS}/logs/split/{{dataset}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/split/{{dataset}}.tsv"
     shell:
         "synllm split --card {input.card:q} --data-dir {params.data_dir:q}"
         " --holdout-fraction {params.fraction} --seed {params.seed} {params.verify}"
@@ -28,15 +28,15 @@ rule profile:
         train=rules.split.output.train,
     output:
         f"{RESULTS}/profile/{{dataset}}.json",
-    params:
-        min_count=config["profile"]["min_category_count"],
-        corr=config["profile"]["corr_threshold"],
-    conda:
-        "../../envs/core.yaml"
     log:
         f"{RESULTS}/logs/profile/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/profile/{{dataset}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        min_count=config["profile"]["min_category_count"],
+        corr=config["profile"]["corr_threshold"],
     shell:
         "synllm profile --card {input.card:q} --train {input.train:q} --out {output:q}"
         " --min-category-count {params.min_count} --corr-threshold {params.corr} > {log:q} 2>&1"

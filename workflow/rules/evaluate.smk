@@ -7,19 +7,19 @@ rule evaluate:
         holdout=rules.split.output.holdout,
     output:
         f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
-    params:
-        seed=cell_seed,
-        settings=json_arg("evaluation"),
-    conda:
-        "../../envs/core.yaml"
     log:
         f"{RESULTS}/logs/evaluate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.tsv"
+    conda:
+        "../../envs/core.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        seed=cell_seed,
+        settings=json_arg("evaluation"),
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"

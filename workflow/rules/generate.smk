@@ -4,24 +4,24 @@ rule generate:
     output:
         raw=f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.txt",
         meta=f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.meta.json",
-    params:
-        prompt=prompt_arg,
-        n=lambda wc: n_records(config, wc.dataset),
-        seed=cell_seed,
-        settings=json_arg("generation"),
-    conda:
-        "../../envs/generate.yaml"
     log:
         f"{RESULTS}/logs/generate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/generate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.tsv"
+    priority: 10
+    conda:
+        "../../envs/generate.yaml"
     threads: lambda wc: model_spec(wc).threads
     resources:
         gpu=lambda wc: 1 if uses_gpu(wc) else 0,
         mem_mb=lambda wc, attempt: model_spec(wc).mem_mb * attempt,
         runtime=lambda wc, attempt: model_spec(wc).runtime * attempt,
         attempt=lambda wc, attempt: attempt,
-    priority: 10
+    params:
+        prompt=prompt_arg,
+        n=lambda wc: n_records(config, wc.dataset),
+        seed=cell_seed,
+        settings=json_arg("generation"),
     shell:
         "synllm generate --model {wildcards.model} --registry {input.registry:q} {params.prompt}"
         " --card {input.card:q} --train {input.train:q} --holdout {input.holdout:q}"

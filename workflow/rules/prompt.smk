@@ -7,16 +7,16 @@ rule prompt:
     output:
         json=f"{RESULTS}/prompts/{{dataset}}/{{prompt}}.json",
         txt=f"{RESULTS}/prompts/{{dataset}}/{{prompt}}.txt",
-    params:
-        k=GEN["batch_size"],
-        n_seed=config["prompt"]["n_seed_rows"],
-        seed=config["seed"],
-    conda:
-        "../../envs/core.yaml"
     log:
         f"{RESULTS}/logs/prompt/{{dataset}}/{{prompt}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prompt/{{dataset}}/{{prompt}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        k=GEN["batch_size"],
+        n_seed=config["prompt"]["n_seed_rows"],
+        seed=config["seed"],
     shell:
         "synllm prompt --card {input.card:q} --profile {input.profile:q} --train {input.train:q}"
         " --style {wildcards.prompt} --batch-records {params.k} --n-seed-rows {params.n_seed}"

@@ -12,16 +12,16 @@ rule validate:
     output:
         csv=f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv",
         report=f"{RESULTS}/validation/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
-    params:
-        prompt=validate_prompt_arg,
-        rules=config["validation"]["clinical_rules"],
-        n=lambda wc: n_records(config, wc.dataset),
-    conda:
-        "../../envs/core.yaml"
     log:
         f"{RESULTS}/logs/validate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/validate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.tsv"
+    conda:
+        "../../envs/core.yaml"
+    params:
+        prompt=validate_prompt_arg,
+        rules=config["validation"]["clinical_rules"],
+        n=lambda wc: n_records(config, wc.dataset),
     shell:
         "synllm validate --card {input.card:q} --raw {input.raw:q} {params.prompt}"
         " --train {input.train:q} --clinical-rules {params.rules} --n-records {params.n}"
