@@ -1,0 +1,232 @@
+"""``synllm evaluate``: score one validated synthetic table against the real data.
+
+Usage::
+
+    synllm evaluate --card C --synthetic CSV --train T --holdout H --validation REP \\
+        --seed S --settings SETTINGS_JSON --out M [--model X --prompt Y --rep N]
+
+``--settings`` is JSON text (``'{"distance_sample": 5000}'``) or the path of a JSON file;
+keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
+
+- ``distance_sample`` (5000): train rows sampled (seeded) for the train->train and
+  holdout->train nearest-neighbour baselines; synthetic rows are always compared with the
+  full train split.
+- ``mia_sample`` (2000): members + non-members of the membership-inference attack (half each).
+- ``utility_models`` (["decision_tree", "random_forest", "xgboost"]).
+- ``utility_train_max`` (null): cap on real training rows for the utility models.
+- ``xgb_n_estimators`` (500): XGBoost's maximum rounds (early stopping after 100).
+- ``bins`` (20) / ``mi_bins`` (10): real-quantile bins for JS/KL and for mutual information.
+- ``kl_epsilon`` (1e-4): additive smoothing of the KL pmfs.
+- ``top_pairs`` (5): strongest real Pearson pairs reported with their synthetic rho.
+- ``n_jobs`` (2): threads for the random forest and XGBoost.
+
+``model``, ``prompt`` and ``rep`` come from the output path
+``metrics/{dataset}/{model}/{prompt}/r{rep}.json`` unless given. The top-level ``status`` is
+``failed`` (with ``reason``) when the synthetic table has no rows (every metric is then
+failed) or its target has fewer than two classes (metrics that do not need two classes are
+still computed; utility trained on synthetic data fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synllm.cards import DatasetCard, load_card
+from synllm.data import read_split
+from synllm.errors import ConfigError, DataError
+from synllm.metrics import clinical, fidelity, privacy, utility
+from synllm.metrics.base import REGISTRY, failed, read_synthetic
+
+DEFAULT_SETTINGS: dict = {
+    "distance_sample": 5000,
+    "mia_sample": 2000,
+    "utility_models": list(utility.MODELS),
+    "utility_train_max": None,
+    "xgb_n_estimators": 500,
+    "bins": 20,
+    "mi_bins": 10,
+    "kl_epsilon": 1e-4,
+    "top_pairs": 5,
+    "n_jobs": 2,
+}
+
+
+def parse_settings(text: str | None) -> dict:
+    """Merge JSON text or a JSON file's content over :data:`DEFAULT_SETTINGS`."""
+    out = dict(DEFAULT_SETTINGS)
+    if not text:
+        return out
+    src = "--settings"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"--settings: {text!r} is neither JSON text nor a file")
+        src, text = str(path), path.read_text()
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{src}: not valid JSON ({err})") from None
+    if not isinstance(given, dict):
+        raise ConfigError(f"{src}: must be a JSON object")
+    unknown = sorted(set(given) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{src}: unknown key(s) {unknown} (known: {sorted(DEFAULT_SETTINGS)})")
+    out.update(given)
+    bad = [m for m in out["utility_models"] if m not in utility.MODELS]
+    if bad or not isinstance(out["utility_models"], list):
+        raise ConfigError(f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})")
+    for key in ("distance_sample", "mia_sample", "xgb_n_estimators", "bins", "mi_bins", "n_jobs"):
+        if not isinstance(out[key], int) or out[key] < 1:
+            raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
+    if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
+        raise ConfigError(f"{src}: field 'utility_train_max' must be null or an integer >= 10")
+    if not isinstance(out["kl_epsilon"], (int, float)) or not out["kl_epsilon"] > 0:
+        raise ConfigError(f"{src}: field 'kl_epsilon' must be a positive number")
+    return out
+
+
+def metric_names(settings: dict) -> list[str]:
+    """Names of every metric an evaluation with these settings reports, registry order."""
+    skip = {m for m in utility.MODELS if m not in settings["utility_models"]}
+    return [n for n in REGISTRY if not any(n.startswith(f"{d}_{m}_") for d in utility.DIRECTIONS for m in skip)]
+
+
+def cell_from_path(out: str | Path) -> dict:
+    """``{model, prompt, rep}`` from ``.../{model}/{prompt}/r{rep}.json`` (None when absent)."""
+    p = Path(out)
+    m = re.fullmatch(r"r(\d+)\.json", p.name)
+    parts = p.parts
+    return {"model": parts[-3] if len(parts) >= 3 else None,
+            "prompt": parts[-2] if len(parts) >= 2 else None,
+            "rep": int(m.group(1)) if m else None}
+
+
+def clean(obj):
+    """JSON-safe copy: numpy scalars -> Python, NaN/inf -> None."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def evaluate(
+    card: DatasetCard, syn: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
+    seed: int, settings: dict | None = None,
+) -> dict:
+    """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids)."""
+    settings = parse_settings(None) if settings is None else settings
+    names = metric_names(settings)
+    out: dict = {"dataset": card.name, "status": "ok", "reason": None, "n_synthetic": int(len(syn)),
+                 "n_train": int(len(train)), "n_holdout": int(len(holdout)), "seed": seed,
+                 "settings": settings}
+    if len(syn) == 0:
+        reason = "synthetic table has no rows"
+        out.update(status="failed", reason=reason,
+                   metrics=[failed(n, reason).to_dict() for n in names],
+                   per_column={}, correlation={}, clinical={}, privacy={}, utility={}, seconds={})
+        return out
+    classes = syn[card.target].dropna().astype("string").unique()
+    if len(classes) < 2:
+        out.update(status="failed",
+                   reason=f"synthetic target {card.target!r} has {len(classes)} class(es) "
+                          f"{sorted(map(str, classes))}; needs at least 2")
+
+    seconds: dict[str, float] = {}
+    results = []
+    t = time.perf_counter()
+    res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(train, syn, card, settings)
+    results += res
+    seconds["fidelity"] = time.perf_counter() - t
+    t = time.perf_counter()
+    res, out["clinical"] = clinical.evaluate_clinical(train, syn, card)
+    results += res
+    seconds["clinical"] = time.perf_counter() - t
+    t = time.perf_counter()
+    res, out["privacy"] = privacy.evaluate_privacy(train, holdout, syn, card, settings, seed)
+    results += res
+    seconds["privacy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    res, out["utility"] = utility.evaluate_utility(train, holdout, syn, card, settings, seed)
+    results += res
+    seconds["utility"] = time.perf_counter() - t
+
+    by_name = {r.metric.name: r for r in results}
+    missing = [n for n in names if n not in by_name]
+    if missing:  # a programming error, not a user error
+        raise RuntimeError(f"metrics declared but not computed: {missing}")
+    out["metrics"] = [by_name[n].to_dict() for n in names]
+    out["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    return out
+
+
+def read_validation(path: str | Path) -> dict:
+    """The validation report (a JSON object); DataError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"validation report not found: {path}")
+    try:
+        rep = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"validation report {path}: not valid JSON ({err})") from None
+    if not isinstance(rep, dict):
+        raise DataError(f"validation report {path}: must be a JSON object")
+    return rep
+
+
+def cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="synllm evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--card", required=True, help="dataset card YAML")
+    p.add_argument("--synthetic", required=True, help="validated synthetic CSV")
+    p.add_argument("--train", required=True, help="train split parquet")
+    p.add_argument("--holdout", required=True, help="holdout split parquet")
+    p.add_argument("--validation", required=True, help="validation report JSON")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--model", default=None)
+    p.add_argument("--prompt", default=None)
+    p.add_argument("--rep", type=int, default=None)
+    a = p.parse_args(argv)
+
+    settings = parse_settings(a.settings)
+    card = load_card(a.card)
+    for what, path in (("train", a.train), ("holdout", a.holdout)):
+        if not Path(path).is_file():
+            raise DataError(f"{what} split not found: {path}")
+    train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    syn = read_synthetic(a.synthetic, card)
+    report = read_validation(a.validation)
+
+    t0 = time.perf_counter()
+    result = evaluate(card, syn, train, holdout, a.seed, settings)
+    cell = cell_from_path(a.out)
+    cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep)) if v is not None})
+    doc = {"dataset": card.name, **cell, **result}
+    doc["validation"] = {k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid")}
+    doc["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    n_ok = sum(m["status"] == "ok" for m in doc["metrics"])
+    print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"
+          f"{' (' + doc['reason'] + ')' if doc['reason'] else ''}, {n_ok}/{len(doc['metrics'])} "
+          f"metrics ok, {doc['seconds']['total']:.1f}s -> {out}")
+    return 0

@@ -1,0 +1,217 @@
+"""Privacy: how close are synthetic records to the real training records?
+
+Mixed-type distance: Euclidean on an encoding fitted on the real train split. Numeric
+(``int``/``float``) columns are standardised by the train mean and SD (SD 0 -> 1) and missing
+values are imputed with the train mean (0 after standardising); categorical and binary
+columns are one-hot over the card's categories (binary: 0/1) plus a ``<NA>`` level, so one
+mismatching category adds 2 to the squared distance. ``sklearn.neighbors.NearestNeighbors``
+does the search.
+
+Reference set: always the **full** train split (never a downsample to the synthetic size,
+which hides copies). Only the O(n_train^2) real->real baseline is subsampled: a seeded sample
+of ``distance_sample`` (default 5000) train rows is queried against the full train (self
+excluded). Metrics:
+
+- ``identifiability``: share of synthetic rows identical (all columns, missing = missing) to
+  some train row (lower is safer).
+- ``nn_ratio``: mean synthetic->train NN distance / mean train->train NN distance (self
+  excluded), higher is safer; a copy of train scores 0.
+- ``dcr_median`` / ``dcr_p5``: median and 5th percentile of the synthetic->train distance to
+  the closest record (higher is safer). The holdout->train values are reported next to them.
+- ``nndr_mean``: mean over synthetic rows of d1/d2 (closest / second-closest train record);
+  d1 = d2 = 0 gives 1 (the row matches several identical train rows, it singles none out).
+- ``mia_auc`` / ``mia_advantage``: distance-based membership inference. Members: a seeded
+  sample of ``mia_sample / 2`` train rows; non-members: as many holdout rows; score = minus
+  the distance to the closest synthetic record; AUC (``roc_auc_score``) and advantage
+  max(TPR - FPR). 0.5 / 0 mean the table leaks nothing about membership. Values below 0.5
+  mean non-members sit closer to the synthetic rows than members (e.g. a table drawn from the
+  holdout itself); ``non_member_overlap`` in the detail reports the share of non-members
+  found verbatim in the synthetic table.
+
+Score groups (Privacy): ``nn_ratio``, ``identifiability``, ``dcr_median``, ``mia_auc``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn import config_context
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.neighbors import NearestNeighbors
+
+from synllm.cards import DatasetCard
+from synllm.metrics.base import Result, declare, failed, guarded
+
+declare("nn_ratio", "privacy", "privacy", "higher", (0, None),
+        "Mean synthetic->train NN distance over mean train->train NN distance")
+declare("identifiability", "privacy", "privacy", "lower", (0, 1),
+        "Share of synthetic rows identical to a train row")
+declare("dcr_median", "privacy", "privacy", "higher", (0, None),
+        "Median distance from a synthetic row to its closest train record")
+declare("dcr_p5", "privacy", None, "higher", (0, None),
+        "5th percentile of the synthetic->train distance to the closest record")
+declare("nndr_mean", "privacy", None, "higher", (0, 1),
+        "Mean nearest-neighbour distance ratio d1/d2 of synthetic rows against train")
+declare("mia_auc", "privacy", "privacy", "lower", (0, 1),
+        "AUC of a distance-to-closest-synthetic membership-inference attack (0.5 = no leak)")
+declare("mia_advantage", "privacy", None, "lower", (0, 1),
+        "Max TPR - FPR of the distance-based membership-inference attack")
+
+NA_LABEL = "<NA>"
+
+
+class MixedEncoder:
+    """Standardise numerics (train mean/SD, mean-imputed) and one-hot categoricals.
+
+    ``fit(train)`` then ``transform(df) -> ndarray (n, d)`` float64.
+    """
+
+    def __init__(self, card: DatasetCard):
+        self.card = card
+        self.numeric = card.numeric_columns
+        self.categorical = card.categorical_columns
+
+    def fit(self, train: pd.DataFrame) -> "MixedEncoder":
+        x = train[self.numeric].astype("float64")
+        self.mean_ = x.mean().fillna(0.0)
+        sd = x.std(ddof=1)
+        self.sd_ = sd.where(sd > 0, 1.0).fillna(1.0)
+        self.levels_ = {}
+        for c in self.categorical:
+            spec = self.card.columns[c]
+            cats = ["0", "1"] if spec.type == "binary" else list(spec.categories or [])
+            self.levels_[c] = cats + [NA_LABEL]
+        return self
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        parts = []
+        if self.numeric:
+            x = (df[self.numeric].astype("float64") - self.mean_) / self.sd_
+            parts.append(x.fillna(0.0).to_numpy())
+        for c in self.categorical:
+            lab = df[c].astype("string").fillna(NA_LABEL).astype(object)
+            cat = pd.Categorical(lab, categories=self.levels_[c])
+            onehot = np.zeros((len(df), len(self.levels_[c])))
+            codes = cat.codes
+            rows = np.flatnonzero(codes >= 0)
+            onehot[rows, codes[rows]] = 1.0
+            parts.append(onehot)
+        return np.hstack(parts) if parts else np.zeros((len(df), 0))
+
+
+def row_hashes(df: pd.DataFrame, card: DatasetCard) -> np.ndarray:
+    """uint64 hash per row over the card's columns (numerics as float64, NaN == NaN)."""
+    norm = pd.DataFrame(index=df.index)
+    for c, spec in card.columns.items():
+        if spec.is_numeric or spec.type == "binary":
+            norm[c] = df[c].astype("float64")
+        else:
+            norm[c] = df[c].astype("string").fillna(NA_LABEL).astype(object)
+    return pd.util.hash_pandas_object(norm, index=False).to_numpy()
+
+
+def identifiability(train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard) -> float:
+    """Share of synthetic rows identical to at least one train row."""
+    if len(syn) == 0:
+        raise ValueError("synthetic table is empty")
+    return float(np.isin(row_hashes(syn, card), row_hashes(train, card)).mean())
+
+
+def nn_distances(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Euclidean distances of each query row to its k nearest reference rows, (n_query, k)."""
+    with config_context(working_memory=128):
+        nn = NearestNeighbors(n_neighbors=k).fit(reference)
+        d, _ = nn.kneighbors(query)
+    return d
+
+
+def nndr(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """d1 / d2 per row, with 0 / 0 -> 1."""
+    out = np.ones_like(d1, dtype=float)
+    pos = d2 > 0
+    out[pos] = d1[pos] / d2[pos]
+    return out
+
+
+def mia(member_d: np.ndarray, non_member_d: np.ndarray) -> tuple[float, float]:
+    """(AUC, advantage) of the attack scoring ``-distance``; members are the positives."""
+    y = np.r_[np.ones(len(member_d)), np.zeros(len(non_member_d))]
+    score = -np.r_[member_d, non_member_d]
+    fpr, tpr, _ = roc_curve(y, score)
+    return float(roc_auc_score(y, score)), float(np.max(tpr - fpr))
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted seeded sample of ``min(size, n)`` row positions out of ``n``."""
+    rng = np.random.default_rng(seed)
+    if size >= n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=size, replace=False))
+
+
+def evaluate_privacy(
+    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
+    settings: dict, seed: int,
+) -> tuple[list[Result], dict]:
+    """Privacy results and a detail dict (sizes, reference distances, MIA counts)."""
+    if len(syn) == 0:
+        return [failed(n, "synthetic table is empty") for n in
+                ("nn_ratio", "identifiability", "dcr_median", "dcr_p5", "nndr_mean",
+                 "mia_auc", "mia_advantage")], {}
+    enc = MixedEncoder(card).fit(train)
+    x_train, x_syn = enc.transform(train), enc.transform(syn)
+    detail: dict = {"n_train": len(train), "n_synthetic": len(syn),
+                    "distance_sample": int(settings["distance_sample"]), "seed": seed}
+
+    results = [guarded("identifiability", lambda: identifiability(train, syn, card))]
+
+    d_syn = nn_distances(x_train, x_syn, k=min(2, len(x_train)))
+    d1 = d_syn[:, 0]
+    rr_idx = sample_rows(len(x_train), int(settings["distance_sample"]), seed)
+    d_rr = nn_distances(x_train, x_train[rr_idx], k=2)[:, 1] if len(x_train) > 1 else np.array([])
+    ho_idx = sample_rows(len(holdout), int(settings["distance_sample"]), seed + 1)
+    d_ho = nn_distances(x_train, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0] if len(ho_idx) else np.array([])
+    detail.update({
+        "real_real_nn_mean": float(d_rr.mean()) if len(d_rr) else None,
+        "synthetic_real_nn_mean": float(d1.mean()),
+        "holdout_dcr_median": float(np.median(d_ho)) if len(d_ho) else None,
+        "holdout_dcr_p5": float(np.percentile(d_ho, 5)) if len(d_ho) else None,
+        "n_real_real_sample": int(len(rr_idx)), "n_holdout_sample": int(len(ho_idx)),
+    })
+
+    def ratio():
+        if not len(d_rr) or d_rr.mean() == 0:
+            raise ValueError("mean train->train NN distance is 0 or undefined")
+        return float(d1.mean() / d_rr.mean())
+
+    def nndr_mean():
+        if d_syn.shape[1] < 2:
+            raise ValueError("train has fewer than 2 rows")
+        return float(nndr(d_syn[:, 0], d_syn[:, 1]).mean())
+
+    results += [
+        guarded("nn_ratio", ratio),
+        guarded("dcr_median", lambda: float(np.median(d1))),
+        guarded("dcr_p5", lambda: float(np.percentile(d1, 5))),
+        guarded("nndr_mean", nndr_mean),
+    ]
+
+    half = int(settings["mia_sample"]) // 2
+    m_idx = sample_rows(len(train), half, seed + 2)
+    n_idx = sample_rows(len(holdout), half, seed + 3)
+    if len(m_idx) == 0 or len(n_idx) == 0:
+        reason = "no train or holdout rows for the membership-inference attack"
+        results += [failed("mia_auc", reason), failed("mia_advantage", reason)]
+    else:
+        dm = nn_distances(x_syn, x_train[m_idx], k=1)[:, 0]
+        dn = nn_distances(x_syn, enc.transform(holdout.iloc[n_idx]), k=1)[:, 0]
+        overlap = float(np.isin(row_hashes(holdout.iloc[n_idx], card), row_hashes(syn, card)).mean())
+        note = (f"{overlap:.0%} of non-members appear verbatim in the synthetic table"
+                if overlap > 0 else None)
+        results += [guarded("mia_auc", lambda: (mia(dm, dn)[0], note)),
+                    guarded("mia_advantage", lambda: (mia(dm, dn)[1], note))]
+        detail.update({"mia_members": int(len(m_idx)), "mia_non_members": int(len(n_idx)),
+                       "non_member_overlap": overlap,
+                       "member_dcr_median": float(np.median(dm)),
+                       "non_member_dcr_median": float(np.median(dn))})
+    return results, detail

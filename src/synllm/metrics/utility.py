@@ -1,0 +1,276 @@
+"""ML utility: train-synthetic-test-real (TSTR), train-real-test-synthetic (TRTS) and the
+train-real-test-real reference, for a decision tree (max depth 5), a random forest (50
+trees) and XGBoost (up to ``xgb_n_estimators`` rounds, early stopping after 100 rounds
+without improvement on a stratified 20 % validation split of its training data).
+
+Features: every card column except the target. Numeric and binary columns stay numeric with
+missing values as NaN (scikit-learn trees and XGBoost route NaN natively, nothing is
+imputed); categorical columns are one-hot encoded by a ``OneHotEncoder`` fitted on the union
+of real-train and synthetic categories (missing = its own ``<NA>`` level). Target classes are
+the card's (binary 0/1, or the categorical target's categories) in card order.
+
+Scores on each test set: accuracy, macro-F1 (``f1_score(average="macro")``), AUC (binary:
+positive-class probability; multiclass: one-vs-rest macro AUC over the classes present in the
+test labels, probabilities renormalised over them) and average precision. The JSON keeps the
+confusion matrix (rows = true, columns = predicted, card class order), precision-recall curve
+points (one-vs-rest per class for multiclass; thinned to at most 101 points), and feature
+importances summed back to the original columns. A model that cannot be trained or scored
+(e.g. a synthetic table with a single class, or AUC on a one-class test set) is recorded as
+failed with its reason. ``utility_train_max`` (default None = all rows) optionally caps the
+real training rows by a seeded stratified sample.
+
+Score groups: ``tstr_f1_mean`` and ``tstr_auc_mean`` (means over the models) feed Quality.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_curve,
+    roc_auc_score,
+)
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.tree import DecisionTreeClassifier
+
+from synllm.cards import DatasetCard
+from synllm.metrics.base import Result, declare, failed, mean_of, ok
+
+MODELS = ("decision_tree", "random_forest", "xgboost")
+DIRECTIONS = {
+    "tstr": "train on synthetic, test on real holdout",
+    "trts": "train on real train, test on synthetic",
+    "reference": "train on real train, test on real holdout",
+}
+SCORES = {"accuracy": "accuracy", "f1": "macro-F1", "auc": "AUC (one-vs-rest for multiclass)"}
+NA_LABEL = "<NA>"
+
+for _d, _what in DIRECTIONS.items():
+    for _s, _sw in SCORES.items():
+        group = "quality" if _d == "tstr" and _s in ("f1", "auc") else None
+        declare(f"{_d}_{_s}_mean", "utility", group, "higher", (0, 1),
+                f"Mean {_sw} over the utility models, {_what}")
+        for _m in MODELS:
+            declare(f"{_d}_{_m}_{_s}", "utility", None, "higher", (0, 1),
+                    f"{_sw} of {_m}, {_what}")
+
+
+def target_classes(card: DatasetCard) -> list[str]:
+    """Class labels of the target as strings, card order."""
+    spec = card.columns[card.target]
+    return ["0", "1"] if spec.type == "binary" else list(spec.categories or [])
+
+
+def target_codes(s: pd.Series, classes: list[str]) -> np.ndarray:
+    """Target as class indices into ``classes``; -1 for missing or unknown labels."""
+    return pd.Categorical(s.astype("string").astype(object), categories=classes).codes.astype(int)
+
+
+class FeatureEncoder:
+    """Numerics/binaries as float (NaN kept), categoricals one-hot; ``fit(*frames)``."""
+
+    def __init__(self, card: DatasetCard):
+        self.card = card
+        feats = [c for c in card.columns if c != card.target]
+        self.numeric = [c for c in feats if card.columns[c].type != "categorical"]
+        self.categorical = [c for c in feats if card.columns[c].type == "categorical"]
+
+    def _cats(self, df: pd.DataFrame) -> pd.DataFrame:
+        return df[self.categorical].astype("string").fillna(NA_LABEL).astype(object)
+
+    def fit(self, *frames: pd.DataFrame) -> "FeatureEncoder":
+        self.onehot_ = None
+        if self.categorical:
+            both = pd.concat([self._cats(f) for f in frames], ignore_index=True)
+            self.onehot_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(both)
+        names = list(self.numeric)
+        self.source_ = list(self.numeric)
+        if self.onehot_ is not None:
+            for c, cats in zip(self.categorical, self.onehot_.categories_):
+                names += [f"{c}={v}" for v in cats]
+                self.source_ += [c] * len(cats)
+        self.names_ = names
+        return self
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        parts = [df[self.numeric].astype("float64").to_numpy()]
+        if self.onehot_ is not None:
+            parts.append(self.onehot_.transform(self._cats(df)))
+        return np.hstack(parts)
+
+    def importances_by_column(self, values: np.ndarray) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for src, v in zip(self.source_, values):
+            out[src] = out.get(src, 0.0) + float(v)
+        return out
+
+
+def _split(x: np.ndarray, y: np.ndarray, seed: int, frac: float = 0.2):
+    try:
+        return train_test_split(x, y, test_size=frac, random_state=seed, stratify=y)
+    except ValueError:
+        return train_test_split(x, y, test_size=frac, random_state=seed)
+
+
+def fit_model(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int, settings: dict):
+    """Fit one model; returns (predict_proba(x) -> (n, n_classes), importances (d,)).
+
+    ``y`` holds indices into the card's classes; classes absent from ``y`` get probability 0.
+    Raises ValueError when ``y`` has fewer than two classes.
+    """
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ValueError(f"training data has a single class ({len(y)} rows)")
+    remap = {c: i for i, c in enumerate(present)}
+    yy = np.array([remap[v] for v in y])
+    n_jobs = int(settings["n_jobs"])
+    if name == "decision_tree":
+        model = DecisionTreeClassifier(max_depth=5, random_state=seed).fit(x, yy)
+    elif name == "random_forest":
+        model = RandomForestClassifier(n_estimators=50, random_state=seed, n_jobs=n_jobs).fit(x, yy)
+    elif name == "xgboost":
+        from xgboost import XGBClassifier
+
+        xt, xv, yt, yv = _split(x, yy, seed)
+        if len(np.unique(yt)) < len(present):
+            raise ValueError("a class is missing from the XGBoost training part after the validation split")
+        keep = np.isin(yv, np.unique(yt))
+        model = XGBClassifier(
+            n_estimators=int(settings["xgb_n_estimators"]), learning_rate=0.1, max_depth=6,
+            early_stopping_rounds=100, tree_method="hist", random_state=seed, n_jobs=n_jobs,
+        )
+        model.fit(xt, yt, eval_set=[(xv[keep], yv[keep])], verbose=False)
+    else:
+        raise ValueError(f"unknown utility model {name!r} (known: {', '.join(MODELS)})")
+
+    def proba(xq: np.ndarray) -> np.ndarray:
+        p = model.predict_proba(xq)
+        full = np.zeros((len(xq), n_classes))
+        full[:, present] = p
+        return full
+
+    return proba, np.asarray(model.feature_importances_, dtype=float)
+
+
+def thin(x: np.ndarray, n: int = 101) -> list[float]:
+    """At most ``n`` evenly spaced points of a curve array (ends kept)."""
+    if len(x) <= n:
+        return [float(v) for v in x]
+    idx = np.unique(np.linspace(0, len(x) - 1, n).round().astype(int))
+    return [float(v) for v in x[idx]]
+
+
+def auc_score(y: np.ndarray, p: np.ndarray) -> float:
+    """Binary AUC of column 1, or OvR macro AUC over the classes present in ``y``."""
+    present = np.unique(y)
+    if len(present) < 2:
+        raise ValueError("test labels have a single class")
+    if p.shape[1] == 2:
+        return float(roc_auc_score(y, p[:, 1]))
+    sub = p[:, present]
+    tot = sub.sum(axis=1, keepdims=True)
+    sub = np.where(tot > 0, sub / np.where(tot > 0, tot, 1), 1.0 / len(present))
+    if len(present) == 2:
+        return float(roc_auc_score(y == present[1], sub[:, 1]))
+    return float(roc_auc_score(y, sub, multi_class="ovr", labels=present, average="macro"))
+
+
+def score(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1, AUC, AP, confusion matrix and PR curves of probabilities ``p``."""
+    pred = p.argmax(axis=1)
+    out: dict = {"n_test": int(len(y)), "status": "ok", "reason": None, "errors": {},
+                 "accuracy": float(accuracy_score(y, pred)),
+                 "f1": float(f1_score(y, pred, average="macro")),
+                 "confusion_matrix": {"labels": classes,
+                                      "matrix": confusion_matrix(y, pred, labels=range(len(classes))).tolist()}}
+    try:
+        out["auc"] = auc_score(y, p)
+    except ValueError as err:
+        out["auc"], out["errors"]["auc"] = None, str(err)
+    curves = {}
+    targets = [1] if len(classes) == 2 else range(len(classes))
+    for k in targets:
+        yk = y == k
+        if yk.all() or not yk.any():
+            continue
+        prec, rec, _ = precision_recall_curve(yk, p[:, k])
+        curves[classes[k]] = {"precision": thin(prec), "recall": thin(rec),
+                              "average_precision": float(average_precision_score(yk, p[:, k]))}
+    out["pr_curve"] = curves
+    return out
+
+
+def evaluate_utility(
+    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
+    settings: dict, seed: int,
+) -> tuple[list[Result], dict]:
+    """Utility results (per model/direction and means) and the full detail dict."""
+    models = list(settings["utility_models"])
+    classes = target_classes(card)
+    enc = FeatureEncoder(card).fit(train, syn)
+    cap = settings.get("utility_train_max")
+    real = train
+    if cap and len(train) > int(cap):
+        real, _ = train_test_split(train, train_size=int(cap), random_state=seed,
+                                   stratify=target_codes(train[card.target], classes))
+    y_real, y_ho, y_syn = (target_codes(d[card.target], classes) for d in (real, holdout, syn))
+    x_real, x_ho, x_syn = (enc.transform(d) for d in (real, holdout, syn))
+    ok_real, ok_ho, ok_syn = y_real >= 0, y_ho >= 0, y_syn >= 0
+
+    detail: dict = {"classes": classes, "features": enc.names_, "n_real_train": int(ok_real.sum()),
+                    "n_holdout": int(ok_ho.sum()), "n_synthetic": int(ok_syn.sum()),
+                    "models": {}}
+    for m in models:
+        per: dict = {}
+        fits = {}
+        for src, x, y in (("real", x_real[ok_real], y_real[ok_real]),
+                          ("synthetic", x_syn[ok_syn], y_syn[ok_syn])):
+            try:
+                proba, imp = fit_model(m, x, y, len(classes), seed, settings)
+                fits[src] = (proba, enc.importances_by_column(imp))
+            except Exception as err:  # noqa: BLE001 - recorded as the model's failure
+                fits[src] = f"{type(err).__name__}: {err}"
+        plan = {"reference": ("real", x_ho[ok_ho], y_ho[ok_ho]),
+                "trts": ("real", x_syn[ok_syn], y_syn[ok_syn]),
+                "tstr": ("synthetic", x_ho[ok_ho], y_ho[ok_ho])}
+        for d, (src, xt, yt) in plan.items():
+            fit = fits[src]
+            if isinstance(fit, str):
+                per[d] = {"status": "failed", "reason": f"training on {src} data failed: {fit}"}
+                continue
+            if len(yt) == 0:
+                per[d] = {"status": "failed", "reason": "empty test set"}
+                continue
+            try:
+                per[d] = score(yt, fit[0](xt), classes)
+            except Exception as err:  # noqa: BLE001
+                per[d] = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+                continue
+            per[d]["feature_importances"] = fit[1]
+            per[d]["n_train"] = int(ok_real.sum() if src == "real" else ok_syn.sum())
+        detail["models"][m] = per
+
+    results: list[Result] = []
+    for d in DIRECTIONS:
+        for s in SCORES:
+            vals: dict[str, float | None] = {}
+            for m in models:
+                r = detail["models"][m][d]
+                name = f"{d}_{m}_{s}"
+                if r["status"] != "ok":
+                    results.append(failed(name, r["reason"]))
+                    vals[m] = None
+                elif r.get(s) is None:
+                    results.append(failed(name, r["errors"].get(s, "undefined")))
+                    vals[m] = None
+                else:
+                    results.append(ok(name, r[s]))
+                    vals[m] = r[s]
+            results.append(mean_of(f"{d}_{s}_mean", vals, "models"))
+    return results, detail
