@@ -1,0 +1,194 @@
+"""``synllm aggregate``: all cells' metrics -> the paper's Tables IV, V, VI, figures and the
+comparison with the published Table IV.
+
+Outputs (fixed names, so Snakemake can declare them):
+
+``<out-dir>/``
+  ``table4_quality_privacy.{csv,md,tex}``, ``table5_ml_utility.{csv,md,tex}``,
+  ``table6_efficiency.{csv,md,tex}``, ``score_definitions.{csv,md}``,
+  ``paper_comparison.{csv,md}``, ``cell_scores.csv`` (one row per cell and repeat, with
+  validation counts and durations), ``scores_summary.csv`` (one row per dataset x model x prompt).
+``<figures-dir>/``
+  ``harmonic_heatmap_{dataset}.png``, ``quality_vs_privacy.png``, ``efficiency.png``,
+  ``distributions_{dataset}_best.png``, ``distributions_{dataset}_worst.png``.
+
+Scoring rules: :mod:`synllm.aggregate.scores` (also written to ``score_definitions.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from synllm.aggregate import figures, paper, render, scores, tables
+from synllm.aggregate.load import (
+    KEY,
+    META_FIELDS,
+    VALIDATION_FIELDS,
+    gather_paths,
+    load_metrics,
+    load_side_files,
+)
+from synllm.errors import SynllmError
+
+__all__ = ["cli", "aggregate"]
+
+CLASSIFIERS = ("mean", "xgboost", "random_forest", "decision_tree")
+
+
+def _write_table(out_dir: Path, stem: str, frame: pd.DataFrame, layout: render.Layout) -> None:
+    frame.to_csv(out_dir / f"{stem}.csv", index=False)
+    (out_dir / f"{stem}.md").write_text(render.to_markdown(layout))
+    (out_dir / f"{stem}.tex").write_text(render.to_latex(layout))
+
+
+def _distribution_figures(cell: pd.DataFrame, dataset: str, cards_dir, synthetic_dir, train_dir, fig_dir: Path) -> list[Path]:
+    """Best / worst cell (by Harmonic, one repeat) of ``dataset``: real vs synthetic overlays."""
+    from synllm.cards import find_card
+    from synllm.data import read_split
+
+    out = []
+    ok = cell[(cell["dataset"] == dataset) & cell["harmonic"].notna()].sort_values(KEY)
+    for which in ("best", "worst"):
+        path = fig_dir / f"distributions_{dataset}_{which}.png"
+        title = f"Real vs synthetic, {dataset}, {which} cell by Harmonic"
+        if ok.empty:
+            out.append(figures._message(path, title, "no valid cell for this dataset"))
+            continue
+        i = ok["harmonic"].idxmax() if which == "best" else ok["harmonic"].idxmin()
+        r = ok.loc[i]
+        if synthetic_dir is None or train_dir is None:
+            out.append(figures._message(path, title, "--synthetic-dir / --train-dir not given"))
+            continue
+        spath = Path(synthetic_dir) / dataset / r["model"] / r["prompt"] / f"r{int(r['rep'])}.csv"
+        tpath = Path(train_dir) / dataset / "train.parquet"
+        missing = [str(p) for p in (spath, tpath) if not p.is_file()]
+        if missing:
+            print(f"synllm aggregate: warning: {', '.join(missing)} not found; {path.name} shows a note", file=sys.stderr)
+            out.append(figures._message(path, title, "file not found:\n" + "\n".join(missing)))
+            continue
+        card = find_card(dataset, cards_dir)
+        real = read_split(tpath, card)
+        synth = pd.read_csv(spath)
+        head = (
+            f"{dataset}: {which} cell {r['model']} / {r['prompt']} / r{int(r['rep'])} "
+            f"(Harmonic {r['harmonic']:.2f}, Q {r['quality']:.2f}, P {r['privacy']:.2f}; "
+            f"{len(synth)} synthetic vs {len(real)} real train rows)"
+        )
+        out.append(figures.distributions(card, real, synth, head, path))
+    return out
+
+
+def aggregate(
+    metrics_paths: list[Path],
+    meta_paths: list[Path],
+    validation_paths: list[Path],
+    cards_dir: str | Path,
+    out_dir: str | Path,
+    figures_dir: str | Path,
+    paper_dir: str | Path | None = None,
+    synthetic_dir: str | Path | None = None,
+    train_dir: str | Path | None = None,
+    registry: str | Path | None = None,
+    classifier: str = "mean",
+    datasets: list[str] | None = None,
+    make_figures: bool = True,
+) -> dict[str, pd.DataFrame]:
+    """Run the whole aggregation; returns the main frames (for tests and notebooks)."""
+    if not metrics_paths:
+        raise SynllmError("aggregate: no metrics files given (--metrics-list / --metrics)")
+    if classifier not in CLASSIFIERS:
+        raise SynllmError(f"--utility-classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
+    out_dir, figures_dir = Path(out_dir), Path(figures_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+
+    cells, metrics, raw = load_metrics(metrics_paths)
+    meta = load_side_files(meta_paths, "raw meta", META_FIELDS)
+    validation = load_side_files(validation_paths, "validation report", VALIDATION_FIELDS)
+    kinds = scores.model_kinds(cells)
+    names = paper.load_paper_names(paper_dir, registry)
+
+    norm = scores.normalise(metrics)
+    cell = scores.cell_scores(cells, norm)
+    cell = cell.merge(cells[KEY + ["n_synthetic", "reason"]], on=KEY, how="left")
+    cell = cell.merge(validation, on=KEY, how="left").merge(meta, on=KEY, how="left")
+    cell.to_csv(out_dir / "cell_scores.csv", index=False)
+    summary = scores.summarise_cells(cell)
+    summary.to_csv(out_dir / "scores_summary.csv", index=False)
+
+    t4, l4 = tables.table4(summary, kinds, names)
+    _write_table(out_dir, "table4_quality_privacy", t4, l4)
+    util = scores.utility_by_model(scores.utility_long(metrics, raw), classifier)
+    t5, l5 = tables.table5(util, kinds, names, classifier)
+    _write_table(out_dir, "table5_ml_utility", t5, l5)
+    eff = scores.efficiency_table(cell, meta, kinds, validation)
+    t6, l6 = tables.table6(eff, names)
+    _write_table(out_dir, "table6_efficiency", t6, l6)
+
+    defs = tables.score_definitions(metrics)
+    defs.to_csv(out_dir / "score_definitions.csv", index=False)
+    (out_dir / "score_definitions.md").write_text(tables.definitions_markdown(defs, scores.__doc__, classifier))
+
+    cmp = pd.DataFrame(columns=["dataset", "prompt", "paper_rows", "n", "rho", "p", "models"])
+    if paper_dir is not None:
+        published = paper.load_paper_table4(paper_dir)
+        cmp = paper.compare_harmonic(summary, published, names)
+    cmp.to_csv(out_dir / "paper_comparison.csv", index=False, na_rep="n/a")
+    (out_dir / "paper_comparison.md").write_text(paper.comparison_markdown(cmp))
+
+    if make_figures:
+        all_ds = sorted(set(cells["dataset"]) | set(datasets or []))
+        for ds in all_ds:
+            figures.harmonic_heatmap(summary, ds, kinds, figures_dir / f"harmonic_heatmap_{ds}.png")
+            _distribution_figures(cell, ds, cards_dir, synthetic_dir, train_dir, figures_dir)
+        figures.quality_vs_privacy(summary, kinds, figures_dir / "quality_vs_privacy.png")
+        figures.efficiency_bars(eff, figures_dir / "efficiency.png")
+    return {"cells": cell, "summary": summary, "table4": t4, "table5": t5, "table6": t6,
+            "definitions": defs, "comparison": cmp, "metrics": norm}
+
+
+def cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="synllm aggregate", description=__doc__.splitlines()[0])
+    p.add_argument("--metrics-list", action="append", default=[], help="file listing metrics JSON paths, one per line (repeatable)")
+    p.add_argument("--meta-list", action="append", default=[], help="file listing raw meta JSON paths (repeatable)")
+    p.add_argument("--validation-list", action="append", default=[], help="file listing validation report paths (repeatable)")
+    p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON paths given directly")
+    p.add_argument("--meta", nargs="*", default=[], help="raw meta JSON paths given directly")
+    p.add_argument("--validation", nargs="*", default=[], help="validation report paths given directly")
+    p.add_argument("--cards-dir", required=True, help="directory of dataset cards (resources/datasets)")
+    p.add_argument("--out-dir", required=True, help="tables directory (results/tables)")
+    p.add_argument("--figures-dir", required=True, help="figures directory (results/figures)")
+    p.add_argument("--paper-dir", default=None, help="published tables (resources/paper)")
+    p.add_argument("--synthetic-dir", default=None, help="results/synthetic, for the distribution figures")
+    p.add_argument("--train-dir", default=None, help="results/data, for the distribution figures")
+    p.add_argument("--registry", default="config/models.yaml", help="model registry for paper names (skipped if absent)")
+    p.add_argument("--utility-classifier", default="mean", choices=CLASSIFIERS,
+                   help="Table V scores: mean over classifiers (default) or one classifier")
+    p.add_argument("--datasets", nargs="*", default=[], help="datasets that must get figures even without cells")
+    p.add_argument("--no-figures", action="store_true")
+    a = p.parse_args(argv)
+    res = aggregate(
+        gather_paths(a.metrics_list, a.metrics),
+        gather_paths(a.meta_list, a.meta),
+        gather_paths(a.validation_list, a.validation),
+        cards_dir=a.cards_dir,
+        out_dir=a.out_dir,
+        figures_dir=a.figures_dir,
+        paper_dir=a.paper_dir,
+        synthetic_dir=a.synthetic_dir,
+        train_dir=a.train_dir,
+        registry=a.registry,
+        classifier=a.utility_classifier,
+        datasets=a.datasets,
+        make_figures=not a.no_figures,
+    )
+    c = res["cells"]
+    print(
+        f"aggregate: {len(c)} cells ({int((c['status'] == 'ok').sum())} ok) over "
+        f"{c['dataset'].nunique()} dataset(s), {c['model'].nunique()} model(s) -> {a.out_dir}, {a.figures_dir}"
+    )
+    return 0

@@ -1,0 +1,304 @@
+"""Scores: normalisation, Quality / Privacy / Harmonic, utility, GFI and efficiency.
+
+Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.aggregate`):
+
+- **Normalisation.** For every dataset and metric name, the values of all cells of the run
+  whose cell status and metric status are ``ok`` are min-max scaled to [0, 1] and aligned so
+  that 1 is best: ``x = (v - min) / (max - min)``, ``1 - x`` when the metric's ``direction``
+  is ``lower``. A metric with the same value in every cell (``max - min <= 1e-12 * max(1, |max|)``)
+  gives 1.0 to every cell. A failed metric value is skipped for that cell only.
+- **Quality** of a cell = mean of its normalised metrics with ``score_group == "quality"``;
+  **Privacy** likewise over ``"privacy"``; **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
+  A failed cell (metrics ``status: failed``) has no scores ("–" in tables).
+- **Utility** of a cell = mean of its normalised metrics with ``family == "utility"``;
+  **Clinical** = mean of its normalised metrics whose family starts with ``clinical``.
+- **GFI** (global fidelity index) of a cell = unweighted mean of the available components
+  among Quality, Privacy, Utility and Clinical (each in [0, 1], higher is better); a failed
+  cell counts as GFI = 0, so a model that produces little valid data is not rewarded for speed.
+- **Efficiency** per model = (NormSpeed + GFI) / 2, with GFI the mean cell GFI of the model
+  and NormSpeed = min-max normalised (across the ranked models) inverse mean generation
+  duration ``1 / mean(wall_seconds)``: 1 = fastest, 0 = slowest. Higher is better. Ranked
+  models are the LLMs with at least one valid cell; baselines and models that never produced
+  a valid record are listed without rank.
+- **Repeats.** Scores are computed per repeat; tables show the mean over repeats and, when
+  there is more than one, the half-width of the 95 % t-interval
+  ``t_{0.975, n-1} * s / sqrt(n)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from synllm.aggregate.load import KEY
+
+CONST_TOL = 1e-12
+SCORES = ["quality", "privacy", "harmonic", "utility", "clinical", "gfi"]
+
+
+# --------------------------------------------------------------------------- helpers
+def mean_ci(values) -> tuple[float, float, int]:
+    """Mean, 95 % t-interval half-width and count of the finite ``values``.
+
+    The half-width is NaN for fewer than two values (no interval from one repeat).
+    """
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(v.mean())
+    if n < 2:
+        return mean, math.nan, n
+    half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return mean, half, n
+
+
+def harmonic(q, p):
+    """Element-wise 2QP / (Q + P); 0 where Q + P == 0, NaN where Q or P is NaN."""
+    q = np.asarray(q, dtype=float)
+    p = np.asarray(p, dtype=float)
+    s = q + p
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.where(s == 0, 0.0, 2 * q * p / np.where(s == 0, 1.0, s))
+    return np.where(np.isnan(q) | np.isnan(p), np.nan, h)
+
+
+def minmax(values: pd.Series) -> pd.Series:
+    """Min-max scale finite values to [0, 1]; a constant series -> 1.0; NaN stays NaN."""
+    lo, hi = values.min(), values.max()
+    if not np.isfinite(lo):
+        return values * np.nan
+    if hi - lo <= CONST_TOL * max(1.0, abs(hi)):
+        return values.where(values.isna(), 1.0)
+    return (values - lo) / (hi - lo)
+
+
+# --------------------------------------------------------------------------- cell scores
+def normalise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Add ``norm`` (in [0, 1], 1 = best) to the long metrics frame (see module doc).
+
+    ``metrics`` has ``KEY`` + ``name, direction, value`` (NaN for failed values).
+    """
+    out = metrics.copy()
+    out["norm"] = np.nan
+    if out.empty:
+        return out
+    scaled = out.groupby(["dataset", "name"], sort=False)["value"].transform(minmax)
+    lower = out["direction"] == "lower"
+    lo = out.groupby(["dataset", "name"], sort=False)["value"].transform("min")
+    hi = out.groupby(["dataset", "name"], sort=False)["value"].transform("max")
+    const = (hi - lo) <= CONST_TOL * np.maximum(1.0, hi.abs())
+    out["norm"] = np.where(lower & ~const, 1.0 - scaled, scaled)
+    return out
+
+
+def cell_scores(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: ``KEY, status, quality, privacy, harmonic, utility, clinical, gfi``
+    plus ``n_quality`` / ``n_privacy`` (metrics that entered each score).
+
+    ``metrics`` must carry ``norm`` (from :func:`normalise`). Failed cells get NaN scores and
+    GFI = 0.
+    """
+    m = metrics.copy()
+    fam = m["family"].str.lower()
+    parts = {
+        "quality": m[m["score_group"] == "quality"],
+        "privacy": m[m["score_group"] == "privacy"],
+        "utility": m[fam == "utility"],
+        "clinical": m[fam.str.startswith("clinical")],
+    }
+    out = cells[KEY + ["status"]].copy()
+    for name, sub in parts.items():
+        g = sub.groupby(KEY)["norm"]
+        agg = pd.DataFrame({name: g.mean(), f"n_{name}": g.count()}).reset_index()
+        out = out.merge(agg, on=KEY, how="left")
+        out[f"n_{name}"] = out[f"n_{name}"].fillna(0).astype(int)
+    failed = out["status"] != "ok"
+    for name in parts:
+        out.loc[failed, name] = np.nan
+    out["harmonic"] = harmonic(out["quality"], out["privacy"])
+    comps = out[["quality", "privacy", "utility", "clinical"]]
+    out["gfi"] = comps.mean(axis=1, skipna=True)
+    out.loc[failed, "gfi"] = 0.0
+    return out
+
+
+def model_kinds(cells: pd.DataFrame) -> dict[str, str]:
+    """``model -> "baseline"`` when every cell of the model has prompt ``none``, else ``"LLM"``."""
+    kinds = {}
+    for model, sub in cells.groupby("model"):
+        kinds[model] = "baseline" if (sub["prompt"] == "none").all() else "LLM"
+    return kinds
+
+
+def summarise_cells(scores: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate repeats: one row per ``dataset, model, prompt`` with ``n_reps, n_ok, status``
+    (``ok`` all repeats ok, ``partial`` some, ``failed`` none) and ``<score>_mean`` /
+    ``<score>_ci95`` for every score in :data:`SCORES` (over ok repeats; GFI over all)."""
+    rows = []
+    for (ds, model, prompt), sub in scores.groupby(["dataset", "model", "prompt"], sort=False):
+        n_ok = int((sub["status"] == "ok").sum())
+        row = {
+            "dataset": ds,
+            "model": model,
+            "prompt": prompt,
+            "n_reps": len(sub),
+            "n_ok": n_ok,
+            "status": "ok" if n_ok == len(sub) else ("failed" if n_ok == 0 else "partial"),
+        }
+        for s in SCORES:
+            mean, half, _ = mean_ci(sub[s].to_numpy())
+            row[f"{s}_mean"], row[f"{s}_ci95"] = mean, half
+        rows.append(row)
+    cols = ["dataset", "model", "prompt", "n_reps", "n_ok", "status"]
+    cols += [f"{s}_{k}" for s in SCORES for k in ("mean", "ci95")]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --------------------------------------------------------------------------- ML utility
+UTIL_SCHEMES = ("tstr", "trts")
+UTIL_MEASURES = ("accuracy", "f1", "auc")
+_MEASURE_ALIASES = {
+    "accuracy": "accuracy", "acc": "accuracy",
+    "macro_f1": "f1", "f1_macro": "f1", "f1": "f1", "macrof1": "f1",
+    "auc": "auc", "roc_auc": "auc", "auroc": "auc", "rocauc": "auc", "auc_roc": "auc",
+}
+_CLASSIFIER_ALIASES = {
+    "xgboost": "xgboost", "xgb": "xgboost",
+    "random_forest": "random_forest", "randomforest": "random_forest", "rf": "random_forest",
+    "decision_tree": "decision_tree", "decisiontree": "decision_tree", "dt": "decision_tree",
+}
+_SKIP_TOKENS = {"pr", "pr_auc", "prauc", "average_precision", "importance", "importances",
+                "confusion", "curve", "std", "ci", "n", "support", "recall", "precision"}
+
+
+def parse_utility_key(key: str) -> tuple[str, str, str] | None:
+    """Read ``(scheme, classifier, measure)`` from a metric name or a flattened JSON path.
+
+    Tokens are split on ``. / - _`` and whitespace; joined pairs (``macro_f1``, ``roc_auc``,
+    ``random_forest``) are recognised too. Returns None when the key is not a TSTR/TRTS
+    accuracy / macro-F1 / ROC-AUC score (e.g. PR-AUC, importances, confusion matrices).
+    ``classifier`` is ``"all"`` when the key names none (an already averaged score).
+    """
+    toks = [t for t in re.split(r"[._/\-\s]+", key.lower()) if t]
+    grams = toks + [a + "_" + b for a, b in zip(toks, toks[1:])]
+    if any(g in _SKIP_TOKENS for g in grams):
+        return None
+    scheme = next((t for t in toks if t in UTIL_SCHEMES), None)
+    measure = next((_MEASURE_ALIASES[g] for g in reversed(grams) if g in _MEASURE_ALIASES), None)
+    clf = next((_CLASSIFIER_ALIASES[g] for g in grams if g in _CLASSIFIER_ALIASES), "all")
+    if scheme is None or measure is None:
+        return None
+    return scheme, clf, measure
+
+
+def _flatten(obj, prefix: str = "") -> list[tuple[str, float]]:
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.isfinite(obj):
+        out.append((prefix, float(obj)))
+    return out
+
+
+def utility_long(metrics: pd.DataFrame, raw: list[dict]) -> pd.DataFrame:
+    """TSTR / TRTS scores per cell: ``KEY, scheme, classifier, measure, value``.
+
+    Taken from metric entries of family ``utility`` when a cell has any that parse, else from
+    the cell's nested ``utility`` block. Failed cells contribute nothing.
+    """
+    rows = []
+    um = metrics[(metrics["family"].str.lower() == "utility") & metrics["value"].notna()]
+    from_entries = set()
+    for r in um.itertuples(index=False):
+        parsed = parse_utility_key(r.name)
+        if parsed:
+            rows.append((r.dataset, r.model, r.prompt, r.rep, *parsed, r.value))
+            from_entries.add((r.dataset, r.model, r.prompt, r.rep))
+    for data in raw:
+        key = (str(data["dataset"]), str(data["model"]), str(data["prompt"]), int(data["rep"]))
+        if key in from_entries or data.get("status") != "ok":
+            continue
+        for path, value in _flatten(data.get("utility") or {}):
+            parsed = parse_utility_key(path)
+            if parsed:
+                rows.append((*key, *parsed, value))
+    df = pd.DataFrame(rows, columns=KEY + ["scheme", "classifier", "measure", "value"])
+    return df.drop_duplicates(KEY + ["scheme", "classifier", "measure"], keep="first")
+
+
+def utility_by_model(util: pd.DataFrame, classifier: str = "mean") -> pd.DataFrame:
+    """Table V numbers: one row per ``dataset, model`` with ``<scheme>_<measure>_mean/_ci95``.
+
+    ``classifier="mean"``: per cell, the mean over the classifiers present (decision tree,
+    random forest, XGBoost); otherwise only that classifier. Then the mean over prompts
+    per repeat, then mean and 95 % t-interval over repeats; ``n_cells`` counts the cells used.
+    """
+    u = util if classifier == "mean" else util[util["classifier"] == classifier]
+    if u.empty:
+        return pd.DataFrame(columns=["dataset", "model", "n_cells"])
+    u = u.assign(col=u["scheme"] + "_" + u["measure"])
+    per_cell = u.groupby(KEY + ["col"])["value"].mean().unstack("col")
+    n_cells = per_cell.groupby(["dataset", "model"]).size()
+    per_rep = per_cell.groupby(["dataset", "model", "rep"]).mean()
+    rows = []
+    for (ds, model), sub in per_rep.groupby(level=["dataset", "model"], sort=False):
+        row = {"dataset": ds, "model": model, "n_cells": int(n_cells[(ds, model)])}
+        for s in UTIL_SCHEMES:
+            for m in UTIL_MEASURES:
+                col = f"{s}_{m}"
+                vals = sub[col].to_numpy() if col in sub else []
+                row[f"{col}_mean"], row[f"{col}_ci95"], _ = mean_ci(vals)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- efficiency
+def efficiency_table(
+    scores: pd.DataFrame, meta: pd.DataFrame, kinds: dict[str, str], validation: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Table VI numbers, one row per model, ranked by Efficiency (descending, 1 = best).
+
+    Columns: ``model, kind, n_cells, n_ok, mean_valid, mean_duration_s, gfi, norm_speed,
+    efficiency, rank`` (``mean_valid``: mean valid records per cell from the validation reports).
+    Durations are ``wall_seconds`` of the cells' raw meta (cells of this run only). NormSpeed
+    is min-max scaled over the ranked models: LLMs with a duration and at least one ok cell.
+    Baselines (references) and models without any valid cell are listed with their duration
+    and GFI but get no NormSpeed / Efficiency / rank.
+    """
+    dur = scores[KEY].merge(meta[KEY + ["wall_seconds"]], on=KEY, how="left") if len(meta) else scores[KEY].assign(wall_seconds=np.nan)
+    if validation is not None and len(validation):
+        val = scores[KEY].merge(validation[KEY + ["valid"]], on=KEY, how="left")
+    else:
+        val = scores[KEY].assign(valid=np.nan)
+    rows = []
+    for model, sub in scores.groupby("model", sort=False):
+        d = dur[dur["model"] == model]["wall_seconds"]
+        v = val[val["model"] == model]["valid"]
+        rows.append(
+            {
+                "model": model,
+                "kind": kinds.get(model, "LLM"),
+                "n_cells": len(sub),
+                "n_ok": int((sub["status"] == "ok").sum()),
+                "mean_valid": float(v.mean()) if v.notna().any() else math.nan,
+                "mean_duration_s": float(d.mean()) if d.notna().any() else math.nan,
+                "gfi": float(sub["gfi"].mean()),
+            }
+        )
+    t = pd.DataFrame(rows, columns=["model", "kind", "n_cells", "n_ok", "mean_valid", "mean_duration_s", "gfi"])
+    ranked = (t["kind"] == "LLM") & t["mean_duration_s"].notna() & (t["n_ok"] > 0)
+    speed = 1.0 / t.loc[ranked, "mean_duration_s"].clip(lower=1e-9)
+    t["norm_speed"] = np.nan
+    t.loc[ranked, "norm_speed"] = minmax(speed)
+    t["efficiency"] = (t["norm_speed"] + t["gfi"]) / 2
+    t = t.sort_values(["efficiency", "gfi", "model"], ascending=[False, False, True], na_position="last")
+    t["rank"] = pd.array([pd.NA] * len(t), dtype="Int64")
+    ok = t["efficiency"].notna()
+    t.loc[ok, "rank"] = np.arange(1, ok.sum() + 1)
+    return t.reset_index(drop=True)
