@@ -343,10 +343,10 @@ def _objects(text: str, km: KeyMap, in_prompt: bool) -> tuple[list[Candidate], s
             if val is None:
                 val = p.group("bare")
             fields.setdefault(col, _clean_value(val or ""))
-        if len(fields) < km.min_fields:
+        truncated = not body.rstrip().endswith("}")
+        if len(fields) < (2 if truncated else km.min_fields):
             continue
         spans.append(m.span())
-        truncated = not body.rstrip().endswith("}")
         c = Candidate(text=body.strip()[:300], kind="json", in_prompt=in_prompt, fields=fields)
         if truncated and len(fields) < km.ncols:
             c.fields, c.error, c.truncated = None, "truncated object", True
@@ -437,7 +437,14 @@ def _kv_inline(line: str, km: KeyMap) -> dict[str, str] | None:
         col = km.resolve(m.group("key"))
         if col is not None and col != ID_KEY:
             rec.setdefault(col, _clean_value(m.group("val")))
-    return rec if len(rec) >= km.min_fields else None
+    return rec if len(rec) >= km.min_fields and _value_like(rec) else None
+
+
+def _value_like(rec: dict[str, str]) -> bool:
+    """False for schema descriptions (``Age: the age of the patient``, ``Sex:``): more than
+    half of the values empty or longer than four words."""
+    wordy = sum(1 for v in rec.values() if not v or len(v.split()) > 4)
+    return wordy * 2 <= len(rec)
 
 
 def extract(text: str, km: KeyMap, in_prompt: bool, st: _State | None = None) -> list[Candidate]:
@@ -448,7 +455,7 @@ def extract(text: str, km: KeyMap, in_prompt: bool, st: _State | None = None) ->
     block_lines: list[str] = []
 
     def flush() -> None:
-        if len(block) >= km.min_fields:
+        if len(block) >= km.min_fields and _value_like(block):
             cands.append(
                 Candidate(text=" | ".join(block_lines)[:300], kind="kv", in_prompt=in_prompt,
                           fields=dict(block))

@@ -54,6 +54,7 @@ FORMAT_NAMES = {"csv": "csv", "table": "markdown_table", "json": "json", "kv": "
 
 _NUM = re.compile(_NUM_RE)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_TRAIL_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
 _CAT_SEP = re.compile(r"[\s_\-]+")
 
 
@@ -87,8 +88,10 @@ class ColumnCoercer:
         if raw is None:
             return None, miss
         s = raw.strip().strip("*`\"'").strip()
-        low = s.lower()
         t = self.col.type
+        if t != "int" and t != "float" and s.endswith(")"):
+            s = _TRAIL_PAREN.sub("", s) or s  # "Yes (1)", "never (60%)"
+        low = s.lower()
         if t == "categorical":
             hit = self.cats.get(norm_category(s))
             if hit is not None:
