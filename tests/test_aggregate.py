@@ -103,7 +103,8 @@ def run(tmp_path):
 def _scores(paths):
     cells, metrics, raw = load_metrics(paths["metrics"])
     norm = scores.normalise(metrics)
-    return cells, norm, raw, scores.cell_scores(cells, norm).set_index("model")
+    util = scores.utility_per_cell(scores.utility_long(metrics, raw))
+    return cells, norm, raw, scores.cell_scores(cells, norm, util).set_index("model")
 
 
 # --------------------------------------------------------------------------- scores
@@ -151,10 +152,16 @@ def test_quality_privacy_harmonic_by_hand(run):
     # failed cell: no scores, GFI 0
     assert s.loc["model_d", ["quality", "privacy", "harmonic"]].isna().all()
     assert s.loc["model_d", "gfi"] == 0.0
-    # GFI a = mean(Q 2.8/3, P 1, U mean(xgb 1, rf constant 1) = 1, clinical 1)
+    # Utility: per-cell TSTR accuracy = mean over classifiers: a mean(.9, .8) = .85, b .8, c .7,
+    # marginals .85 -> normalised (v - .7) / .15: a 1, b 2/3, c 0
+    assert s.loc["model_a", "utility"] == pytest.approx(1.0)
+    assert s.loc["model_b", "utility"] == pytest.approx(2 / 3)
+    # Clinical (clinical_deviation, lower) 0.1, 0.3, 0.2, 0.1 -> a 1, b 0, c 0.5
+    assert s.loc["model_c", "clinical"] == pytest.approx(0.5)
+    # GFI a = mean(Q 2.8/3, P 1, U 1, clinical 1)
     assert s.loc["model_a", "gfi"] == pytest.approx((2.8 / 3 + 3) / 4)
-    # GFI b = mean(0.5, 0.25, xgb (0.8-0.7)/0.2 = 0.5, clinical 1-(0.3-0.1)/0.2 = 0)
-    assert s.loc["model_b", "gfi"] == pytest.approx(0.3125)
+    # GFI b = mean(0.5, 0.25, 2/3, 0)
+    assert s.loc["model_b", "gfi"] == pytest.approx((0.75 + 2 / 3) / 4)
 
 
 def test_harmonic_zero_and_nan():
@@ -179,9 +186,9 @@ def test_efficiency_by_hand(tmp_path, run):
     assert t6.loc["model_a", "norm_speed"] == pytest.approx(1.0)
     assert t6.loc["model_b", "norm_speed"] == pytest.approx(1 / 3)
     assert t6.loc["model_c", "norm_speed"] == pytest.approx(0.0)
-    # Efficiency a = (1 + 0.983333) / 2, b = (1/3 + 0.3125) / 2, c = (0 + mean(.4667, 0, 0, .5)) / 2
+    # Efficiency a = (1 + 0.983333) / 2, b = (1/3 + (0.75 + 2/3)/4) / 2, c = (0 + mean(.4667, 0, 0, .5)) / 2
     assert t6.loc["model_a", "efficiency"] == pytest.approx((1 + (2.8 / 3 + 3) / 4) / 2)
-    assert t6.loc["model_b", "efficiency"] == pytest.approx((1 / 3 + 0.3125) / 2)
+    assert t6.loc["model_b", "efficiency"] == pytest.approx((1 / 3 + (0.75 + 2 / 3) / 4) / 2)
     assert t6.loc["model_c", "efficiency"] == pytest.approx((1.4 / 3 + 0.5) / 8)
     assert list(res["table6"]["model"][:3]) == ["model_a", "model_b", "model_c"]
     assert list(res["table6"]["rank"][:3]) == [1, 2, 3]
@@ -212,12 +219,31 @@ def test_utility_table_mean_over_classifiers(tmp_path, run):
         ("utility.trts.random_forest.macro_f1", ("trts", "random_forest", "f1")),
         ("TSTR/dt/roc_auc", ("tstr", "decision_tree", "auc")),
         ("tstr_auc", ("tstr", "all", "auc")),
+        ("tstr_accuracy_mean", ("tstr", "all", "accuracy")),
+        ("reference_xgboost_auc", ("reference", "xgboost", "auc")),
         ("tstr.xgboost.pr_auc", None),
         ("tstr.xgboost.feature_importances.age", None),
     ],
 )
 def test_parse_utility_key(key, expected):
     assert scores.parse_utility_key(key) == expected
+
+
+def test_utility_per_cell_prefers_classifiers_and_falls_back_to_mean():
+    key = ["diabetes", "m", "SEEDEx", 1]
+    util = pd.DataFrame(
+        [key + ["tstr", "xgboost", "accuracy", 0.9], key + ["tstr", "decision_tree", "accuracy", 0.7],
+         key + ["tstr", "all", "accuracy", 0.5],  # ignored: per-classifier scores exist
+         key + ["tstr", "all", "f1", 0.6],  # used: no per-classifier F1
+         key + ["reference", "xgboost", "accuracy", 0.97]],
+        columns=["dataset", "model", "prompt", "rep", "scheme", "classifier", "measure", "value"],
+    )
+    w = scores.utility_per_cell(util).iloc[0]
+    assert w["tstr_accuracy"] == pytest.approx(0.8) and w["tstr_f1"] == pytest.approx(0.6)
+    assert math.isnan(w["trts_auc"])
+    assert scores.utility_per_cell(util, "xgboost").iloc[0]["tstr_accuracy"] == pytest.approx(0.9)
+    ref = scores.reference_utility(util)
+    assert ref.iloc[0]["accuracy"] == pytest.approx(0.97)
 
 
 # --------------------------------------------------------------------------- tables
@@ -323,6 +349,7 @@ def test_score_definitions_come_from_declarations(tmp_path, run):
     assert set(d[d["score"] == "quality"]["metric"]) == {"ks_mean", "range_coverage", "constant_q"}
     assert set(d[d["score"] == "privacy"]["metric"]) == {"nndr", "identifiability"}
     assert set(d[d["score"] == "clinical"]["metric"]) == {"clinical_deviation"}
+    assert set(d[d["score"] == "utility"]["metric"]) == {"tstr_xgboost_accuracy", "tstr_random_forest_accuracy"}
     assert d.set_index(["score", "metric"]).loc[("quality", "constant_q"), "constant_in"] == "diabetes"
     md = (tmp_path / "out" / "tables" / "score_definitions.md").read_text()
     assert "constant" in md and "Harmonic" in md

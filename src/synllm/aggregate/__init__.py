@@ -113,7 +113,9 @@ def aggregate(
     names = paper.load_paper_names(paper_dir, registry)
 
     norm = scores.normalise(metrics)
-    cell = scores.cell_scores(cells, norm)
+    util = scores.utility_long(metrics, raw)
+    util_cells = scores.utility_per_cell(util, classifier)
+    cell = scores.cell_scores(cells, norm, util_cells)
     cell = cell.merge(cells[KEY + ["n_synthetic", "reason"]], on=KEY, how="left")
     cell = cell.merge(validation, on=KEY, how="left").merge(meta, on=KEY, how="left")
     cell.to_csv(out_dir / "cell_scores.csv", index=False)
@@ -122,8 +124,9 @@ def aggregate(
 
     t4, l4 = tables.table4(summary, kinds, names)
     _write_table(out_dir, "table4_quality_privacy", t4, l4)
-    util = scores.utility_by_model(scores.utility_long(metrics, raw), classifier)
-    t5, l5 = tables.table5(util, kinds, names, classifier)
+    t5, l5 = tables.table5(
+        scores.utility_by_model(util_cells), kinds, names, classifier, scores.reference_utility(util, classifier)
+    )
     _write_table(out_dir, "table5_ml_utility", t5, l5)
     eff = scores.efficiency_table(cell, meta, kinds, validation)
     t6, l6 = tables.table6(eff, names)

@@ -10,7 +10,10 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
 - **Quality** of a cell = mean of its normalised metrics with ``score_group == "quality"``;
   **Privacy** likewise over ``"privacy"``; **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
   A failed cell (metrics ``status: failed``) has no scores ("–" in tables).
-- **Utility** of a cell = mean of its normalised metrics with ``family == "utility"``;
+- **Utility** of a cell = mean of the six Table V scores of the cell (TSTR and TRTS accuracy,
+  macro-F1 and ROC-AUC; each the mean over the classifiers, or one classifier when chosen),
+  each min-max normalised within the dataset like a metric (higher is better). The
+  real->real reference scores are not part of it (they do not depend on the synthetic data).
   **Clinical** = mean of its normalised metrics whose family starts with ``clinical``.
 - **GFI** (global fidelity index) of a cell = unweighted mean of the available components
   among Quality, Privacy, Utility and Clinical (each in [0, 1], higher is better); a failed
@@ -96,26 +99,32 @@ def normalise(metrics: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def cell_scores(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+def cell_scores(cells: pd.DataFrame, metrics: pd.DataFrame, util_cells: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per cell: ``KEY, status, quality, privacy, harmonic, utility, clinical, gfi``
-    plus ``n_quality`` / ``n_privacy`` (metrics that entered each score).
+    plus ``n_quality`` / ``n_privacy`` / ``n_utility`` / ``n_clinical`` (values that entered).
 
-    ``metrics`` must carry ``norm`` (from :func:`normalise`). Failed cells get NaN scores and
-    GFI = 0.
+    ``metrics`` must carry ``norm`` (from :func:`normalise`); ``util_cells`` is
+    :func:`utility_per_cell` (``KEY`` + ``tstr_accuracy`` ... ``trts_auc``). Failed cells get
+    NaN scores and GFI = 0.
     """
-    m = metrics.copy()
+    m = metrics
     fam = m["family"].str.lower()
     parts = {
         "quality": m[m["score_group"] == "quality"],
         "privacy": m[m["score_group"] == "privacy"],
-        "utility": m[fam == "utility"],
         "clinical": m[fam.str.startswith("clinical")],
     }
+    if util_cells is not None and len(util_cells):
+        cols = [c for c in util_cells.columns if c not in KEY]
+        long = util_cells.melt(id_vars=KEY, value_vars=cols, var_name="name", value_name="value")
+        parts["utility"] = normalise(long.assign(direction="higher"))
+    else:
+        parts["utility"] = pd.DataFrame(columns=KEY + ["norm"])
     out = cells[KEY + ["status"]].copy()
     for name, sub in parts.items():
         g = sub.groupby(KEY)["norm"]
         agg = pd.DataFrame({name: g.mean(), f"n_{name}": g.count()}).reset_index()
-        out = out.merge(agg, on=KEY, how="left")
+        out = out.merge(agg, on=KEY, how="left") if len(agg) else out.assign(**{name: np.nan, f"n_{name}": 0})
         out[f"n_{name}"] = out[f"n_{name}"].fillna(0).astype(int)
     failed = out["status"] != "ok"
     for name in parts:
@@ -162,6 +171,8 @@ def summarise_cells(scores: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- ML utility
 UTIL_SCHEMES = ("tstr", "trts")
 UTIL_MEASURES = ("accuracy", "f1", "auc")
+REFERENCE = "reference"
+_SCHEME_ALIASES = {"tstr": "tstr", "trts": "trts", "reference": REFERENCE, "trtr": REFERENCE}
 _MEASURE_ALIASES = {
     "accuracy": "accuracy", "acc": "accuracy",
     "macro_f1": "f1", "f1_macro": "f1", "f1": "f1", "macrof1": "f1",
@@ -179,6 +190,7 @@ _SKIP_TOKENS = {"pr", "pr_auc", "prauc", "average_precision", "importance", "imp
 def parse_utility_key(key: str) -> tuple[str, str, str] | None:
     """Read ``(scheme, classifier, measure)`` from a metric name or a flattened JSON path.
 
+    ``scheme`` is ``tstr``, ``trts`` or ``reference`` (real -> real, also spelled ``trtr``).
     Tokens are split on ``. / - _`` and whitespace; joined pairs (``macro_f1``, ``roc_auc``,
     ``random_forest``) are recognised too. Returns None when the key is not a TSTR/TRTS
     accuracy / macro-F1 / ROC-AUC score (e.g. PR-AUC, importances, confusion matrices).
@@ -188,7 +200,7 @@ def parse_utility_key(key: str) -> tuple[str, str, str] | None:
     grams = toks + [a + "_" + b for a, b in zip(toks, toks[1:])]
     if any(g in _SKIP_TOKENS for g in grams):
         return None
-    scheme = next((t for t in toks if t in UTIL_SCHEMES), None)
+    scheme = next((_SCHEME_ALIASES[t] for t in toks if t in _SCHEME_ALIASES), None)
     measure = next((_MEASURE_ALIASES[g] for g in reversed(grams) if g in _MEASURE_ALIASES), None)
     clf = next((_CLASSIFIER_ALIASES[g] for g in grams if g in _CLASSIFIER_ALIASES), "all")
     if scheme is None or measure is None:
@@ -232,30 +244,56 @@ def utility_long(metrics: pd.DataFrame, raw: list[dict]) -> pd.DataFrame:
     return df.drop_duplicates(KEY + ["scheme", "classifier", "measure"], keep="first")
 
 
-def utility_by_model(util: pd.DataFrame, classifier: str = "mean") -> pd.DataFrame:
+def utility_per_cell(util: pd.DataFrame, classifier: str = "mean", scheme_set=UTIL_SCHEMES) -> pd.DataFrame:
+    """Wide per-cell utility: ``KEY`` + ``<scheme>_<measure>`` for the schemes in ``scheme_set``.
+
+    ``classifier="mean"``: the mean over the per-classifier scores present (decision tree,
+    random forest, XGBoost); a cell that only reports an already averaged score (classifier
+    ``all``) uses that. Otherwise only the named classifier's scores.
+    """
+    u = util[util["scheme"].isin(scheme_set)]
+    if classifier == "mean":
+        per_clf = u[u["classifier"] != "all"]
+        have = set(map(tuple, per_clf[KEY + ["scheme", "measure"]].to_numpy().tolist()))
+        mask = [(c != "all") or (tuple(k) not in have) for c, k in zip(u["classifier"], u[KEY + ["scheme", "measure"]].to_numpy().tolist())]
+        u = u[mask]
+    else:
+        u = u[u["classifier"] == classifier]
+    cols = [f"{s}_{m}" for s in scheme_set for m in UTIL_MEASURES]
+    if u.empty:
+        return pd.DataFrame(columns=KEY + cols)
+    u = u.assign(col=u["scheme"] + "_" + u["measure"])
+    wide = u.groupby(KEY + ["col"])["value"].mean().unstack("col").reindex(columns=cols)
+    return wide.reset_index()
+
+
+def utility_by_model(per_cell: pd.DataFrame) -> pd.DataFrame:
     """Table V numbers: one row per ``dataset, model`` with ``<scheme>_<measure>_mean/_ci95``.
 
-    ``classifier="mean"``: per cell, the mean over the classifiers present (decision tree,
-    random forest, XGBoost); otherwise only that classifier. Then the mean over prompts
-    per repeat, then mean and 95 % t-interval over repeats; ``n_cells`` counts the cells used.
+    ``per_cell`` from :func:`utility_per_cell`: mean over prompts per repeat, then mean and
+    95 % t-interval over repeats; ``n_cells`` counts the cells with a utility score.
     """
-    u = util if classifier == "mean" else util[util["classifier"] == classifier]
-    if u.empty:
+    if per_cell.empty:
         return pd.DataFrame(columns=["dataset", "model", "n_cells"])
-    u = u.assign(col=u["scheme"] + "_" + u["measure"])
-    per_cell = u.groupby(KEY + ["col"])["value"].mean().unstack("col")
+    cols = [c for c in per_cell.columns if c not in KEY]
     n_cells = per_cell.groupby(["dataset", "model"]).size()
-    per_rep = per_cell.groupby(["dataset", "model", "rep"]).mean()
+    per_rep = per_cell.groupby(["dataset", "model", "rep"])[cols].mean()
     rows = []
     for (ds, model), sub in per_rep.groupby(level=["dataset", "model"], sort=False):
         row = {"dataset": ds, "model": model, "n_cells": int(n_cells[(ds, model)])}
-        for s in UTIL_SCHEMES:
-            for m in UTIL_MEASURES:
-                col = f"{s}_{m}"
-                vals = sub[col].to_numpy() if col in sub else []
-                row[f"{col}_mean"], row[f"{col}_ci95"], _ = mean_ci(vals)
+        for col in cols:
+            row[f"{col}_mean"], row[f"{col}_ci95"], _ = mean_ci(sub[col].to_numpy())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def reference_utility(util: pd.DataFrame, classifier: str = "mean") -> pd.DataFrame:
+    """Real -> real reference per dataset: ``dataset`` + ``<measure>`` (mean over cells)."""
+    ref = utility_per_cell(util, classifier, scheme_set=(REFERENCE,))
+    if ref.empty:
+        return pd.DataFrame(columns=["dataset"] + list(UTIL_MEASURES))
+    ref = ref.groupby("dataset")[[f"{REFERENCE}_{m}" for m in UTIL_MEASURES]].mean()
+    return ref.rename(columns=lambda c: c.split("_", 1)[1]).reset_index()
 
 
 # --------------------------------------------------------------------------- efficiency

@@ -14,7 +14,7 @@ import pandas as pd
 
 from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.aggregate.render import DASH, Layout, fmt
-from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES
+from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES, parse_utility_key
 
 SCORE_LABELS = {"quality": "Q", "privacy": "P", "harmonic": "H"}
 MEASURE_LABELS = {"accuracy": "Acc", "f1": "F1", "auc": "AUC"}
@@ -115,10 +115,21 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
 
 
 # --------------------------------------------------------------------------- Table V
-def table5(util: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str], classifier: str) -> tuple[pd.DataFrame, Layout]:
+REFERENCE_ROW = "real data (reference)"
+
+
+def table5(
+    util: pd.DataFrame,
+    kinds: dict[str, str],
+    paper_names: dict[str, str],
+    classifier: str,
+    reference: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, Layout]:
     """ML utility (TSTR and TRTS accuracy, macro-F1, ROC-AUC) per dataset x model.
 
-    ``util`` comes from :func:`synllm.aggregate.scores.utility_by_model`.
+    ``util`` comes from :func:`synllm.aggregate.scores.utility_by_model`; ``reference``
+    (:func:`~synllm.aggregate.scores.reference_utility`) adds, per dataset, a last row with the
+    real-train -> real-holdout scores under the TSTR columns (kind ``reference``).
     """
     value_cols = [f"{s}_{m}" for s in UTIL_SCHEMES for m in UTIL_MEASURES]
     frame_cols = ["dataset", "model", "paper_name", "kind", "n_cells"] + [f"{c}_{k}" for c in value_cols for k in ("mean", "ci95")]
@@ -132,6 +143,17 @@ def table5(util: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str
         frame["paper_name"] = frame["model"].map(lambda m: paper_names.get(m, ""))
         frame["kind"] = frame["model"].map(lambda m: kinds.get(m, "LLM"))
         frame = frame.assign(_b=frame["kind"] == "baseline").sort_values(["dataset", "_b", "model"])[frame_cols]
+    if reference is not None and len(reference):
+        ref_rows = []
+        for r in reference.itertuples(index=False):
+            row = {c: np.nan for c in frame_cols}
+            row.update({"dataset": r.dataset, "model": REFERENCE_ROW, "paper_name": "", "kind": "reference", "n_cells": np.nan})
+            for m in UTIL_MEASURES:
+                row[f"tstr_{m}_mean"] = getattr(r, m)
+            ref_rows.append(row)
+        frame = pd.concat([frame, pd.DataFrame(ref_rows, columns=frame_cols)], ignore_index=True)
+        order = frame["kind"].map({"LLM": 0, "baseline": 1, "reference": 2})
+        frame = frame.assign(_o=order).sort_values(["dataset", "_o", "model"], kind="stable").drop(columns="_o")
     rows, breaks = [], []
     prev = None
     for i, r in enumerate(frame.itertuples(index=False)):
@@ -139,7 +161,10 @@ def table5(util: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str
         if r["dataset"] != prev:
             breaks.append(i)
             prev = r["dataset"]
-        rows.append([r["dataset"], display_model(r["model"], r["kind"])] + [fmt(r[f"{c}_mean"], r[f"{c}_ci95"]) for c in value_cols])
+        vals = [fmt(r[f"{c}_mean"], r[f"{c}_ci95"]) for c in value_cols]
+        if r["kind"] == "reference":
+            vals = vals[: len(UTIL_MEASURES)] + [""] * (len(value_cols) - len(UTIL_MEASURES))
+        rows.append([r["dataset"], display_model(r["model"], r["kind"])] + vals)
     clf_text = (
         "mean over the classifiers present (decision tree, random forest, XGBoost)"
         if classifier == "mean"
@@ -150,6 +175,9 @@ def table5(util: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str
         "then mean over prompts; ± = 95% t-interval over repeats when there are several.",
         "F1 is macro-averaged; AUC is ROC-AUC.",
     ]
+    if (frame["kind"] == "reference").any():
+        notes.append(f"'{REFERENCE_ROW}': trained on real train, tested on real holdout (TRTR), shown under TSTR "
+                     "as the ceiling a synthetic table can reach.")
     if frame.empty:
         notes.append("No utility scores were found in the metrics files.")
     layout = Layout(
@@ -214,10 +242,11 @@ def score_definitions(metrics: pd.DataFrame) -> pd.DataFrame:
     if metrics.empty:
         return pd.DataFrame(columns=["score", "metric", "family", "direction", "range_lo", "range_hi", "datasets", "n_values", "constant_in"])
     fam = metrics["family"].str.lower()
+    parsed = metrics["name"].map(parse_utility_key)
     members = {
         "quality": metrics["score_group"] == "quality",
         "privacy": metrics["score_group"] == "privacy",
-        "utility": fam == "utility",
+        "utility": (fam == "utility") & parsed.map(lambda t: t is not None and t[0] in UTIL_SCHEMES),
         "clinical": fam.str.startswith("clinical"),
     }
     rows = []
@@ -246,6 +275,12 @@ def score_definitions(metrics: pd.DataFrame) -> pd.DataFrame:
 def definitions_markdown(defs: pd.DataFrame, doc: str, classifier: str) -> str:
     """``score_definitions.md``: the scoring rules (``doc``) and the member metrics per score."""
     lines = ["# Score definitions", "", doc.strip(), ""]
+    lines.append(
+        "The Utility section below lists the utility metrics behind the six Table V scores (TSTR / TRTS x "
+        "accuracy, macro-F1, ROC-AUC); the Utility score normalises those six per-cell scores, not each "
+        "metric separately."
+    )
+    lines.append("")
     lines.append(
         "Table V uses " + ("the mean over the classifiers present" if classifier == "mean" else f"the {classifier} scores")
         + " for TSTR / TRTS accuracy, macro-F1 and ROC-AUC."
