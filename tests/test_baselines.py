@@ -170,3 +170,28 @@ def test_unknown_kind_is_a_config_error(cirrhosis):
     card, train, holdout = cirrhosis
     with pytest.raises(ConfigError, match="baseline kind"):
         baselines.generate_table("gan", card, train, holdout, 5, 0)
+
+
+def test_generate_step_runs_baselines_with_meta(tmp_path: Path, cirrhosis):
+    """``synllm generate`` on a baseline: NDJSON raw file + meta with wall_seconds."""
+    from synllm.generate.cli import cli
+
+    card, train, holdout = cirrhosis
+    train.to_parquet(tmp_path / "train.parquet", index=False)
+    holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
+    (tmp_path / "models.yaml").write_text(
+        "models:\n  copula:\n    backend: baseline\n    kind: copula\n"
+    )
+    raw, meta_path = tmp_path / "r1.txt", tmp_path / "r1.meta.json"
+    rc = cli([
+        "--model", "copula", "--registry", str(tmp_path / "models.yaml"),
+        "--card", "resources/datasets/cirrhosis.yaml", "--train", str(tmp_path / "train.parquet"),
+        "--holdout", str(tmp_path / "holdout.parquet"), "--n-records", "30", "--seed", "4",
+        "--out-raw", str(raw), "--out-meta", str(meta_path),
+    ])
+    assert rc == 0
+    recs = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert len(recs) == 30 and all(list(r) == card.feature_names for r in recs)
+    meta = json.loads(meta_path.read_text())
+    assert meta["backend"] == "baseline" and meta["records_found"] == 30
+    assert meta["wall_seconds"] >= 0 and meta["backend_info"]["baseline_kind"] == "copula"
