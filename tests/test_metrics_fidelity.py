@@ -148,3 +148,25 @@ def test_holdout_beats_shuffled_columns_on_correlation_and_mi(real):
     assert good["correlation_similarity_mean"] > bad["correlation_similarity_mean"]
     # marginals are identical under column permutation
     assert good["ks_mean"] == pytest.approx(bad["ks_mean"], abs=TOL)
+
+
+def test_sdmetrics_scores_match_sdmetrics(real):
+    """column_shape and correlation_similarity are sdmetrics' KSComplement / TVComplement /
+    CorrelationSimilarity, computed without importing sdmetrics at evaluation time."""
+    from sdmetrics.column_pairs import CorrelationSimilarity
+    from sdmetrics.single_column import KSComplement, TVComplement
+
+    card, df = real("cirrhosis")
+    r, s = df.iloc[:250], df.iloc[250:].reset_index(drop=True)
+    for c, spec in card.columns.items():
+        out = F.column_metrics(r[c], s[c], spec.is_numeric, 20, 1e-4)
+        if spec.is_numeric:
+            want = KSComplement.compute(r[c].astype(float).dropna(), s[c].astype(float).dropna())
+        else:
+            want = TVComplement.compute(r[c], s[c])
+        assert out["column_shape"] == pytest.approx(want, abs=TOL), c
+    _, corr = F.evaluate_correlation(r, s, card, top_pairs=3)
+    cols = corr["columns"]
+    for a, b in [(cols[i], cols[j]) for i in range(len(cols)) for j in range(i + 1, len(cols))]:
+        want = CorrelationSimilarity.compute(r[[a, b]].astype(float), s[[a, b]].astype(float))
+        assert corr["similarity"][f"{a}~{b}"] == pytest.approx(want, abs=TOL), (a, b)

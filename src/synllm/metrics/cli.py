@@ -18,7 +18,8 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``bins`` (20) / ``mi_bins`` (10): real-quantile bins for JS/KL and for mutual information.
 - ``kl_epsilon`` (1e-4): additive smoothing of the KL pmfs.
 - ``top_pairs`` (5): strongest real Pearson pairs reported with their synthetic rho.
-- ``n_jobs`` (2): threads for the random forest and XGBoost.
+- ``n_jobs`` (1): threads for the random forest and XGBoost (match the rule's ``threads``;
+  XGBoost threads busy-wait when the machine is oversubscribed).
 
 ``model``, ``prompt`` and ``rep`` come from the output path
 ``metrics/{dataset}/{model}/{prompt}/r{rep}.json`` unless given. The top-level ``status`` is
@@ -55,7 +56,7 @@ DEFAULT_SETTINGS: dict = {
     "mi_bins": 10,
     "kl_epsilon": 1e-4,
     "top_pairs": 5,
-    "n_jobs": 2,
+    "n_jobs": 1,
 }
 
 

@@ -26,7 +26,8 @@ are *categorical* (binary 0/1 is a two-category distribution). Per column:
 - mutual information with the target (``sklearn.metrics.mutual_info_score``, nats) on the
   discretised column (``mi_bins``, default 10 real-quantile bins; categories as is; missing =
   its own level), real and synthetic separately; the metric is ``|MI_real - MI_syn|``.
-- sdmetrics column shape: ``KSComplement`` (numeric) / ``TVComplement`` (categorical).
+- column shape as sdmetrics defines it: ``KSComplement`` = 1 - KS (numeric) and
+  ``TVComplement`` = 1 - total variation distance over non-missing categories (categorical).
 
 Aggregates are plain means over the columns where the value is defined; columns where it is
 not are named in the result's note. Correlation structure: Pearson matrices over the numeric
@@ -34,7 +35,12 @@ and binary columns (pairwise-complete), ``corr_frobenius = ||R - S||_F / sqrt(p 
 (the root-mean-square difference of the off-diagonal coefficients, range [0, 2]); a synthetic
 column that is constant has undefined correlations, which are taken as 0 and noted.
 Selected pairs (``top_pairs`` strongest real pairs plus the card's correlation relations)
-are reported with their real and synthetic rho.
+are reported with their real and synthetic rho. ``correlation_similarity_mean`` is sdmetrics'
+``CorrelationSimilarity`` (Pearson), ``1 - |rho_r - rho_s| / 2``, averaged over pairs.
+
+The three sdmetrics scores are computed here from the same arrays (the tests check them
+against ``sdmetrics``): importing ``sdmetrics`` pulls in torch, ~3 s of CPU and several
+hundred MB per evaluation job, for one-line formulas.
 """
 
 from __future__ import annotations
@@ -198,6 +204,24 @@ def category_preservation(real: pd.Series, syn: pd.Series) -> float:
     return len(rcats & set(labels(syn.dropna()))) / len(rcats)
 
 
+def tv_complement(real: pd.Series, syn: pd.Series) -> float:
+    """1 - total variation distance of the non-missing category pmfs (sdmetrics TVComplement)."""
+    rc, sc = real.dropna().astype("string").value_counts(), syn.dropna().astype("string").value_counts()
+    if rc.empty or sc.empty:
+        raise ValueError("a column has no non-missing values")
+    cats = sorted(set(rc.index) | set(sc.index))
+    p = rc.reindex(cats, fill_value=0).to_numpy(float)
+    q = sc.reindex(cats, fill_value=0).to_numpy(float)
+    return float(1 - 0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
+
+
+def correlation_similarity(rho_real: float, rho_syn: float) -> float:
+    """``1 - |rho_real - rho_syn| / 2`` (sdmetrics CorrelationSimilarity); NaN if undefined."""
+    if pd.isna(rho_real) or pd.isna(rho_syn) or rho_real == 0:
+        return float("nan")
+    return float(1 - abs(rho_real - rho_syn) / 2)
+
+
 def discretise(col: pd.Series, ref: pd.Series, numeric: bool, bins: int) -> np.ndarray:
     """Codes for MI: numeric -> real-quantile bin of ``ref``; categorical -> labels."""
     if numeric:
@@ -248,8 +272,6 @@ def _cell(out: dict, key: str, fn) -> None:
 
 def column_metrics(real: pd.Series, syn: pd.Series, numeric: bool, bins: int, eps: float) -> dict:
     """All single-column metrics of one column (keys absent when not applicable)."""
-    from sdmetrics.single_column import KSComplement, TVComplement
-
     out: dict = {"kind": "numeric" if numeric else "categorical"}
     if numeric:
         r, s = numeric_values(real), numeric_values(syn)
@@ -258,13 +280,12 @@ def column_metrics(real: pd.Series, syn: pd.Series, numeric: bool, bins: int, ep
         _cell(out, "ad", lambda: dict(zip(("ad", "ad_pvalue"), anderson_darling(r, s))))
         _cell(out, "range_coverage", lambda: range_coverage(r, s))
         p, q = numeric_pmfs(real, syn, bins)
-        _cell(out, "column_shape", lambda: KSComplement.compute(pd.Series(r), pd.Series(s)))
+        _cell(out, "column_shape", lambda: 1.0 - out["ks"] if out.get("ks") is not None else None)
     else:
         p, q, _ = categorical_pmfs(real, syn)
         _cell(out, "chi2", lambda: dict(zip(("chi2", "chi2_pvalue"), chi_square(real, syn))))
         _cell(out, "category_preservation", lambda: category_preservation(real, syn))
-        _cell(out, "column_shape",
-              lambda: TVComplement.compute(labels(real), labels(syn)))
+        _cell(out, "column_shape", lambda: tv_complement(real, syn))
     _cell(out, "jsd", lambda: js_divergence(p, q))
     _cell(out, "kl", lambda: kl_divergence(p, q, eps))
     return out
@@ -320,8 +341,6 @@ def evaluate_correlation(
     real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, top_pairs: int
 ) -> tuple[list[Result], dict]:
     """Pearson-structure metrics plus the selected pairs' real and synthetic rho."""
-    from sdmetrics.column_pairs import CorrelationSimilarity
-
     cols = corr_columns(card)
     rm = pearson_matrix(real, cols)
     sm = pearson_matrix(syn, cols)
@@ -337,17 +356,7 @@ def evaluate_correlation(
         return frobenius_difference(rm.to_numpy(), sm_filled.to_numpy()), note
 
     pairs = [(a, b) for i, a in enumerate(cols) for b in cols[i + 1:]]
-    sims: dict[str, float | None] = {}
-    for a, b in pairs:
-        ra = real[[a, b]].astype("float64").dropna()
-        sa = syn[[a, b]].astype("float64").dropna()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                v = float(CorrelationSimilarity.compute(ra, sa, coefficient="Pearson"))
-        except Exception:  # noqa: BLE001 - undefined pair, named in the mean's note
-            v = float("nan")
-        sims[f"{a}~{b}"] = v
+    sims = {f"{a}~{b}": correlation_similarity(rm.loc[a, b], sm.loc[a, b]) for a, b in pairs}
 
     ranked = sorted(pairs, key=lambda ab: -abs(rm.loc[ab[0], ab[1]]) if np.isfinite(rm.loc[ab[0], ab[1]]) else 0)
     chosen = ranked[:top_pairs]

@@ -5,7 +5,7 @@ Mixed-type distance: Euclidean on an encoding fitted on the real train split. Nu
 values are imputed with the train mean (0 after standardising); categorical and binary
 columns are one-hot over the card's categories (binary: 0/1) plus a ``<NA>`` level, so one
 mismatching category adds 2 to the squared distance. ``sklearn.neighbors.NearestNeighbors``
-does the search.
+does the (exact, k-d tree) search.
 
 Reference set: always the **full** train split (never a downsample to the synthetic size,
 which hides copies). Only the O(n_train^2) real->real baseline is subsampled: a seeded sample
@@ -117,11 +117,19 @@ def identifiability(train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard) -
     return float(np.isin(row_hashes(syn, card), row_hashes(train, card)).mean())
 
 
-def nn_distances(reference: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
-    """Euclidean distances of each query row to its k nearest reference rows, (n_query, k)."""
+def nn_index(reference: np.ndarray) -> NearestNeighbors:
+    """Exact Euclidean nearest-neighbour index over ``reference`` (n_ref, d) (a k-d tree)."""
+    return NearestNeighbors(algorithm="kd_tree").fit(reference)
+
+
+def nn_distances(reference: np.ndarray | NearestNeighbors, query: np.ndarray, k: int) -> np.ndarray:
+    """Euclidean distances of each query row to its k nearest reference rows, (n_query, k).
+
+    ``reference`` is an array or an index from :func:`nn_index` (reused across queries).
+    """
+    index = reference if isinstance(reference, NearestNeighbors) else nn_index(reference)
     with config_context(working_memory=128):
-        nn = NearestNeighbors(n_neighbors=k).fit(reference)
-        d, _ = nn.kneighbors(query)
+        d, _ = index.kneighbors(query, n_neighbors=k)
     return d
 
 
@@ -165,12 +173,13 @@ def evaluate_privacy(
 
     results = [guarded("identifiability", lambda: identifiability(train, syn, card))]
 
-    d_syn = nn_distances(x_train, x_syn, k=min(2, len(x_train)))
+    index = nn_index(x_train)
+    d_syn = nn_distances(index, x_syn, k=min(2, len(x_train)))
     d1 = d_syn[:, 0]
     rr_idx = sample_rows(len(x_train), int(settings["distance_sample"]), seed)
-    d_rr = nn_distances(x_train, x_train[rr_idx], k=2)[:, 1] if len(x_train) > 1 else np.array([])
+    d_rr = nn_distances(index, x_train[rr_idx], k=2)[:, 1] if len(x_train) > 1 else np.array([])
     ho_idx = sample_rows(len(holdout), int(settings["distance_sample"]), seed + 1)
-    d_ho = nn_distances(x_train, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0] if len(ho_idx) else np.array([])
+    d_ho = nn_distances(index, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0] if len(ho_idx) else np.array([])
     detail.update({
         "real_real_nn_mean": float(d_rr.mean()) if len(d_rr) else None,
         "synthetic_real_nn_mean": float(d1.mean()),
