@@ -93,6 +93,11 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     return config
 
 
+def _strip(err: Exception, key: str) -> str:
+    msg = str(err)
+    return msg[len(key) + 2 :] if msg.startswith(f"{key}: ") else msg
+
+
 def check_config(config: dict, base: Path | None = None) -> dict:
     """Schema + datasets + models. Returns the config with defaults filled in."""
     from synllm.registry import load_registry
@@ -103,13 +108,13 @@ def check_config(config: dict, base: Path | None = None) -> dict:
         try:
             find_card(name, cards_dir)
         except ConfigError as err:
-            raise ConfigError(f"config field 'datasets[{i}]': {err}") from None
+            raise ConfigError(f"config field 'datasets[{i}]': {_strip(err, 'datasets')}") from None
     registry = load_registry(resolve_path(config["model_registry"], base))
     for i, slug in enumerate(config["models"]):
         try:
             registry.get(slug)
         except ConfigError as err:
-            raise ConfigError(f"config field 'models[{i}]': {err}") from None
+            raise ConfigError(f"config field 'models[{i}]': {_strip(err, 'models')}") from None
     gen = config["generation"]
     if gen.get("backend_override") == "replay" and not gen.get("replay_dir"):
         raise ConfigError("config field 'generation.replay_dir': required when backend_override is replay")

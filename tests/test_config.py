@@ -1,0 +1,72 @@
+"""Config validation: defaults, and one clear line naming the field for every mistake."""
+
+import copy
+
+import pytest
+import yaml
+
+from synllm.config import check_config, grid, n_records, validate_schema
+from synllm.errors import ConfigError
+from synllm.registry import load_registry
+from tests.conftest import ROOT
+
+DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def cfg(**changes):
+    c = copy.deepcopy(DEFAULT)
+    c.update(changes)
+    return c
+
+
+def test_default_config_is_valid_and_grid_counts():
+    c = check_config(cfg())
+    reg = load_registry(ROOT / c["model_registry"])
+    cells = grid(c, reg)
+    llm = [x for x in cells if x.prompt != "none"]
+    base = [x for x in cells if x.prompt == "none"]
+    assert len(llm) == 3 * 4  # 3 datasets x 4 prompts on the embedded model
+    assert len(base) == 3 * 3  # 3 baselines per dataset, no prompt
+    assert {x.model for x in base} == {"holdout", "marginals", "copula"}
+
+
+def test_defaults_are_filled_in():
+    c = validate_schema({"datasets": ["stroke"], "models": ["holdout"], "prompts": ["SEEDEx"]})
+    assert c["seed"] == 42 and c["repeats"] == 1 and c["holdout_fraction"] == 0.2
+    assert c["generation"]["temperature"] == 0.7 and c["generation"]["top_p"] == 0.9
+    assert c["generation"]["batch_size"] == 20
+    assert c["validation"]["clinical_rules"] == "reject"
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"prompts": ["SEEDEx", "FOO"]}, "config field 'prompts[1]': 'FOO' is not one of"),
+        ({"datasets": ["diabetes", "diabetis"]}, "config field 'datasets[1]': unknown dataset 'diabetis'"),
+        ({"models": ["smollm2-135m", "gpt-5"]}, "config field 'models[1]': unknown model 'gpt-5'"),
+        ({"repeats": "two"}, "config field 'repeats': 'two' is not of type 'integer'"),
+        ({"holdout_fraction": 1.5}, "config field 'holdout_fraction'"),
+        ({"seeed": 1}, "config: unknown key(s) ['seeed']"),
+        ({"generation": {"temperature": "hot"}}, "config field 'generation.temperature'"),
+        ({"generation": {"backend_override": "replay"}}, "config field 'generation.replay_dir'"),
+        ({"n_records": {"diabetes": 5}}, "config field 'n_records': no value for dataset(s)"),
+    ],
+)
+def test_errors_name_the_field_in_one_line(change, expected):
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg(**change))
+    msg = str(err.value)
+    assert expected in msg, msg
+    assert "\n" not in msg
+
+
+def test_missing_required_key():
+    c = cfg()
+    del c["models"]
+    with pytest.raises(ConfigError, match="'models' is a required property"):
+        check_config(c)
+
+
+def test_n_records_per_dataset():
+    c = check_config(cfg(n_records={"diabetes": 7, "stroke": 8, "cirrhosis": 9}))
+    assert n_records(c, "stroke") == 8
