@@ -21,7 +21,8 @@ excluded). Metrics:
 - ``nndr_mean``: mean over synthetic rows of d1/d2 (closest / second-closest train record);
   d1 = d2 = 0 gives 1 (the row matches several identical train rows, it singles none out).
 - ``mia_auc`` / ``mia_advantage``: distance-based membership inference. Members: a seeded
-  sample of ``mia_sample / 2`` train rows; non-members: as many holdout rows; score = minus
+  sample of up to ``mia_sample / 2`` train rows; non-members: a seeded sample of up to as
+  many holdout rows (all of them for small tables; AUC needs no balance); score = minus
   the distance to the closest synthetic record; AUC (``roc_auc_score``) and advantage
   max(TPR - FPR). 0.5 / 0 mean the table leaks nothing about membership. Values below 0.5
   mean non-members sit closer to the synthetic rows than members (e.g. a table drawn from the
