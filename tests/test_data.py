@@ -144,6 +144,24 @@ def test_split_sizes_and_stratification(name, real):
     assert not train.equals(other)
 
 
+@pytest.mark.parametrize("name", DATASETS)
+def test_three_way_split_is_disjoint_and_stratified(name, real):
+    card, df = real(name)
+    train, holdout, reference = split_table(df, card, 0.2, seed=3, reference_fraction=0.1)
+    assert len(train) + len(holdout) + len(reference) == len(df)
+    assert abs(len(reference) - 0.1 * len(df)) <= 1
+    assert abs(len(holdout) - 0.2 * len(df)) <= 2
+    # disjoint as multisets of rows: together they are exactly the full table
+    together = pd.concat([train, holdout, reference]).astype(str)
+    key = lambda f: f.astype(str).apply("|".join, axis=1).sort_values().reset_index(drop=True)
+    pd.testing.assert_series_equal(key(together), key(df))
+    p = df[card.target].value_counts(normalize=True)
+    for part in (holdout, reference):
+        share = part[card.target].value_counts(normalize=True)
+        for cls in p.index:
+            assert abs(share.get(cls, 0) - p[cls]) <= 1.0 / len(part) + 1e-9
+
+
 def test_card_schema_file_in_sync():
     from synllm.cards import export_schema
 

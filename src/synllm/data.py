@@ -144,15 +144,41 @@ def check_against_card(df: pd.DataFrame, card: DatasetCard) -> None:
 
 
 def split_table(
-    df: pd.DataFrame, card: DatasetCard, holdout_fraction: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified (on the target) train / holdout split; indices are reset."""
+    df: pd.DataFrame,
+    card: DatasetCard,
+    holdout_fraction: float,
+    seed: int,
+    reference_fraction: float = 0.0,
+) -> tuple[pd.DataFrame, ...]:
+    """Stratified (on the target) train / holdout split; indices are reset.
+
+    With ``reference_fraction > 0`` a third, disjoint part is carved out first and returned
+    last: real rows that neither the models (train) nor the evaluation (holdout) see, which
+    the ``holdout`` baseline samples from, so its privacy and TSTR scores are not measured on
+    its own rows. Fractions are of the full table.
+    """
     if not 0 < holdout_fraction < 1:
         raise DataError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
+    if not 0 <= reference_fraction < 1 - holdout_fraction:
+        raise DataError(
+            f"reference_fraction must be in [0, 1 - holdout_fraction), got {reference_fraction}"
+        )
+    reference = None
+    rest = df
+    if reference_fraction > 0:
+        rest, reference = train_test_split(
+            df, test_size=reference_fraction, random_state=seed, stratify=df[card.target]
+        )
     train, holdout = train_test_split(
-        df, test_size=holdout_fraction, random_state=seed, stratify=df[card.target]
+        rest,
+        test_size=holdout_fraction / (1 - reference_fraction),
+        random_state=seed,
+        stratify=rest[card.target],
     )
-    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+    parts = [train.reset_index(drop=True), holdout.reset_index(drop=True)]
+    if reference is not None:
+        parts.append(reference.reset_index(drop=True))
+    return tuple(parts)
 
 
 def read_split(path: str | Path, card: DatasetCard) -> pd.DataFrame:
@@ -170,14 +196,20 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--no-verify", action="store_true", help="skip the sha256 check")
     p.add_argument("--train", required=True, help="output parquet")
     p.add_argument("--holdout", required=True, help="output parquet")
+    p.add_argument("--reference-fraction", type=float, default=0.0)
+    p.add_argument("--reference", help="output parquet of the reference part (holdout baseline)")
     a = p.parse_args(argv)
+    if (a.reference_fraction > 0) != bool(a.reference):
+        raise DataError("--reference and --reference-fraction > 0 go together")
     card = load_card(a.card)
     df = load_table(card, a.data_dir, verify=not a.no_verify)
-    train, holdout = split_table(df, card, a.holdout_fraction, a.seed)
-    for frame, out in ((train, a.train), (holdout, a.holdout)):
+    parts = split_table(df, card, a.holdout_fraction, a.seed, a.reference_fraction)
+    outs = (a.train, a.holdout, a.reference)
+    for frame, out in zip(parts, outs):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(out, index=False)
-    print(f"{card.name}: {len(df)} rows -> train {len(train)}, holdout {len(holdout)}")
+    sizes = ", ".join(f"{n} {len(f)}" for n, f in zip(("train", "holdout", "reference"), parts))
+    print(f"{card.name}: {len(df)} rows -> {sizes}")
     return 0
 
 

@@ -82,7 +82,8 @@ def generate_inputs(wildcards):
     inputs = {
         "card": card_file(wildcards),
         "train": split_file("train").format(dataset=wildcards.dataset),
-        "holdout": split_file("holdout").format(dataset=wildcards.dataset),
+        # baselines sample real rows from the reference part, never from the evaluation holdout
+        "holdout": split_file("reference").format(dataset=wildcards.dataset),
         "registry": str(REGISTRY_FILE),
     }
     if wildcards.prompt != BASELINE_PROMPT:

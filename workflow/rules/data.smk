@@ -5,6 +5,7 @@ rule split:
     output:
         train=f"{RESULTS}/data/{{dataset}}/train.parquet",
         holdout=f"{RESULTS}/data/{{dataset}}/holdout.parquet",
+        reference=f"{RESULTS}/data/{{dataset}}/reference.parquet",
     log:
         f"{RESULTS}/logs/split/{{dataset}}.log",
     benchmark:
@@ -14,11 +15,13 @@ rule split:
     params:
         data_dir=str(DATA_DIR),
         fraction=config["holdout_fraction"],
+        ref_fraction=config["reference_fraction"],
         seed=config["seed"],
         verify="" if config["verify_checksums"] else "--no-verify",
     shell:
         "synllm split --card {input.card:q} --data-dir {params.data_dir:q}"
         " --holdout-fraction {params.fraction} --seed {params.seed} {params.verify}"
+        " --reference-fraction {params.ref_fraction} --reference {output.reference:q}"
         " --train {output.train:q} --holdout {output.holdout:q} > {log:q} 2>&1"
 
 
