@@ -75,6 +75,24 @@ class GenerationSettings(BaseModel):
     tokens_per_record: float | None = Field(
         None, gt=0, description="Tokens per record (default: measured on an example record)."
     )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="transformers: where to run (auto = CUDA when present)."
+    )
+
+
+OPENAI_SETTING_KEYS = frozenset(
+    {
+        "requests_per_minute",
+        "max_retries",
+        "backoff_base_s",
+        "backoff_max_s",
+        "request_timeout_s",
+        "cost_per_1k_input_tokens",
+        "cost_per_1k_output_tokens",
+        "response_format",
+    }
+)
+"""Options of the openai backend passed through the settings extras (see openai_backend)."""
 
 
 @dataclass

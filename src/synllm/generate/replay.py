@@ -1,0 +1,67 @@
+"""Replay backend: re-use the SynLLM authors' raw generations instead of running a model.
+
+Reads ``<replay_dir>/<dataset>/<replay_name>/prompt<N>.txt`` where N = 1..4 for SEEDEx,
+FEATDESC, STATGUIDE, CLINRULE. No model runs (meta: ``generated: false``, zero tokens). A
+missing file, a model without ``replay_name`` or a non-paper prompt style gives empty text and
+the warning ``no replay output: ...``; the validator then reports zero records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synllm import PROMPT_STYLES
+from synllm.errors import ConfigError
+from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
+
+
+def replay_path(replay_dir: str | Path, dataset: str, replay_name: str, style: str) -> Path | None:
+    """File holding the authors' output for one cell, or None for a non-paper prompt style."""
+    if style not in PROMPT_STYLES:
+        return None
+    return Path(replay_dir) / dataset / replay_name / f"prompt{PROMPT_STYLES.index(style) + 1}.txt"
+
+
+class ReplayBackend:
+    """Reads fixture text; see module docstring."""
+
+    name = "replay"
+    batched = False
+
+    def __init__(self) -> None:
+        self.stats = BackendStats(device="none", quantization="none", generated=False)
+        self.text: str | None = None
+        self.source: str | None = None
+
+    def load(self, spec: Any, settings: GenerationSettings, context: GenerationContext) -> None:
+        if not settings.replay_dir:
+            raise ConfigError("generation: field 'replay_dir' is required with backend_override: replay")
+        if not Path(settings.replay_dir).is_dir():
+            raise ConfigError(f"generation: field 'replay_dir': directory {settings.replay_dir!r} not found")
+        style = context.prompt_style or (context.prompt or {}).get("style") or "none"
+        if not spec.replay_name:
+            self.stats.warnings.append(f"no replay output: model {spec.slug!r} has no replay_name")
+            return
+        path = replay_path(settings.replay_dir, context.card.name, spec.replay_name, style)
+        if path is None:
+            self.stats.warnings.append(f"no replay output: prompt style {style!r} is not a paper prompt")
+            return
+        if not path.is_file():
+            self.stats.warnings.append(f"no replay output: {path} does not exist")
+            return
+        self.text = path.read_text(encoding="utf-8", errors="replace")
+        self.source = str(path)
+        self.stats.extra["replay_file"] = self.source
+
+    def count_tokens(self, text: str) -> int:
+        """Whitespace-separated words (no tokenizer is loaded in replay)."""
+        return len(text.split())
+
+    def generate(self, system: str, user: str, n_records: int, seed: int,
+                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+        return [self.text] if self.text is not None else []
+
+
+def create() -> ReplayBackend:
+    return ReplayBackend()
