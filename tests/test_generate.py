@@ -241,6 +241,20 @@ def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(cirrho
     for line in lines:
         record = json.loads(line)
         assert set(record) == set(card.columns)
+        for name, col in card.columns.items():  # the grammar enforces categories (not ranges)
+            if col.type == "categorical":
+                assert record[name] in list(col.categories) + [None], (name, record[name])
+
+
+def test_grammar_schema_keeps_enums_of_nullable_columns():
+    from synllm.generate.llamacpp import grammar_schema
+
+    card = load_card(CARDS / "cirrhosis.yaml")
+    schema = grammar_schema(card.record_json_schema())
+    assert schema["properties"]["Drug"] == {"enum": ["D-penicillamine", "Placebo", None]}
+    chol = schema["properties"]["Cholesterol"]["anyOf"]
+    assert {"type": "null"} in chol and any(s.get("type") == "number" for s in chol)
+    assert isinstance(schema["properties"]["Age"]["minimum"], int)
 
 
 def test_attempt_two_halves_the_batch(cirrhosis_prompt, tmp_path):

@@ -28,14 +28,29 @@ MAX_CTX = 8192
 
 
 def grammar_schema(schema: dict) -> dict:
-    """Copy of a record JSON schema with integer bounds cast to int (llama.cpp's converter
-    only understands integral bounds on integers)."""
+    """Copy of a record JSON schema that llama-cpp-python's converter turns into a faithful
+    grammar.
+
+    The converter (``llama_cpp.llama_grammar``) turns ``"type": [..., "null"]`` into a bare
+    union of types and drops the ``enum`` beside it, so nullable categoricals would accept any
+    string; enums are therefore written without ``type`` (``null`` stays an enum value), and
+    other type lists become ``anyOf`` of single-type schemas. Integer bounds are cast to int.
+    (The converter ignores numeric ``minimum``/``maximum``: ranges stay the validator's job.)
+    """
     out = json.loads(json.dumps(schema))
-    for prop in out.get("properties", {}).values():
-        if prop.get("type") == "integer":
+    props = out.get("properties", {})
+    for name, prop in list(props.items()):
+        types = prop.get("type")
+        if "enum" in prop:
+            props[name] = {"enum": prop["enum"]}
+            continue
+        if prop.get("type") == "integer" or (isinstance(types, list) and "integer" in types):
             for key in ("minimum", "maximum"):
                 if key in prop and float(prop[key]).is_integer():
                     prop[key] = int(prop[key])
+        if isinstance(types, list):
+            rest = {k: v for k, v in prop.items() if k != "type"}
+            props[name] = {"anyOf": [{**rest, "type": t} if t != "null" else {"type": "null"} for t in types]}
     return out
 
 
