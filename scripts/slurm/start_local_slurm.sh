@@ -66,17 +66,19 @@ mkdir -p "$STATE"/{spool/ctld,spool/d,log} "$CONF_DIR"
 
 # ------------------------------------------------------------------ munge (authentication)
 if ! pgrep -x munged >/dev/null 2>&1; then
-    mkdir -p /run/munge /var/lib/munge /var/log/munge /etc/munge
+    mkdir -p /run/munge /var/lib/munge /etc/munge
     if [ ! -s /etc/munge/munge.key ]; then
         if command -v mungekey >/dev/null 2>&1; then mungekey --create --force; else
             dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null; fi
     fi
-    chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
-    chmod 0700 /etc/munge /var/lib/munge /var/log/munge
+    # munged runs as root here (no systemd unit to switch users): root owns its files
+    chown -R root:root /etc/munge /run/munge /var/lib/munge
+    chmod 0700 /etc/munge /var/lib/munge
     chmod 0400 /etc/munge/munge.key
     chmod 0755 /run/munge
     # --force: munged refuses to start as root otherwise (fine in a throwaway CI machine)
-    munged --force --pid-file="$STATE/munged.pid" || die "munged failed to start"
+    munged --force --pid-file="$STATE/munged.pid" --log-file="$STATE/log/munged.log" \
+        || die "munged failed to start"
 fi
 munge -n | unmunge >/dev/null || die "munge round trip failed"
 
