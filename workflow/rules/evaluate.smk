@@ -6,7 +6,8 @@ rule evaluate:
         train=rules.split.output.train,
         holdout=rules.split.output.holdout,
     output:
-        f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
+        metrics=f"{RESULTS}/metrics/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
+        fairness=f"{RESULTS}/fairness/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv",
     log:
         f"{RESULTS}/logs/evaluate/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.log",
     benchmark:
@@ -23,4 +24,5 @@ rule evaluate:
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
-        " --seed {params.seed} --settings {params.settings} --out {output:q} > {log:q} 2>&1"
+        " --seed {params.seed} --settings {params.settings} --out {output.metrics:q}"
+        " --out-fairness {output.fairness:q} > {log:q} 2>&1"

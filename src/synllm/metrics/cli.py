@@ -3,7 +3,7 @@
 Usage::
 
     synllm evaluate --card C --synthetic CSV --train T --holdout H --validation REP \\
-        --seed S --settings SETTINGS_JSON --out M [--model X --prompt Y --rep N]
+        --seed S --settings SETTINGS_JSON --out M [--out-fairness F] [--model X --prompt Y --rep N]
 
 ``--settings`` is JSON text (``'{"distance_sample": 5000}'``) or the path of a JSON file;
 keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
@@ -20,6 +20,12 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``top_pairs`` (5): strongest real Pearson pairs reported with their synthetic rho.
 - ``n_jobs`` (1): threads for the random forest and XGBoost (match the rule's ``threads``;
   XGBoost threads busy-wait when the machine is oversubscribed).
+
+``--out-fairness F`` also scores per-demographic-group fidelity and utility
+(:mod:`synllm.metrics_extra.fairness`): the per-group table goes to the CSV ``F`` (one row per
+grouping and group), four summary metrics of family ``fairness`` (score group null) are
+appended to the metrics list and a ``fairness`` detail block is added. A failed cell still
+writes ``F`` (NaN values with a reason per row, or only the header).
 
 ``model``, ``prompt`` and ``rep`` come from the output path
 ``metrics/{dataset}/{model}/{prompt}/r{rep}.json`` unless given. The top-level ``status`` is
@@ -45,6 +51,7 @@ from synllm.data import read_split
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import clinical, fidelity, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
+from synllm.metrics_extra import fairness
 
 DEFAULT_SETTINGS: dict = {
     "distance_sample": 5000,
@@ -201,6 +208,8 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--out-fairness", default=None,
+                   help="also score per-group fairness; per-group table CSV to write (see module doc)")
     p.add_argument("--model", default=None)
     p.add_argument("--prompt", default=None)
     p.add_argument("--rep", type=int, default=None)
@@ -221,10 +230,21 @@ def cli(argv: list[str]) -> int:
     cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep)) if v is not None})
     doc = {"dataset": card.name, **cell, **result}
     doc["validation"] = {k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid")}
+    fair_frame = None
+    if a.out_fairness:
+        t = time.perf_counter()
+        fair_res, fair_frame, doc["fairness"] = fairness.evaluate_fairness(
+            card, syn, train, holdout, a.seed, cell={"dataset": card.name, **cell})
+        doc["metrics"] += [r.to_dict() for r in fair_res]
+        doc["seconds"]["fairness"] = round(time.perf_counter() - t, 3)
     doc["seconds"]["total"] = round(time.perf_counter() - t0, 3)
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if fair_frame is not None:
+        fpath = Path(a.out_fairness)
+        fpath.parent.mkdir(parents=True, exist_ok=True)
+        fair_frame.to_csv(fpath, index=False)
     out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
     n_ok = sum(m["status"] == "ok" for m in doc["metrics"])
     print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"

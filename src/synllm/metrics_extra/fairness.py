@@ -16,11 +16,19 @@ converted with 365.25 days/year) — and each group g:
   has a single class or the synthetic table has a single target class.
 
 :func:`fairness_table` returns a tidy frame, one row per (grouping, group, metric):
-``grouping, group, metric, value, direction, n_real, n_synthetic, reason`` (``n_real`` counts
-the reference rows of the group for ``kl_mean`` and the holdout rows for ``auc``). The gap
-between the best and worst group of a metric (:func:`fairness_gaps`) is the disparity.
+``grouping, group, metric, value, direction, n_real, n_synthetic, reason, worst_feature,
+worst_feature_kl`` (``n_real`` counts the reference rows of the group for ``kl_mean`` and the
+holdout rows for ``auc``; ``worst_feature`` is the feature with the largest KL in the group).
+Groups with fewer than ``min_group_rows`` real rows are left out; a group with fewer than
+``min_synthetic_rows`` synthetic rows gets NaN with the reason. The gap between the best and
+worst group of a metric (:func:`fairness_gaps`) is the disparity.
 Smoothed histogram KL is biased upwards for small groups (cirrhosis men: 36 train rows), so
 compare generators at equal ``n_synthetic``, not groups of very different sizes.
+
+The evaluate step (``synllm evaluate --out-fairness CSV``) calls :func:`evaluate_fairness`:
+it writes :func:`cell_frame` (one row per grouping and group, see ``docs/architecture.md``)
+and adds the summary metrics of :data:`METRICS` (family ``fairness``, no score group) to the
+cell's metrics JSON.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from sklearn.metrics import roc_auc_score
 
 from synllm.cards import DatasetCard
 from synllm.errors import DataError
+from synllm.metrics.base import Metric, Result
 
 AGE_BANDS = ("<40", "40-60", ">=60")
 DAYS_PER_YEAR = 365.25
@@ -71,6 +80,12 @@ def groupings(card: DatasetCard, df: pd.DataFrame) -> dict[str, pd.Series]:
     if age_column(card) is not None:
         out["age_band"] = age_band(card, df)
     return out
+
+
+def group_sort_key(group) -> tuple:
+    """Age bands in age order, every other group label alphabetically."""
+    g = str(group)
+    return (0, AGE_BANDS.index(g), "") if g in AGE_BANDS else (1, 0, g)
 
 
 # -- KL divergence -----------------------------------------------------------------------
@@ -211,12 +226,14 @@ def fairness_table(
     seed: int = 0,
     alpha: float = 0.5,
     min_group_rows: int = 5,
+    min_synthetic_rows: int = 1,
 ) -> pd.DataFrame:
     """Tidy per-group fairness table (see module doc).
 
     ``real`` is the reference for KL (usually the train split, or holdout); ``holdout`` the
     real test rows for utility (utility rows are omitted when it is None). Groups come from
-    the real table; groups with fewer than ``min_group_rows`` real rows are skipped.
+    the real table; groups with fewer than ``min_group_rows`` real rows are skipped; groups
+    with fewer than ``min_synthetic_rows`` synthetic rows get KL NaN with the reason.
     """
     missing = [c for c in card.feature_names if c not in synth.columns]
     if missing:
@@ -234,7 +251,7 @@ def fairness_table(
     for grouping, labels in g_real.items():
         exclude = (grouping,) if grouping in card.columns else (age_column(card),)
         counts = labels.value_counts()
-        for group in sorted(counts.index, key=str):
+        for group in sorted(counts.index, key=group_sort_key):
             n_real = int(counts[group])
             if n_real < min_group_rows:
                 continue
@@ -243,26 +260,168 @@ def fairness_table(
             if n_syn == 0:
                 rows.append({**base, "metric": "kl_mean", "value": np.nan, "direction": "lower",
                              "reason": "no synthetic rows in this group"})
+            elif n_syn < min_synthetic_rows:
+                rows.append({**base, "metric": "kl_mean", "value": np.nan, "direction": "lower",
+                             "reason": f"only {n_syn} synthetic row(s) in this group (< {min_synthetic_rows})"})
             else:
                 kl = group_kl(card, real, synth, labels, g_synth[grouping], group, exclude, alpha, edges)
+                worst = max(kl, key=kl.get) if kl else None
                 rows.append({**base, "metric": "kl_mean", "value": float(np.mean(list(kl.values()))),
-                             "direction": "lower", "reason": None})
+                             "direction": "lower", "reason": None, "worst_feature": worst,
+                             "worst_feature_kl": kl[worst] if worst else np.nan})
             if holdout is None:
                 continue
             mask = (g_hold[grouping] == group).to_numpy() & (y_hold >= 0)
             hbase = {**base, "n_real": int(mask.sum()), "metric": "auc", "direction": "higher"}
             if model is None:
-                rows.append({**hbase, "value": np.nan, "reason": "synthetic table has a single target class"})
+                why = ("synthetic table has a single target class" if len(present) == 1
+                       else "synthetic table has no rows with a target value")
+                rows.append({**hbase, "value": np.nan, "reason": why})
             elif mask.sum() == 0:
                 rows.append({**hbase, "value": np.nan, "reason": "no holdout rows in this group"})
             else:
                 auc, reason = macro_auc(y_hold[mask], proba_hold[mask], present)
                 rows.append({**hbase, "value": auc, "reason": reason})
-    cols = ["grouping", "group", "metric", "value", "direction", "n_real", "n_synthetic", "reason"]
+    cols = ["grouping", "group", "metric", "value", "direction", "n_real", "n_synthetic", "reason",
+            "worst_feature", "worst_feature_kl"]
     return pd.DataFrame(rows, columns=cols)
 
 
 def fairness_gaps(table: pd.DataFrame) -> pd.DataFrame:
-    """Disparity per (grouping, metric): max - min of ``value`` over groups (NaN skipped)."""
+    """Disparity per (grouping, metric): max - min of ``value`` over groups (NaN skipped;
+    a grouping with fewer than two groups with a value has no gap and no row)."""
     g = table.dropna(subset=["value"]).groupby(["grouping", "metric"])["value"]
-    return g.agg(lambda v: float(v.max() - v.min())).rename("gap").reset_index()
+    out = g.agg(["max", "min", "count"]).reset_index()
+    out = out[out["count"] >= 2]
+    return out.assign(gap=(out["max"] - out["min"]).astype(float))[["grouping", "metric", "gap"]].reset_index(drop=True)
+
+
+# -- the evaluate step: per-cell table and summary metrics --------------------------------
+
+MIN_GROUP_ROWS = 5
+"""Real (train) rows a group needs to be reported, and synthetic rows it needs for a KL."""
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("fairness_kl_gap", "fairness", None, "lower", (0, None),
+               "Largest gap (max - min over the groups of one grouping) of the per-group mean feature KL"),
+        Metric("fairness_kl_max", "fairness", None, "lower", (0, None),
+               "Mean feature KL of the worst-served demographic group"),
+        Metric("fairness_auc_gap", "fairness", None, "lower", (0, 1),
+               "Largest gap (max - min over the groups of one grouping) of the per-group TSTR ROC AUC"),
+        Metric("fairness_auc_min", "fairness", None, "higher", (0, 1),
+               "TSTR ROC AUC on the real holdout rows of the worst-served demographic group"),
+    )
+}
+"""Summary metrics of the evaluate step (family ``fairness``, not part of Quality/Privacy).
+
+Declared here rather than in :mod:`synllm.metrics` so that they only appear in a metrics JSON
+when the evaluate step was asked for fairness (``--out-fairness``)."""
+
+CSV_COLUMNS = [
+    "dataset", "model", "prompt", "rep", "group_by", "group", "n_real", "n_synthetic",
+    "kl_mean", "worst_feature", "worst_feature_kl", "kl_reason", "n_holdout", "auc", "auc_reason",
+]
+
+
+def cell_frame(table: pd.DataFrame, cell: dict | None = None) -> pd.DataFrame:
+    """The per-cell fairness CSV: one row per (grouping, group) from a :func:`fairness_table`.
+
+    ``cell`` gives ``dataset, model, prompt, rep`` (repeated on every row).
+    """
+    cell = cell or {}
+    rows = []
+    for (grouping, group), sub in table.groupby(["grouping", "group"], sort=False):
+        kl = sub[sub["metric"] == "kl_mean"]
+        auc = sub[sub["metric"] == "auc"]
+        row = {k: cell.get(k) for k in ("dataset", "model", "prompt", "rep")}
+        row.update(group_by=grouping, group=group, n_real=int(sub["n_real"].iloc[0]),
+                   n_synthetic=int(sub["n_synthetic"].iloc[0]))
+        if len(kl):
+            k = kl.iloc[0]
+            row.update(n_real=int(k["n_real"]), kl_mean=k["value"], worst_feature=k["worst_feature"],
+                       worst_feature_kl=k["worst_feature_kl"], kl_reason=k["reason"])
+        if len(auc):
+            a = auc.iloc[0]
+            row.update(n_holdout=int(a["n_real"]), auc=a["value"], auc_reason=a["reason"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def _result(name: str, value: float | None, reason: str | None = None, note: str | None = None) -> Result:
+    m = METRICS[name]
+    if value is None or not np.isfinite(value):
+        return Result(m, None, "failed", reason or f"value is {value}", note)
+    return Result(m, float(value), "ok", None, note)
+
+
+def summary_results(frame: pd.DataFrame, reason: str | None = None) -> list[Result]:
+    """The :data:`METRICS` of one cell from its :func:`cell_frame` (``reason``: all failed).
+
+    Gaps need at least two groups of one grouping with a value; the worst group needs one.
+    The note names the grouping / group the value comes from.
+    """
+    if reason is not None:
+        return [_result(n, None, reason) for n in METRICS]
+    out = []
+    for col, gap_name, worst_name, worst_is_max in (
+        ("kl_mean", "fairness_kl_gap", "fairness_kl_max", True),
+        ("auc", "fairness_auc_gap", "fairness_auc_min", False),
+    ):
+        ok = frame.dropna(subset=[col])
+        why_col = "kl_reason" if col == "kl_mean" else "auc_reason"
+        whys = sorted({str(r) for r in frame[why_col].dropna()})
+        why = f" ({'; '.join(whys)})" if whys else ""
+        if ok.empty:
+            reason = f"no demographic group has a {col} value{why}"
+            out += [_result(gap_name, None, reason), _result(worst_name, None, reason)]
+            continue
+        gaps = {g: float(s[col].max() - s[col].min()) for g, s in ok.groupby("group_by") if len(s) >= 2}
+        if gaps:
+            g = max(gaps, key=gaps.get)
+            sub = ok[ok["group_by"] == g]
+            hi, lo = sub.loc[sub[col].idxmax(), "group"], sub.loc[sub[col].idxmin(), "group"]
+            note = f"{g}: {hi} vs {lo}" if gaps[g] > 0 else f"{g}: every group has the same {col}"
+            out.append(_result(gap_name, gaps[g], note=note))
+        else:
+            out.append(_result(gap_name, None, f"fewer than 2 groups of any grouping have a {col} value{why}"))
+        i = ok[col].idxmax() if worst_is_max else ok[col].idxmin()
+        out.append(_result(worst_name, ok.loc[i, col], note=f"{ok.loc[i, 'group_by']}={ok.loc[i, 'group']}"))
+    order = list(METRICS)
+    return sorted(out, key=lambda r: order.index(r.metric.name))
+
+
+def evaluate_fairness(
+    card: DatasetCard,
+    synth: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    cell: dict | None = None,
+    min_rows: int = MIN_GROUP_ROWS,
+) -> tuple[list[Result], pd.DataFrame, dict]:
+    """Fairness of one cell: (summary results, :func:`cell_frame`, detail dict).
+
+    KL against the train split (the rows the generator learnt from), AUC on the holdout.
+    Never raises on data: an empty or one-class synthetic table gives NaN rows with reasons
+    and failed summary metrics; an unexpected error becomes the failure reason of every
+    summary metric and an empty frame.
+    """
+    try:
+        table = fairness_table(card, train, synth, holdout, seed=seed,
+                               min_group_rows=min_rows, min_synthetic_rows=min_rows)
+    except Exception as err:  # noqa: BLE001 - recorded as the failure reason
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        return summary_results(pd.DataFrame(columns=CSV_COLUMNS), reason), \
+            pd.DataFrame(columns=CSV_COLUMNS), {"reason": reason}
+    frame = cell_frame(table, cell)
+    reason = "synthetic table has no rows" if len(synth) == 0 else None
+    results = summary_results(frame, reason)
+    detail = {
+        "groupings": sorted(frame["group_by"].unique().tolist()),
+        "n_groups": int(len(frame)),
+        "min_rows": int(min_rows),
+        "gaps": {f"{r.grouping}.{r.metric}": r.gap for r in fairness_gaps(table).itertuples(index=False)},
+    }
+    return results, frame, detail
