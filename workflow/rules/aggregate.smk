@@ -12,15 +12,29 @@ rule aggregate:
         synthetic=cell_files(
             f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv"
         ),
+        fairness=cell_files(
+            f"{RESULTS}/fairness/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv"
+        ),
         train=expand(
             f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=config["datasets"]
         ),
     output:
-        tables=[report(f, category="Tables") for f in AGG_TABLES],
+        tables=[
+            report(
+                f,
+                caption=f"../report/{Path(f).stem}.rst",
+                category="Tables",
+            )
+            for f in AGG_TABLES
+        ],
         extra=[report(f, category="Tables") for f in AGG_EXTRA],
         figures=[report(f, category="Figures") for f in AGG_FIGURES],
         lists=multiext(
-            f"{RESULTS}/tables/inputs", ".metrics.txt", ".meta.txt", ".validation.txt"
+            f"{RESULTS}/tables/inputs",
+            ".metrics.txt",
+            ".meta.txt",
+            ".validation.txt",
+            ".fairness.txt",
         ),
     log:
         f"{RESULTS}/logs/aggregate/aggregate.log",
@@ -36,8 +50,10 @@ rule aggregate:
         "(printf '%s\\n' {input.metrics:q} > {output.lists[0]:q}"
         " && printf '%s\\n' {input.meta:q} > {output.lists[1]:q}"
         " && printf '%s\\n' {input.validation:q} > {output.lists[2]:q}"
+        " && printf '%s\\n' {input.fairness:q} > {output.lists[3]:q}"
         " && synllm aggregate --metrics-list {output.lists[0]:q} --meta-list {output.lists[1]:q}"
-        " --validation-list {output.lists[2]:q} --cards-dir {params.cards_dir:q}"
+        " --validation-list {output.lists[2]:q} --fairness-list {output.lists[3]:q}"
+        " --cards-dir {params.cards_dir:q}"
         " --registry {params.registry:q} --paper-dir {params.paper_dir:q}"
         " --synthetic-dir {RESULTS}/synthetic --train-dir {RESULTS}/data"
         " --out-dir {RESULTS}/tables --figures-dir {RESULTS}/figures) > {log:q} 2>&1"

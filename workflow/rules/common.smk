@@ -115,7 +115,13 @@ def cell_files(pattern):
 
 AGG_TABLES = [
     f"{RESULTS}/tables/{name}.{ext}"
-    for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency")
+    for name in (
+        "table4_quality_privacy",
+        "table5_ml_utility",
+        "table6_efficiency",
+        "table_privacy",
+        "table_fairness",
+    )
     for ext in ("csv", "md", "tex")
 ]
 AGG_EXTRA = [

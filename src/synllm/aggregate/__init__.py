@@ -5,7 +5,9 @@ Outputs (fixed names, so Snakemake can declare them):
 
 ``<out-dir>/``
   ``table4_quality_privacy.{csv,md,tex}``, ``table5_ml_utility.{csv,md,tex}``,
-  ``table6_efficiency.{csv,md,tex}``, ``score_definitions.{csv,md}``,
+  ``table6_efficiency.{csv,md,tex}``, ``table_privacy.{csv,md,tex}`` (raw privacy metrics per
+  cell), ``table_fairness.{csv,md,tex}`` (per-group KL / TSTR AUC and gaps, from the per-cell
+  fairness CSVs), ``score_definitions.{csv,md}``,
   ``paper_comparison.{csv,md}``, ``cell_scores.csv`` (one row per cell and repeat, with
   validation counts and durations), ``scores_summary.csv`` (one row per dataset x model x prompt).
 ``<figures-dir>/``
@@ -29,6 +31,7 @@ from synllm.aggregate.load import (
     META_FIELDS,
     VALIDATION_FIELDS,
     gather_paths,
+    load_fairness,
     load_metrics,
     load_side_files,
 )
@@ -96,8 +99,13 @@ def aggregate(
     classifier: str = "mean",
     datasets: list[str] | None = None,
     make_figures: bool = True,
+    fairness_paths: list[Path] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Run the whole aggregation; returns the main frames (for tests and notebooks)."""
+    """Run the whole aggregation; returns the main frames (for tests and notebooks).
+
+    ``fairness_paths``: per-cell fairness CSVs; without them ``table_fairness`` is still
+    written, with "–" for every cell.
+    """
     if not metrics_paths:
         raise SynllmError("aggregate: no metrics files given (--metrics-list / --metrics)")
     if classifier not in CLASSIFIERS:
@@ -131,6 +139,12 @@ def aggregate(
     eff = scores.efficiency_table(cell, meta, kinds, validation)
     t6, l6 = tables.table6(eff, names)
     _write_table(out_dir, "table6_efficiency", t6, l6)
+    tp, lp = tables.table_privacy(metrics, raw, summary, kinds, names)
+    _write_table(out_dir, "table_privacy", tp, lp)
+    fair = load_fairness(list(fairness_paths or []))
+    failed_cells = set(map(tuple, cells.loc[cells["status"] != "ok", KEY].to_numpy().tolist()))
+    tf, lf = tables.table_fairness(fair, summary, kinds, names, failed_cells)
+    _write_table(out_dir, "table_fairness", tf, lf)
 
     defs = tables.score_definitions(metrics)
     defs.to_csv(out_dir / "score_definitions.csv", index=False)
@@ -151,7 +165,7 @@ def aggregate(
         figures.quality_vs_privacy(summary, kinds, figures_dir / "quality_vs_privacy.png")
         figures.efficiency_bars(eff, figures_dir / "efficiency.png")
     return {"cells": cell, "summary": summary, "table4": t4, "table5": t5, "table6": t6,
-            "definitions": defs, "comparison": cmp, "metrics": norm}
+            "definitions": defs, "comparison": cmp, "metrics": norm, "privacy": tp, "fairness": tf}
 
 
 def cli(argv: list[str]) -> int:
@@ -162,6 +176,8 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON paths given directly")
     p.add_argument("--meta", nargs="*", default=[], help="raw meta JSON paths given directly")
     p.add_argument("--validation", nargs="*", default=[], help="validation report paths given directly")
+    p.add_argument("--fairness-list", action="append", default=[], help="file listing per-cell fairness CSV paths (repeatable)")
+    p.add_argument("--fairness", nargs="*", default=[], help="fairness CSV paths given directly")
     p.add_argument("--cards-dir", required=True, help="directory of dataset cards (resources/datasets)")
     p.add_argument("--out-dir", required=True, help="tables directory (results/tables)")
     p.add_argument("--figures-dir", required=True, help="figures directory (results/figures)")
@@ -188,6 +204,7 @@ def cli(argv: list[str]) -> int:
         classifier=a.utility_classifier,
         datasets=a.datasets,
         make_figures=not a.no_figures,
+        fairness_paths=gather_paths(a.fairness_list, a.fairness),
     )
     c = res["cells"]
     print(

@@ -235,3 +235,48 @@ VALIDATION_FIELDS = {
     "valid": "valid",
     "status": "validation_status",
 }
+
+
+_FAIR_REP = re.compile(r"^r(\d+)\.csv$")
+FAIRNESS_COLUMNS = [
+    "group_by", "group", "n_real", "n_synthetic", "kl_mean", "worst_feature", "worst_feature_kl",
+    "kl_reason", "n_holdout", "auc", "auc_reason",
+]
+
+
+def load_fairness(paths: list[Path]) -> pd.DataFrame:
+    """Read per-cell fairness CSVs (``fairness/{dataset}/{model}/{prompt}/r{rep}.csv``).
+
+    One row per cell x grouping x group: ``KEY`` + :data:`FAIRNESS_COLUMNS`. The cell identity
+    comes from the path (the CSV's own ``dataset/model/prompt/rep`` columns must agree when
+    filled). A header-only or zero-byte file (a cell whose fairness could not be computed)
+    contributes no rows; a missing file or a file without the columns is an error naming it.
+    """
+    frames = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise SynllmError(f"fairness file not found: {p}")
+        m = _FAIR_REP.match(p.name)
+        if not m or len(p.parts) < 4:
+            raise SynllmError(
+                f"cannot read the cell identity from path {p} "
+                "(expected .../{dataset}/{model}/{prompt}/r{rep}.csv)"
+            )
+        ident = {"dataset": p.parts[-4], "model": p.parts[-3], "prompt": p.parts[-2], "rep": int(m.group(1))}
+        try:
+            df = pd.read_csv(p, keep_default_na=True)
+        except pd.errors.EmptyDataError:
+            continue
+        missing = [c for c in FAIRNESS_COLUMNS if c not in df.columns]
+        if missing:
+            raise SynllmError(f"fairness file {p}: missing column(s) {missing}")
+        for k, v in ident.items():
+            if k in df.columns and df[k].notna().any() and not (df[k].astype(str) == str(v)).all():
+                raise SynllmError(f"fairness file {p}: column '{k}' disagrees with the path ({v!r})")
+        frames.append(df[FAIRNESS_COLUMNS].assign(**ident))
+    if not frames:
+        return pd.DataFrame(columns=KEY + FAIRNESS_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)[KEY + FAIRNESS_COLUMNS]
+    out["group"] = out["group"].astype(str)
+    return out

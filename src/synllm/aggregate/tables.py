@@ -1,4 +1,5 @@
-"""Build the paper's tables (IV, V, VI) and the score definitions from scored cells.
+"""Build the paper's tables (IV, V, VI), the privacy and fairness tables and the score
+definitions from scored cells.
 
 Each builder returns ``(frame, layout)``: a machine-readable DataFrame written as CSV
 (numbers, NaN for missing, explicit status columns) and a :class:`~synllm.aggregate.render.Layout`
@@ -14,7 +15,8 @@ import pandas as pd
 
 from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.aggregate.render import DASH, Layout, fmt
-from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES, parse_utility_key
+from synllm.aggregate.load import KEY as KEY_COLS
+from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES, mean_ci, parse_utility_key
 
 SCORE_LABELS = {"quality": "Q", "privacy": "P", "harmonic": "H"}
 MEASURE_LABELS = {"accuracy": "Acc", "f1": "F1", "auc": "AUC"}
@@ -298,3 +300,243 @@ def definitions_markdown(defs: pd.DataFrame, doc: str, classifier: str) -> str:
             lines.append(f"| {r.metric} | {r.family} | {r.direction} | {rng} | {r.datasets} | {r.n_values} | {r.constant_in} |")
         lines.append("")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- privacy
+PRIVACY_LABELS = {
+    "nn_ratio": "NN ratio",
+    "identifiability": "Identifiability",
+    "dcr_median": "DCR median",
+    "dcr_p5": "DCR p5",
+    "nndr_mean": "NNDR",
+    "mia_auc": "MIA AUC",
+    "mia_advantage": "MIA advantage",
+}
+HOLDOUT_ROW = "real holdout (reference)"
+
+
+def _cell_rows(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(dataset, model, prompt) in Table IV's order: rows of :func:`_row_order`, prompts in
+    :func:`prompt_order`."""
+    if summary.empty:
+        return []
+    present = set(map(tuple, summary[["dataset", "model", "prompt"]].to_numpy().tolist()))
+    order = prompt_order(summary["prompt"].unique())
+    return [(ds, m, p) for ds, m in _row_order(summary, kinds) for p in order if (ds, m, p) in present]
+
+
+def _breaks(keys: list[tuple]) -> list[int]:
+    return [i for i, k in enumerate(keys) if i == 0 or keys[i - 1][0] != k[0]]
+
+
+def table_privacy(
+    metrics: pd.DataFrame,
+    raw: list[dict],
+    summary: pd.DataFrame,
+    kinds: dict[str, str],
+    paper_names: dict[str, str],
+) -> tuple[pd.DataFrame, Layout]:
+    """Raw privacy metrics per dataset x model x prompt (mean ± 95 % CI over repeats).
+
+    Columns are the metrics of family ``privacy`` in the order the metrics files list them
+    (labels from :data:`PRIVACY_LABELS`, else the metric name); direction from their
+    declarations. Failed cells and failed values show "–". Per dataset, a last row gives the
+    distance of real holdout rows to their closest train record (``holdout_dcr_median`` /
+    ``holdout_dcr_p5`` of the metrics files' ``privacy`` block, mean over ok cells): what a
+    generator that never saw train reaches.
+    """
+    priv = metrics[metrics["family"].str.lower() == "privacy"] if len(metrics) else metrics
+    names = list(dict.fromkeys(priv["name"])) if len(priv) else []
+    direction = priv.drop_duplicates("name").set_index("name")["direction"].to_dict() if len(priv) else {}
+    keys = _cell_rows(summary, kinds)
+    stat = summary.set_index(["dataset", "model", "prompt"]) if len(summary) else None
+    by_cell = {k: g for k, g in priv.groupby(["dataset", "model", "prompt"])} if len(priv) else {}
+    ref = {}
+    for data in raw:
+        block = data.get("privacy") or {}
+        if data.get("status") == "ok" and isinstance(block, dict):
+            for field, name in (("holdout_dcr_median", "dcr_median"), ("holdout_dcr_p5", "dcr_p5")):
+                v = block.get(field)
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    ref.setdefault(str(data["dataset"]), {}).setdefault(name, []).append(float(v))
+    csv_rows, rows, row_keys = [], [], []
+    for ds in sorted({k[0] for k in keys}):
+        for key in [k for k in keys if k[0] == ds]:
+            _, model, prompt = key
+            kind = kinds.get(model, "LLM")
+            rec = stat.loc[key]
+            crow = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""), "kind": kind,
+                    "prompt": prompt, "status": rec["status"], "n_reps": int(rec["n_reps"])}
+            row = [ds, display_model(model, kind), prompt]
+            sub = by_cell.get(key)
+            for n in names:
+                vals = sub[sub["name"] == n]["value"].to_numpy() if sub is not None else np.array([])
+                mean, ci, _ = mean_ci(vals)
+                crow[f"{n}_mean"], crow[f"{n}_ci95"] = mean, ci
+                row.append(fmt(mean, ci, digits=3))
+            csv_rows.append(crow)
+            rows.append(row)
+            row_keys.append(key)
+        if ds in ref:
+            crow = {"dataset": ds, "model": HOLDOUT_ROW, "paper_name": "", "kind": "reference", "prompt": "",
+                    "status": "ok", "n_reps": np.nan}
+            row = [ds, HOLDOUT_ROW, ""]
+            for n in names:
+                vals = ref[ds].get(n)
+                mean = float(np.mean(vals)) if vals else math.nan
+                crow[f"{n}_mean"], crow[f"{n}_ci95"] = mean, math.nan
+                row.append(fmt(mean, digits=3) if vals else "")
+            csv_rows.append(crow)
+            rows.append(row)
+            row_keys.append((ds, HOLDOUT_ROW, ""))
+    higher = [PRIVACY_LABELS.get(n, n) for n in names if direction.get(n) == "higher"]
+    lower = [PRIVACY_LABELS.get(n, n) for n in names if direction.get(n) == "lower"]
+    notes = [
+        f"Raw values (not normalised). Safer = higher: {', '.join(higher) or 'none'}; "
+        f"safer = lower: {', '.join(lower) or 'none'}.",
+        "Distances are Euclidean on train-standardised numerics and one-hot categoricals to the full train "
+        "split; DCR = distance to the closest train record; NN ratio = mean synthetic-to-train over mean "
+        "train-to-train nearest-neighbour distance; NNDR = closest / second-closest distance.",
+        "MIA = distance-based membership-inference attack (train members vs holdout non-members): AUC 0.5 and "
+        "advantage 0 mean no membership leak.",
+        f"{DASH} = failed cell (no valid records or metrics failed) or value not computable.",
+    ]
+    if any(k[1] == HOLDOUT_ROW for k in row_keys):
+        notes.append(f"'{HOLDOUT_ROW}': distances of real holdout rows to their closest train record, the "
+                     "level of a generator that never saw the train rows.")
+    if len(summary) and summary["n_reps"].max() > 1:
+        notes.append("Values are means over repeats ± half-width of the 95% t-interval.")
+    if not names:
+        notes.append("No privacy metrics were found in the metrics files.")
+    layout = Layout(
+        index=["Dataset", "Model", "Prompt"],
+        groups=[("", [PRIVACY_LABELS.get(n, n) for n in names])],
+        rows=rows,
+        caption="Privacy per dataset, model and prompt: distance to the closest record and membership inference.",
+        label="tab:privacy",
+        notes=notes,
+        breaks=_breaks(row_keys),
+    )
+    cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "n_reps"]
+    cols += [f"{n}_{k}" for n in names for k in ("mean", "ci95")]
+    return pd.DataFrame(csv_rows, columns=cols), layout
+
+
+# --------------------------------------------------------------------------- fairness
+def _group_order(groups) -> list[str]:
+    from synllm.metrics_extra.fairness import group_sort_key
+
+    return sorted(dict.fromkeys(map(str, groups)), key=group_sort_key)
+
+
+def _first(values) -> str:
+    v = [str(x) for x in values if isinstance(x, str) and x]
+    return v[0] if v else ""
+
+
+def table_fairness(
+    fair: pd.DataFrame,
+    summary: pd.DataFrame,
+    kinds: dict[str, str],
+    paper_names: dict[str, str],
+    failed_cells: set[tuple] | None = None,
+) -> tuple[pd.DataFrame, Layout]:
+    """Per-group KL and TSTR AUC per dataset x model x prompt x grouping, with the gaps.
+
+    ``fair`` from :func:`synllm.aggregate.load.load_fairness`. Values of failed cells
+    (``failed_cells``: ``KEY`` tuples whose metrics status is failed) are dropped, like in
+    Table IV. Per group: mean over repeats; gap = max - min over the groups of the grouping,
+    per repeat (needs two groups with a value), then mean ± 95 % CI over repeats.
+
+    CSV: one row per dataset, model, prompt, group_by, group with ``n_real, n_synthetic,
+    kl_mean, kl_mean_ci95, auc, auc_ci95, worst_feature`` and the grouping's ``kl_gap,
+    kl_gap_ci95, auc_gap, auc_gap_ci95``, ``status`` and ``reason``.
+    """
+    fair = fair.copy()
+    if failed_cells and len(fair):
+        bad = fair[KEY_COLS].apply(tuple, axis=1).isin(failed_cells)
+        fair.loc[bad, ["kl_mean", "auc", "worst_feature"]] = np.nan
+        for col in ("kl_reason", "auc_reason"):
+            fair[col] = fair[col].astype(object)
+            fair.loc[bad, col] = [f"failed cell; {r}" if isinstance(r, str) and r else "failed cell"
+                                  for r in fair.loc[bad, col]]
+    keys = _cell_rows(summary, kinds)
+    stat = summary.set_index(["dataset", "model", "prompt"]) if len(summary) else None
+    by_cell = {k: g for k, g in fair.groupby(["dataset", "model", "prompt"])} if len(fair) else {}
+    csv_rows, rows, row_keys = [], [], []
+    for key in keys:
+        ds, model, prompt = key
+        kind = kinds.get(model, "LLM")
+        status = stat.loc[key]["status"]
+        sub = by_cell.get(key)
+        base = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""), "kind": kind,
+                "prompt": prompt, "status": status}
+        if sub is None or sub.empty:
+            csv_rows.append({**base, "group_by": "", "group": "", "reason": "no fairness rows for this cell"})
+            rows.append([ds, display_model(model, kind), prompt, DASH, DASH, DASH, DASH, DASH, DASH, DASH])
+            row_keys.append(key)
+            continue
+        for grouping in list(dict.fromkeys(sub["group_by"])):
+            g = sub[sub["group_by"] == grouping]
+            groups = _group_order(g["group"])
+            gaps = {}
+            for col in ("kl_mean", "auc"):
+                per_rep = []
+                for _, r in g.groupby("rep"):
+                    v = r[col].dropna()
+                    per_rep.append(float(v.max() - v.min()) if len(v) >= 2 else math.nan)
+                gaps[col] = mean_ci(per_rep)[:2]
+            cells = {"n": [], "kl_mean": [], "auc": []}
+            for grp in groups:
+                r = g[g["group"] == grp]
+                kl, kl_ci, _ = mean_ci(r["kl_mean"].to_numpy(dtype=float))
+                auc, auc_ci, _ = mean_ci(r["auc"].to_numpy(dtype=float))
+                n_syn = float(r["n_synthetic"].mean())
+                worst = r["worst_feature"].dropna()
+                csv_rows.append({
+                    **base, "group_by": grouping, "group": grp, "n_reps": int(r["rep"].nunique()),
+                    "n_real": float(r["n_real"].mean()), "n_synthetic": n_syn,
+                    "n_holdout": float(r["n_holdout"].mean()),
+                    "kl_mean": kl, "kl_mean_ci95": kl_ci, "auc": auc, "auc_ci95": auc_ci,
+                    "worst_feature": worst.mode().iloc[0] if len(worst) else "",
+                    "kl_gap": gaps["kl_mean"][0], "kl_gap_ci95": gaps["kl_mean"][1],
+                    "auc_gap": gaps["auc"][0], "auc_gap_ci95": gaps["auc"][1],
+                    "reason": _first(list(r["kl_reason"]) + list(r["auc_reason"])),
+                })
+                cells["n"].append(f"{n_syn:.0f}" if math.isfinite(n_syn) else DASH)
+                cells["kl_mean"].append(fmt(kl, digits=3))
+                cells["auc"].append(fmt(auc))
+            rows.append([
+                ds, display_model(model, kind), prompt, grouping, " / ".join(groups), " / ".join(cells["n"]),
+                " / ".join(cells["kl_mean"]), fmt(*gaps["kl_mean"], digits=3),
+                " / ".join(cells["auc"]), fmt(*gaps["auc"]),
+            ])
+            row_keys.append(key)
+    notes = [
+        "Per group (listed in the Groups column, values in the same order): KL = mean over features of "
+        "KL(real train rows of the group || synthetic rows of the group), 10 real-decile bins for numerics, "
+        "smoothed counts, nats, lower is better; AUC = ROC AUC on the real holdout rows of the group of "
+        "XGBoost trained on the whole synthetic table (TSTR), higher is better.",
+        "Gap = max - min over the groups of a grouping (lower is fairer); needs two groups with a value. "
+        "Groupings: the dataset card's group columns and age bands (<40, 40-60, ≥60 years).",
+        "Groups with fewer than 5 real train rows are left out; a group with fewer than 5 synthetic rows has "
+        "no KL. Small-sample KL is biased upwards: compare cells with similar n synthetic.",
+        f"{DASH} = failed cell, value not computable (e.g. one target class in the group), or no fairness "
+        "output for the cell; reasons per group are in the CSV and in fairness/<cell>.csv.",
+    ]
+    if len(summary) and summary["n_reps"].max() > 1:
+        notes.append("Values are means over repeats; gaps are means ± half-width of the 95% t-interval.")
+    layout = Layout(
+        index=["Dataset", "Model", "Prompt", "Group by", "Groups"],
+        groups=[("", ["n synthetic"]), ("KL", ["per group", "gap"]), ("AUC", ["per group", "gap"])],
+        rows=rows,
+        caption="Fairness per dataset, model, prompt and demographic grouping: per-group KL divergence and "
+                "TSTR AUC, and the gap between groups.",
+        label="tab:fairness",
+        notes=notes,
+        breaks=_breaks(row_keys),
+    )
+    cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "group_by", "group", "n_reps",
+            "n_real", "n_synthetic", "n_holdout", "kl_mean", "kl_mean_ci95", "auc", "auc_ci95", "worst_feature",
+            "kl_gap", "kl_gap_ci95", "auc_gap", "auc_gap_ci95", "reason"]
+    return pd.DataFrame(csv_rows, columns=cols), layout
