@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -241,9 +243,38 @@ def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(cirrho
     for line in lines:
         record = json.loads(line)
         assert set(record) == set(card.columns)
-        for name, col in card.columns.items():  # the grammar enforces categories (not ranges)
+        for name, col in card.columns.items():  # the grammar enforces categories and ranges
+            value = record[name]
             if col.type == "categorical":
-                assert record[name] in list(col.categories) + [None], (name, record[name])
+                assert value in list(col.categories) + [None], (name, value)
+            elif col.type in ("int", "float") and value is not None:
+                lo, hi = col.range
+                # integer part exact; only a fraction can step over a non-integral bound
+                assert math.floor(lo) <= value < math.floor(hi) + 1, (name, value, col.range)
+
+
+def test_int_range_grammar_matches_exactly_the_range():
+    from synllm.generate.llamacpp import int_range_gbnf
+
+    for lo, hi in [(0, 0), (0, 9), (5, 15), (80, 300), (3650, 36525), (1, 10000), (199, 201)]:
+        gbnf = int_range_gbnf(lo, hi)
+        rx = re.compile("^(?:" + gbnf.replace(" ", "").replace("(", "").replace(")", "") + ")$")
+        wrong = [n for n in range(0, 2 * hi + 20) if bool(rx.match(str(n))) != (lo <= n <= hi)]
+        assert not wrong, (lo, hi, wrong[:5])
+    assert not re.match(r"^(?:%s)$" % int_range_gbnf(80, 300).replace(" ", "")[1:-1], "080")
+    with pytest.raises(ConfigError, match="range"):
+        int_range_gbnf(5, 1)
+
+
+def test_record_grammar_parses_in_llama_cpp():
+    from llama_cpp import LlamaGrammar
+
+    from synllm.generate.llamacpp import record_gbnf
+
+    for name in ("diabetes", "stroke", "cirrhosis"):
+        text = record_gbnf(load_card(CARDS / f"{name}.yaml").record_json_schema())
+        assert text.startswith("root ::=")
+        LlamaGrammar.from_string(text, verbose=False)  # raises on a malformed grammar
 
 
 def test_grammar_schema_keeps_enums_of_nullable_columns():
