@@ -11,11 +11,18 @@ rule generate:
     priority: 10
     conda:
         "../../envs/generate.yaml"
-    threads: lambda wc: model_spec(wc).threads
+    # replay reads a text file: no model, so none of the registry's threads/memory/runtime
+    threads: lambda wc: 1 if effective_backend(wc) == "replay" else model_spec(wc).threads
     resources:
         gpu=lambda wc: 1 if uses_gpu(wc) else 0,
-        mem_mb=lambda wc, attempt: model_spec(wc).mem_mb * attempt,
-        runtime=lambda wc, attempt: model_spec(wc).runtime * attempt,
+        mem_mb=lambda wc, attempt: (
+            1000 if effective_backend(wc) == "replay" else model_spec(wc).mem_mb
+        )
+        * attempt,
+        runtime=lambda wc, attempt: (
+            5 if effective_backend(wc) == "replay" else model_spec(wc).runtime
+        )
+        * attempt,
         attempt=lambda wc, attempt: attempt,
     params:
         prompt=prompt_arg,
