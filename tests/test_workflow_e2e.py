@@ -50,7 +50,8 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 def test_all_tables_and_figures_exist(tiny_run):
     res = tiny_run / "results"
-    for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency"):
+    for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency", "table_privacy",
+                 "table_fairness"):
         for ext in ("csv", "md", "tex"):
             f = res / "tables" / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 0, f
@@ -75,6 +76,7 @@ def test_every_cell_has_raw_meta_validation_and_metrics(tiny_run):
         assert report["valid"] == len(synth)
         metrics = json.loads((res / f"metrics/{d}/{m}/{p}/r1.json").read_text())
         assert metrics["status"] in ("ok", "failed")
+        assert (res / f"fairness/{d}/{m}/{p}/r1.csv").is_file()
     # the embedded model really generated text with the constrained decoder
     raw = (res / "raw/stroke/smollm2-135m/SEEDEx/r1.txt").read_text()
     assert raw.count("{") >= TINY["n_records"]["stroke"]
