@@ -18,6 +18,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-# sub-command -> (module, help)
+# sub-command -> (module, help); "module:function" when the entry point is not ``cli``
 COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("synllm.data", "verify a dataset and write its stratified train/holdout split"),
     "profile": ("synllm.profile", "schema + statistics of a train split, as JSON"),
@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("synllm.metrics.cli", "score one synthetic table against the real data"),
     "aggregate": ("synllm.aggregate", "build Tables IV-VI, figures and score definitions"),
     "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
+    "sweep-card": ("synllm.sweeps:cli_card", "card and split of one sweep variant (features / sample size)"),
+    "sweep-plots": ("synllm.sweeps:cli_plots", "quality and utility vs a sweep axis: CSV and figures"),
 }
 
 
@@ -45,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"synllm: error: unknown command {name!r}\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    modname, _, func = COMMANDS[name][0].partition(":")
+    entry = getattr(importlib.import_module(modname), func or "cli")
     try:
-        return int(module.cli(rest) or 0)
+        return int(entry(rest) or 0)
     except SynllmError as err:
         print(f"synllm {name}: error: {err}", file=sys.stderr)
         return 2

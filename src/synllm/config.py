@@ -123,10 +123,22 @@ def check_config(config: dict, base: Path | None = None) -> dict:
         missing = [d for d in config["datasets"] if d not in n]
         if missing:
             raise ConfigError(f"config field 'n_records': no value for dataset(s) {missing}")
+    from synllm.sweeps import check_sweeps
+
+    check_sweeps(config, registry)
     return config
 
 
 def n_records(config: dict, dataset: str) -> int:
+    """Records per cell of ``dataset``; a sample-size sweep variant (``<dataset>~n<N>``) gets N,
+    a feature variant the value of its base dataset."""
+    from synllm.sweeps import parse_variant
+
+    variant = parse_variant(dataset)
+    if variant is not None:
+        if variant.axis == "sample_size":
+            return variant.value
+        dataset = variant.base
     n = config["n_records"]
     return int(n[dataset]) if isinstance(n, dict) else int(n)
 

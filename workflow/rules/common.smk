@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,13 @@ from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.config import check_config, grid, n_records, resolve_path
 from synllm.errors import SynllmError
 from synllm.registry import load_registry
+from synllm.sweeps import (
+    parse_variant,
+    points_json,
+    sweep_cells,
+    sweep_points,
+    variant_datasets,
+)
 
 try:
     check_config(config, base=BASE)
@@ -32,25 +40,46 @@ REGISTRY_FILE = resolve_path(config["model_registry"], BASE)
 REGISTRY = load_registry(REGISTRY_FILE)
 CELLS = grid(config, REGISTRY)
 GEN = config["generation"]
+# sweeps (config section `sweeps`): variant datasets <dataset>~f<k> / <dataset>~n<N>
+try:
+    SWEEP_POINTS = sweep_points(config, CARDS_DIR)
+except SynllmError as err:
+    sys.exit(f"synllm: {err}")
+SWEEP_CELLS = {
+    axis: sweep_cells(config, REGISTRY, points) for axis, points in SWEEP_POINTS.items()
+}
+VARIANTS = variant_datasets(SWEEP_POINTS)
 
 
 wildcard_constraints:
-    dataset="|".join(config["datasets"]),
+    dataset="|".join(re.escape(d) for d in config["datasets"] + VARIANTS),
     model="[A-Za-z0-9._-]+",
     prompt="|".join(PROMPT_STYLES + EXTRA_PROMPT_STYLES + (BASELINE_PROMPT,)),
     rep=r"\d+",
 
 
+def base_card_file(dataset):
+    return str(CARDS_DIR / f"{dataset}.yaml")
+
+
+def dataset_card(dataset):
+    """The shipped card; a sweep variant's card is derived by rule sweep_card."""
+    if parse_variant(dataset) is not None:
+        return f"{RESULTS}/cards/{dataset}.yaml"
+    return base_card_file(dataset)
+
+
 def card_file(wildcards):
-    return str(CARDS_DIR / f"{wildcards.dataset}.yaml")
+    return dataset_card(wildcards.dataset)
 
 
 def data_file(wildcards):
     from synllm.cards import load_card
     from synllm.data import find_file
 
+    base = wildcards.dataset.split("~")[0]  # variants are split by rule sweep_card
     try:
-        return str(find_file(load_card(card_file(wildcards)), DATA_DIR))
+        return str(find_file(load_card(base_card_file(base)), DATA_DIR))
     except SynllmError as err:
         sys.exit(f"synllm: {err}")
 
@@ -144,5 +173,50 @@ AGG_FIGURES = [
 ]
 
 
+def sweep_base_inputs(wildcards):
+    base = parse_variant(wildcards.dataset).base
+    return {
+        "card": base_card_file(base),
+        **{
+            part: split_file(part).format(dataset=base)
+            for part in ("train", "holdout", "reference")
+        },
+    }
+
+
+def sweep_points_arg(wildcards):
+    points = SWEEP_POINTS.get(wildcards.axis, [])
+    cards = {p.dataset: dataset_card(p.dataset) for p in points}
+    return shlex.quote(points_json(wildcards.axis, points, cards))
+
+
+def sweep_metrics(wildcards):
+    return [
+        f"{RESULTS}/metrics/{c.path}.json" for c in SWEEP_CELLS.get(wildcards.axis, [])
+    ]
+
+
+def sweep_cards(wildcards):
+    return sorted(
+        {dataset_card(p.dataset) for p in SWEEP_POINTS.get(wildcards.axis, [])}
+    )
+
+
+def sweep_outputs(axis):
+    """Sweep table and one figure per dataset of one axis (rule sweep_plots)."""
+    return {
+        "csv": f"{RESULTS}/tables/sweep_{axis}.csv",
+        "figures": [
+            f"{RESULTS}/figures/sweep_{axis}_{d}.png"
+            for d in dict.fromkeys(p.base for p in SWEEP_POINTS[axis])
+        ],
+    }
+
+
 def get_final_output():
-    return AGG_TABLES + AGG_EXTRA + AGG_FIGURES
+    sweeps = [
+        f
+        for axis in SWEEP_POINTS
+        for f in [sweep_outputs(axis)["csv"]] + sweep_outputs(axis)["figures"]
+    ]
+    return AGG_TABLES + AGG_EXTRA + AGG_FIGURES + sweeps
