@@ -171,4 +171,11 @@ def cli(argv: list[str]) -> int:
     cells = grid(config, load_registry(resolve_path(config["model_registry"])))
     print(f"config ok: {len(cells)} cells ({len(config['datasets'])} datasets, {len(config['models'])} models, "
           f"{len(config['prompts'])} prompts, {config['repeats']} repeats)")
+    from synllm.sweeps import sweep_cells, sweep_points
+
+    registry = load_registry(resolve_path(config["model_registry"]))
+    for axis, points in sweep_points(config, resolve_path(config["cards_dir"])).items():
+        extra = {c for c in sweep_cells(config, registry, points)} - set(cells)
+        values = ", ".join(f"{p.base}:{p.label}" for p in points)
+        print(f"sweep {axis}: {len(points)} points ({values}), {len(extra)} extra cells")
     return 0
