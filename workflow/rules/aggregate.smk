@@ -46,6 +46,8 @@ rule aggregate:
         cards_dir=str(CARDS_DIR),
         paper_dir=str(BASE / "resources" / "paper"),
         registry=str(REGISTRY_FILE),
+        # results/ (the parent of the tables folder): synthetic/, data/, figures/ live there
+        results=lambda wc, output: os.path.dirname(os.path.dirname(output.lists[0])),
     shell:
         "(printf '%s\\n' {input.metrics:q} > {output.lists[0]:q}"
         " && printf '%s\\n' {input.meta:q} > {output.lists[1]:q}"
@@ -55,5 +57,6 @@ rule aggregate:
         " --validation-list {output.lists[2]:q} --fairness-list {output.lists[3]:q}"
         " --cards-dir {params.cards_dir:q}"
         " --registry {params.registry:q} --paper-dir {params.paper_dir:q}"
-        " --synthetic-dir {RESULTS}/synthetic --train-dir {RESULTS}/data"
-        " --out-dir {RESULTS}/tables --figures-dir {RESULTS}/figures) > {log:q} 2>&1"
+        " --synthetic-dir {params.results}/synthetic --train-dir {params.results}/data"
+        " --out-dir {params.results}/tables --figures-dir {params.results}/figures)"
+        " > {log:q} 2>&1"

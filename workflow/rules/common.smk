@@ -7,6 +7,11 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+
+envvars:
+    "PATH",
+
+
 BASE = Path(workflow.basedir)
 sys.path.insert(0, str(BASE / "src"))
 # jobs call the `synllm` CLI installed next to the Python that runs Snakemake
@@ -114,6 +119,28 @@ def generate_inputs(wildcards):
         # baselines sample real rows from the reference part, never from the evaluation holdout
         "holdout": split_file("reference").format(dataset=wildcards.dataset),
         "registry": str(REGISTRY_FILE),
+    }
+    if wildcards.prompt != BASELINE_PROMPT:
+        inputs["prompt"] = (
+            f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
+        )
+    return inputs
+
+
+def validate_inputs(wildcards):
+    """Raw output, card, train split, and the prompt (its echoed rows are not records)."""
+    cell = dict(
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        prompt=wildcards.prompt,
+        rep=wildcards.rep,
+    )
+    inputs = {
+        "raw": f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.txt".format(
+            **cell
+        ),
+        "card": card_file(wildcards),
+        "train": split_file("train").format(dataset=wildcards.dataset),
     }
     if wildcards.prompt != BASELINE_PROMPT:
         inputs["prompt"] = (

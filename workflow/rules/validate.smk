@@ -1,14 +1,6 @@
-def validate_prompt_arg(wildcards):
-    if wildcards.prompt == BASELINE_PROMPT:
-        return ""
-    return f"--prompt {RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
-
-
 rule validate:
     input:
-        raw=rules.generate.output.raw,
-        card=card_file,
-        train=rules.split.output.train,
+        unpack(validate_inputs),
     output:
         csv=f"{RESULTS}/synthetic/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.csv",
         report=f"{RESULTS}/validation/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.json",
@@ -19,7 +11,7 @@ rule validate:
     conda:
         "../../envs/core.yaml"
     params:
-        prompt=validate_prompt_arg,
+        prompt=prompt_arg,
         rules=config["validation"]["clinical_rules"],
         n=lambda wc: n_records(config, wc.dataset),
     shell:
