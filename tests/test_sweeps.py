@@ -174,10 +174,10 @@ def test_shipped_sweep_configs_dry_run(tmp_path, name):
     assert "rule sweep_card:" in out and "rule sweep_plots:" in out
     assert "smollm2-135m" in out  # the embedded model is part of the sweep
     axis = "features" if name == "sweep_features" else "sample_size"
-    assert f"results/figures/sweep_{axis}_diabetes.png" in out
+    assert f"results/figures/sweep_{axis}_cirrhosis.png" in out
     # Tables IV-VI stay base-only: the aggregate job lists no variant cell
     agg = out.split("rule aggregate:", 1)[1].split("\n\n", 1)[0]
-    assert "metrics/diabetes/" in agg and "~" not in agg
+    assert "metrics/cirrhosis/" in agg and "~" not in agg
 
 
 # --------------------------------------------------------------------------- end to end
