@@ -10,6 +10,7 @@ A tiny grid (one dataset, two baselines: no LLM, seconds per step) runs
 """
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -113,12 +114,15 @@ def test_interrupted_run_resumes_without_recomputing(reference, tmp_path):
     res = tmp_path / "results"
     first_log = tmp_path / "first.log"
     with first_log.open("w") as fh:
-        proc = subprocess.Popen(cmd + ["--cores", "1"], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(cmd + ["--cores", "1"], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
         deadline = time.time() + 900
         while time.time() < deadline and proc.poll() is None:
-            if "(Rule: evaluate)" in first_log.read_text():
+            # a cell's metrics file exists (not the log text: Snakemake may buffer its log)
+            if any((res / f"metrics/{c}.json").is_file() for c in CELLS):
+                time.sleep(0.5)  # let Snakemake register the finished job
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert proc.poll() is None, "the run ended before it could be interrupted:\n" + first_log.read_text()[-3000:]
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=300)

@@ -197,6 +197,10 @@ class TransformersBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref, **common)
             config = AutoConfig.from_pretrained(ref, **common)
+        except ImportError as err:  # e.g. gguf_file= without the gguf package
+            raise ConfigError(
+                f"models: cannot load {spec.slug!r}: {str(err).splitlines()[0][:200]}"
+            ) from None
         except OSError as err:
             raise ConfigError(
                 f"models: cannot load {spec.slug!r} from {ref!r} "
