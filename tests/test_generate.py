@@ -237,9 +237,16 @@ def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(cirrho
     assert meta["backend"] == "llamacpp" and meta["constrained"] is True
     assert meta["quantization"].startswith("gguf")
     assert meta["batches"] == 2 and meta["output_tokens"] > 0
+    assert meta["backend_info"]["decoding"] == "fieldwise"  # default: keys forced, values sampled
+    info = meta["backend_info"]
+    assert info["sampled_tokens"] + info["forced_tokens"] == meta["output_tokens"]
+    _check_records(raw, 3)
+
+
+def _check_records(raw: Path, n: int) -> None:
     card = load_card(CARDS / "cirrhosis.yaml")
     lines = [ln for ln in raw.read_text().splitlines() if ln.strip() and not ln.startswith("### batch")]
-    assert len(lines) == 3
+    assert len(lines) == n
     for line in lines:
         record = json.loads(line)
         assert set(record) == set(card.columns)
@@ -251,6 +258,38 @@ def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(cirrho
                 lo, hi = col.range
                 # integer part exact; only a fraction can step over a non-integral bound
                 assert math.floor(lo) <= value < math.floor(hi) + 1, (name, value, col.range)
+
+
+@pytest.mark.parametrize("settings", [{"fieldwise": False}, {"fieldwise": False, "lazy_grammar": False}],
+                         ids=["record-lazy", "record-grammar-first"])
+def test_record_at_a_time_decoding_modes_also_hold_the_grammar(cirrhosis_prompt, tmp_path, settings):
+    proc, raw, meta_path = _run_cli(tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 2,
+                                    {"batch_size": 2, **settings})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(meta_path.read_text())["backend_info"]
+    assert info["decoding"] == "record" and info["lazy_grammar"] is settings.get("lazy_grammar", True)
+    _check_records(raw, 2)
+
+
+def test_field_plan_pieces_join_to_a_record_and_grammars_parse():
+    from llama_cpp import LlamaGrammar
+
+    from synllm.generate.llamacpp import field_plan
+
+    card = load_card(CARDS / "cirrhosis.yaml")
+    plan = field_plan(card.record_json_schema())
+    assert [f for f, _, _ in plan[:2]] == ['{"N_Days": ', ' "Status": ']
+    values = {"N_Days": "400,", "Status": '"D",', "Drug": "null,"}
+    for forced, gbnf, rx in plan:
+        LlamaGrammar.from_string(gbnf, verbose=False)
+        name = json.loads(forced.strip("{ ").rstrip(": "))
+        if name in values:
+            assert rx.fullmatch(values[name]), name
+    assert plan[-1][2].fullmatch("4}") and not plan[-1][2].fullmatch("4,")
+    assert not plan[1][2].fullmatch('"D"') and not plan[1][2].fullmatch('"X",')
+    record = "".join(f + ("null" if i < len(plan) - 1 else "1") + ("," if i < len(plan) - 1 else "}")
+                     for i, (f, _, _) in enumerate(plan))
+    assert list(json.loads(record)) == list(card.columns)
 
 
 def test_int_range_grammar_matches_exactly_the_range():

@@ -78,6 +78,12 @@ class GenerationSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="transformers: where to run (auto = CUDA when present)."
     )
+    fieldwise: bool = Field(
+        True, description="llamacpp constrained: keys evaluated as forced text, only values sampled."
+    )
+    lazy_grammar: bool = Field(
+        True, description="llamacpp: grammar checked on the sampled token first, full mask only on rejection."
+    )
 
 
 OPENAI_SETTING_KEYS = frozenset(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 from synllm.errors import ConfigError
@@ -32,6 +33,9 @@ from synllm.generate.base import (
 
 MAX_CTX = 8192
 """Context cap (tokens): the embedded models' KV cache stays small on CPU."""
+
+MAX_VALUE_TOKENS = 48
+"""Field-wise decoding: most tokens one value may take (strings hold at most 40 characters)."""
 
 
 def grammar_schema(schema: dict) -> dict:
@@ -146,6 +150,44 @@ def record_gbnf(schema: dict, decimals: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
+def value_regex(prop: dict, decimals: int = 2) -> str:
+    """Regular expression of every complete value :func:`_value_rule` admits (looser for
+    numbers: the grammar already holds the range)."""
+    types = prop.get("type")
+    types = types if isinstance(types, list) else [types]
+    alts: list[str]
+    if "enum" in prop:
+        alts = [re.escape(json.dumps(v)) for v in prop["enum"] if v is not None]
+    elif "integer" in types or "number" in types:
+        alts = [r"-?\d+" + (rf"(?:\.\d{{1,{decimals}}})?" if "number" in types else "")]
+    else:
+        alts = [r'"[^"\\\x00-\x1f]{0,40}"']
+    if "null" in types or None in prop.get("enum", []):
+        alts.append("null")
+    return "(?:" + "|".join(alts) + ")"
+
+
+def field_plan(schema: dict, decimals: int = 2) -> list[tuple[str, str, "re.Pattern[str]"]]:
+    """Field-wise decoding plan of a flat record schema: per field (forced text, GBNF of the
+    value and its terminator, regex of a complete value + terminator).
+
+    The forced texts ``{"key": `` / `` "key": `` are what the record grammar forces anyway;
+    field-wise decoding evaluates them as one batch instead of sampling them token by token.
+    The value grammar ends with the separator (``,``, or ``}`` after the last field), so the
+    sampled text shows where each value ends. Joined, the pieces form one JSON record line.
+    """
+    props = schema.get("properties") or {}
+    if not props:
+        raise ConfigError("constrained decoding: record schema has no properties")
+    out = []
+    for i, (name, prop) in enumerate(props.items()):
+        forced = ("{" if i == 0 else " ") + json.dumps(name) + ": "
+        term = "}" if i == len(props) - 1 else ","
+        gbnf = f"root ::= ({_value_rule(prop, decimals)}) {_lit(term)}\n"
+        out.append((forced, gbnf, re.compile(value_regex(prop, decimals) + re.escape(term))))
+    return out
+
+
 def format_prompt(llm: Any, spec: Any, system: str, user: str) -> tuple[str, str]:
     """(prompt text, how) using the GGUF's chat template when it has one, else plain_format."""
     template = (llm.metadata or {}).get("tokenizer.chat_template")
@@ -169,6 +211,149 @@ def _token_text(llm: Any, token: int) -> str:
     return llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
 
+TOKEN_DATA = None  # numpy dtype of llama_token_data, set on first use
+
+
+class LazyGrammarSampler:
+    """Grammar-constrained sampling that applies the grammar to the whole vocabulary only
+    when the unconstrained pick breaks it (llama.cpp's ``common_sampler_sample`` does this;
+    llama-cpp-python's own sampler chain runs the grammar over all ~49k tokens at every step).
+
+    Each step: the chain top-k -> typical -> top-p -> min-p -> temperature -> dist picks a token
+    from the raw logits; the grammar checks that one token; only if it is rejected are the
+    logits masked by the grammar and the chain run again. The output always satisfies the
+    grammar; the distribution is the same as grammar-first sampling whenever the first pick is
+    accepted (the chain then renormalises over the grammar's survivors otherwise). Seeded
+    through ``dist``, so the same seed gives the same text. Used by :func:`make_llama`.
+    """
+
+    def __init__(self, llm: Any, grammar: Any, top_k: int, top_p: float, min_p: float,
+                 typical_p: float, temp: float, seed: int) -> None:
+        global TOKEN_DATA
+        import ctypes
+
+        import llama_cpp as lc
+        import numpy as np
+        from llama_cpp import _internals
+
+        if TOKEN_DATA is None:
+            TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+            assert TOKEN_DATA.itemsize == ctypes.sizeof(lc.llama_token_data)
+        self._lc, self._np, self._ct = lc, np, ctypes
+        self.chain = _internals.LlamaSampler()
+        if temp <= 0:
+            self.chain.add_greedy()
+        else:
+            self.chain.add_top_k(top_k)
+            self.chain.add_typical(typical_p, 1)
+            self.chain.add_top_p(top_p, 1)
+            self.chain.add_min_p(min_p, 1)
+            self.chain.add_temp(temp)
+            self.chain.add_dist(seed)
+        self.grammar = lc.llama_sampler_init_grammar(
+            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+        if not self.grammar:
+            raise ConfigError("constrained decoding: llama.cpp rejected the record grammar")
+        self.n_vocab = llm.n_vocab()
+        self.ids = np.arange(self.n_vocab, dtype=np.intc)
+        self.buf = np.zeros(self.n_vocab, dtype=TOKEN_DATA)
+        self.one = np.zeros(1, dtype=TOKEN_DATA)
+        self.full_passes = 0
+        self.steps = 0
+
+    def _array(self, buf: Any) -> Any:
+        lc = self._lc
+        return lc.llama_token_data_array(
+            data=buf.ctypes.data_as(self._ct.POINTER(lc.llama_token_data)),
+            size=len(buf), selected=-1, sorted=False)
+
+    def _pick(self, logits: Any, masked: bool) -> int:
+        self.buf["id"] = self.ids
+        self.buf["logit"] = logits
+        self.buf["p"] = 0.0
+        arr = self._array(self.buf)
+        if masked:
+            self._lc.llama_sampler_apply(self.grammar, self._ct.byref(arr))
+        self._lc.llama_sampler_apply(self.chain.sampler, self._ct.byref(arr))
+        return int(arr.data[arr.selected].id)
+
+    def _allowed(self, token: int) -> bool:
+        self.one["id"], self.one["logit"], self.one["p"] = token, 1.0, 0.0
+        arr = self._array(self.one)
+        self._lc.llama_sampler_apply(self.grammar, self._ct.byref(arr))
+        return bool(self._np.isfinite(self.one["logit"][0]))
+
+    def sample(self, ctx: Any, idx: int = -1) -> int:
+        ptr = self._lc.llama_get_logits_ith(ctx.ctx, idx)
+        logits = self._np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        token = self._pick(logits, masked=False)
+        self.steps += 1
+        if not self._allowed(token):
+            self.full_passes += 1
+            token = self._pick(logits, masked=True)
+        self._lc.llama_sampler_accept(self.grammar, token)
+        self._lc.llama_sampler_accept(self.chain.sampler, token)
+        return token
+
+    def accept(self, token: int) -> None:  # pragma: no cover - Llama calls sample() only
+        self._lc.llama_sampler_accept(self.grammar, token)
+        self._lc.llama_sampler_accept(self.chain.sampler, token)
+
+    def reset(self) -> None:  # pragma: no cover
+        self._lc.llama_sampler_reset(self.grammar)
+        self.chain.reset()
+
+    def close(self) -> None:
+        if self.grammar:
+            self._lc.llama_sampler_free(self.grammar)
+            self.grammar = None
+        self.chain.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def make_llama(lazy_grammar: bool = True, **kwargs: Any) -> Any:
+    """``llama_cpp.Llama(**kwargs)``; with ``lazy_grammar`` its grammar-bound sampling goes
+    through :class:`LazyGrammarSampler` (plain sampling, penalties, mirostat and logits
+    processors keep llama-cpp-python's own chain)."""
+    from llama_cpp import Llama
+
+    if not lazy_grammar:
+        return Llama(**kwargs)
+
+    class LazyGrammarLlama(Llama):
+        grammar_stats = {"steps": 0, "full_passes": 0}
+
+        def _init_sampler(self, **kw: Any) -> Any:
+            grammar = kw.get("grammar")
+            plain = (kw.get("logits_processor") is None and not kw.get("mirostat_mode")
+                     and kw.get("repeat_penalty", 1.0) == 1.0
+                     and not kw.get("frequency_penalty") and not kw.get("presence_penalty")
+                     and kw.get("temp", 0.8) > 0)
+            if grammar is None or not plain:
+                return super()._init_sampler(**kw)
+            self._flush_grammar_stats()
+            sampler = LazyGrammarSampler(
+                self, grammar, kw.get("top_k", 40), kw.get("top_p", 0.95), kw.get("min_p", 0.05),
+                kw.get("typical_p", 1.0), kw.get("temp", 0.8), self._seed)
+            self._lazy = sampler
+            return sampler
+
+        def _flush_grammar_stats(self) -> None:
+            lazy = getattr(self, "_lazy", None)
+            if lazy is not None:
+                self.grammar_stats["steps"] += lazy.steps
+                self.grammar_stats["full_passes"] += lazy.full_passes
+                lazy.steps = lazy.full_passes = 0
+
+    LazyGrammarLlama.grammar_stats = {"steps": 0, "full_passes": 0}
+    return LazyGrammarLlama(**kwargs)
+
+
 class LlamaCppBackend:
     """GGUF model through llama-cpp-python (see module docstring)."""
 
@@ -180,18 +365,25 @@ class LlamaCppBackend:
         self.llm: Any = None
         self.spec: Any = None
         self.constrained = False
+        self.fieldwise = True
+        self.lazy_grammar = True
         self._grammars: dict[str, Any] = {}
+        self._plans: dict[str, Any] = {}
+        self._grammar_steps = 0
+        self._grammar_full = 0
 
     def load(self, spec: Any, settings: GenerationSettings, context: GenerationContext | None) -> None:
         """Open the GGUF file (never downloads); ``n_threads`` from the registry."""
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError:  # pragma: no cover - dependency of the project
             raise ConfigError("models: backend 'llamacpp' needs llama-cpp-python") from None
         path = spec.gguf_path()
         n_ctx = min(spec.context or 4096, MAX_CTX)
         threads = spec.threads or os.cpu_count() or 1
-        self.llm = Llama(
+        self.lazy_grammar = bool(getattr(settings, "lazy_grammar", True))
+        self.llm = make_llama(
+            lazy_grammar=self.lazy_grammar,
             model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=0, verbose=False
         )
         self.spec = spec
@@ -199,6 +391,10 @@ class LlamaCppBackend:
         self.stats.constrained = self.constrained
         self.stats.quantization = _gguf_type(path.name)
         self.stats.extra["n_ctx"] = n_ctx
+        self.fieldwise = bool(getattr(settings, "fieldwise", True))
+        self.stats.extra["lazy_grammar"] = self.lazy_grammar
+        if self.constrained:
+            self.stats.extra["decoding"] = "fieldwise" if self.fieldwise else "record"
         self.stats.extra["threads"] = threads
 
     def count_tokens(self, text: str) -> int:
@@ -239,7 +435,90 @@ class LlamaCppBackend:
         self.stats.input_tokens += int(usage.get("prompt_tokens", n_prompt))
         self.stats.output_tokens += int(usage.get("completion_tokens", 0))
         self.stats.calls += 1
+        if grammar is not None and hasattr(self.llm, "_flush_grammar_stats"):
+            self.llm._flush_grammar_stats()
+            gs = self.llm.grammar_stats
+            self.stats.extra["grammar_steps"] = gs["steps"]
+            self.stats.extra["grammar_full_mask_steps"] = gs["full_passes"]
         return out["choices"][0]["text"]
+
+    def _prime(self, prompt: str) -> int:
+        """Evaluate ``prompt`` into the KV cache, reusing the cached prefix; returns its length."""
+        toks = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(toks) + 64 >= self.llm.n_ctx():
+            raise ConfigError(
+                f"models: prompt of {len(toks)} tokens does not fit the context of "
+                f"{self.spec.slug!r} ({self.llm.n_ctx()} tokens)"
+            )
+        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        n = 0
+        for a, b in zip(cached, toks):
+            if a != b:
+                break
+            n += 1
+        n = min(n, len(toks) - 1)  # the forced text needs a fresh position after the prompt
+        self.llm.n_tokens = n
+        self.llm.eval(toks[n:])
+        return len(toks)
+
+    def _fieldwise_record(self, prompt: str, schema: dict, seed: int, settings: GenerationSettings) -> str:
+        """One record, field by field (see :func:`field_plan`): forced key text evaluated as a
+        batch, each value sampled under its grammar with :class:`LazyGrammarSampler` until
+        its separator. Returns the record line."""
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._plans:
+            from llama_cpp import LlamaGrammar
+
+            self._plans[key] = [(f, LlamaGrammar.from_string(g, verbose=False), rx)
+                                for f, g, rx in field_plan(schema)]
+        plan = self._plans[key]
+        llm = self.llm
+        n_prompt = self._prime(prompt)
+        room = llm.n_ctx() - n_prompt - 1
+        text, pending, sampled, forced_n = [], [], 0, 0
+        done = True
+        for j, (forced, grammar, rx) in enumerate(plan):
+            toks = pending + llm.tokenize(forced.encode("utf-8"), add_bos=False, special=False)
+            forced_n += len(toks) - len(pending)
+            if llm.n_tokens - n_prompt + len(toks) + 8 > room:
+                done = False
+                break
+            llm.eval(toks)
+            text.append(forced)
+            sampler = LazyGrammarSampler(llm, grammar, 40, settings.top_p, 0.05, 1.0,
+                                         settings.temperature, call_seed(seed, j))
+            value, pending = b"", []
+            try:
+                for _ in range(MAX_VALUE_TOKENS):
+                    tok = sampler.sample(llm._ctx, -1)
+                    sampled += 1
+                    value += llm.detokenize([tok])
+                    if rx.fullmatch(value.decode("utf-8", errors="ignore")):
+                        pending = [tok]  # evaluated with the next field's forced text
+                        break
+                    llm.eval([tok])
+                else:
+                    done = False
+            finally:
+                self._grammar_steps += sampler.steps
+                self._grammar_full += sampler.full_passes
+                sampler.close()
+            text.append(value.decode("utf-8", errors="replace"))
+            if not done:
+                break
+        if not done:
+            warning = "field-wise decoding stopped a record early (value too long or context full)"
+            if warning not in self.stats.warnings:
+                self.stats.warnings.append(warning)
+        self.stats.calls += 1
+        self.stats.input_tokens += n_prompt
+        self.stats.output_tokens += sampled + forced_n
+        ex = self.stats.extra
+        ex["sampled_tokens"] = ex.get("sampled_tokens", 0) + sampled
+        ex["forced_tokens"] = ex.get("forced_tokens", 0) + forced_n
+        ex["grammar_steps"] = self._grammar_steps
+        ex["grammar_full_mask_steps"] = self._grammar_full
+        return "".join(text)
 
     def generate(self, system: str, user: str, n_records: int, seed: int,
                  settings: GenerationSettings, schema: dict | None) -> list[str]:
@@ -247,6 +526,9 @@ class LlamaCppBackend:
         prompt, how = format_prompt(self.llm, self.spec, system, user)
         self.stats.extra["prompt_format"] = how
         tpr = settings.tokens_per_record or 64.0
+        if self.constrained and schema and self.fieldwise:
+            return [self._fieldwise_record(prompt, schema, call_seed(seed, i), settings)
+                    for i in range(n_records)]
         if self.constrained and schema:
             grammar = self.grammar(schema)
             budget = settings.max_new_tokens or token_budget(1, tpr)
