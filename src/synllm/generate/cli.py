@@ -236,7 +236,7 @@ def generate(
     tokens_per_record = None
     if backend.batched:
         tokens_per_record = settings.tokens_per_record or float(
-            backend.count_tokens(record_json_line(example_record(context.card)))
+            getattr(backend, "budget_tokens", backend.count_tokens)(record_json_line(example_record(context.card)))
         )
         run_settings = settings.model_copy(update={"tokens_per_record": tokens_per_record})
         texts, summary = run_batches(backend, context.prompt or {}, n_records, seed, run_settings, schema)

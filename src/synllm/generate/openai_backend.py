@@ -43,6 +43,7 @@ from synllm.generate.base import (
     BackendStats,
     GenerationContext,
     GenerationSettings,
+    call_seed,
     example_record,
     record_json_line,
     token_budget,
@@ -165,7 +166,7 @@ class OpenAIBackend:
         self.stats.constrained = settings.constrained is True
         self.stats.extra.update(base_url_env=spec.base_url_env, api_model=spec.api_model)
         if context is not None and context.card is not None:
-            self._tokens_per_record = self.count_tokens(record_json_line(example_record(context.card)))
+            self._tokens_per_record = self.budget_tokens(record_json_line(example_record(context.card)))
 
     # -- calls ---------------------------------------------------------------------------
     def _messages(self, system: str, user: str) -> list[dict]:
@@ -244,7 +245,7 @@ class OpenAIBackend:
                 }
         texts = []
         for i in range(n_records if constrained else 1):
-            resp = self._call(rng, seed=int(seed) + i, **base)
+            resp = self._call(rng, seed=call_seed(seed, i), **base)
             texts.append(self._account(resp, system + user))
         return ["\n".join(t.strip() for t in texts)] if constrained else texts
 
@@ -274,6 +275,13 @@ class OpenAIBackend:
     def count_tokens(self, text: str) -> int:
         """Rough estimate without the server's tokenizer: one token per 4 characters."""
         return max(1, (len(text) + 3) // 4) if text else 0
+
+    def budget_tokens(self, text: str) -> int:
+        """Upper-side token estimate of a record line for ``max_tokens``: one token per 2
+        characters, since many tokenizers split numbers into single digits (SmolLM2 wrote
+        ~150 tokens for a 345-character cirrhosis record; a 4-characters-per-token budget
+        cut records short). Constrained calls stop at the record's end anyway."""
+        return max(1, (len(text) + 1) // 2) if text else 0
 
 
 def _retry_after(err: Exception) -> float | None:
