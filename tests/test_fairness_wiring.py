@@ -129,7 +129,7 @@ def test_empty_and_one_class_cells_record_reasons(grid):
     assert f.auc_reason.str.contains("no rows with a target value").all()
 
     doc, fm = _metrics(res, "one_class", "SEEDEx")
-    assert doc["status"] == "failed" and "1 class" in doc["reason"]
+    assert doc["status"] == "ok" and "1 class" in doc["warnings"][0]
     f = _fair(res, "one_class", "SEEDEx")
     assert f.kl_mean.notna().all()  # KL needs no classes
     assert f.auc.isna().all() and f.auc_reason.str.contains("single target class").all()
@@ -204,7 +204,8 @@ def test_privacy_table(grid, tables):
                     "MIA AUC", "MIA advantage"]
     empty = _md_rows(md, "| empty |")[0]
     assert empty[:3] == ["stroke", "empty", "SEEDEx"] and empty[3:] == ["–"] * 7
-    assert _md_rows(md, "| one_class |")[0][3:] == ["–"] * 7  # failed cell (one target class)
+    one = _md_rows(md, "| one_class |")[0]  # one target class: a poor table, still scored
+    assert one[:3] == ["stroke", "one_class", "SEEDEx"] and "–" not in one[3:]
     doc = json.loads((res / "metrics/stroke/marginals/none/r1.json").read_text())
     by = {m["name"]: m["value"] for m in doc["metrics"]}
     marg = _md_rows(md, "marginals (baseline)")[0]
@@ -233,11 +234,14 @@ def test_fairness_table(grid, tables):
     assert marg["age_band"][6] == " / ".join(f"{v:.3f}" for v in age.kl_mean)
     assert marg["age_band"][7] == f"{age.kl_mean.max() - age.kl_mean.min():.3f}"
     assert marg["age_band"][5] == " / ".join(str(n) for n in age.n_synthetic)
-    # failed cells: every value is a dash
-    for model in ("empty", "one_class"):
-        for row in _md_rows(md, f"| {model} |"):
-            assert set(f"{row[6]} / {row[8]}".split(" / ")) == {"–"}
-            assert row[7] == row[9] == "–"
+    # a failed cell: every value is a dash
+    for row in _md_rows(md, "| empty |"):
+        assert set(f"{row[6]} / {row[8]}".split(" / ")) == {"–"}
+        assert row[7] == row[9] == "–"
+    # one target class: KL per group, no per-group AUC (no classifier to score)
+    for row in _md_rows(md, "| one_class |"):
+        assert "–" not in row[6].split(" / ") and row[7] != "–"
+        assert set(row[8].split(" / ")) == {"–"} and row[9] == "–"
     csv = pd.read_csv(out / "table_fairness.csv")
     m = csv[(csv.model == "marginals") & (csv.group_by == "age_band")].set_index("group")
     assert m.loc["<40", "kl_mean"] == pytest.approx(age.set_index("group").loc["<40", "kl_mean"])

@@ -83,14 +83,16 @@ def test_empty_table_is_a_failed_cell(stroke_cell, tmp_path):
     assert doc["status"] == "failed"
 
 
-def test_one_class_table_is_a_failed_cell(stroke_cell, tmp_path):
+def test_one_class_table_is_scored_with_a_warning(stroke_cell, tmp_path):
     card, train, holdout, d = stroke_cell
     holdout[holdout.stroke == 0].iloc[:150].to_csv(tmp_path / "r4.csv", index=False)
     doc = _run(d, tmp_path / "r4.csv", tmp_path / "m" / "r4.json")
-    assert doc["status"] == "failed" and "1 class" in doc["reason"]
+    assert doc["status"] == "ok" and doc["reason"] is None
+    assert len(doc["warnings"]) == 1 and "1 class(es) ['0']" in doc["warnings"][0]
     by = {m["name"]: m for m in doc["metrics"]}
-    assert by["ks_mean"]["status"] == "ok"  # what can be computed still is
-    assert by["tstr_auc_mean"]["status"] == "failed" and by["tstr_xgboost_auc"]["reason"]
+    assert by["ks_mean"]["status"] == "ok" and by["mia_auc"]["status"] == "ok"
+    assert by["tstr_auc_mean"]["value"] == 0.5  # constant predictor: chance level
+    assert by["trts_xgboost_auc"]["status"] == "failed" and "single class" in by["trts_xgboost_auc"]["reason"]
 
 
 def test_read_synthetic_types_and_errors(tmp_path, real):

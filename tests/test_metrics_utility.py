@@ -83,17 +83,21 @@ def test_stroke_tstr_trts_reference(real):
         roc_auc_score(y_ho, clf.predict_proba(enc.transform(holdout))[:, 1]), abs=TOL)
 
 
-def test_one_class_synthetic_fails_tstr_with_reason(real):
+def test_one_class_synthetic_trains_the_constant_predictor(real):
     card, train, holdout = _split(real, "stroke")
     syn = holdout[holdout.stroke == 0].iloc[:200].reset_index(drop=True)
     results, detail = U.evaluate_utility(train, holdout, syn, card, SETTINGS, seed=0)
     by = {r.metric.name: r for r in results}
+    y_ho = holdout.stroke.astype(int).to_numpy()
+    const = np.zeros_like(y_ho)  # the only model a stroke=0 table allows
     for m in U.MODELS:
-        r = by[f"tstr_{m}_auc"]
-        assert r.status == "failed" and "single class" in r.reason
+        assert by[f"tstr_{m}_auc"].status == "ok" and by[f"tstr_{m}_auc"].value == 0.5
+        assert by[f"tstr_{m}_accuracy"].value == pytest.approx(accuracy_score(y_ho, const), abs=TOL)
+        assert by[f"tstr_{m}_f1"].value == pytest.approx(f1_score(y_ho, const, average="macro"), abs=TOL)
+        assert "single class" in detail["models"][m]["tstr"]["note"]
         assert by[f"trts_{m}_accuracy"].status == "ok"
         assert by[f"trts_{m}_auc"].status == "failed" and "single class" in by[f"trts_{m}_auc"].reason
-    assert by["tstr_auc_mean"].status == "failed"
+    assert by["tstr_auc_mean"].value == 0.5
 
 
 def test_cirrhosis_multiclass_with_missing_values_and_absent_class(real):

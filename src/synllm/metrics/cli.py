@@ -30,8 +30,10 @@ writes ``F`` (NaN values with a reason per row, or only the header).
 ``model``, ``prompt`` and ``rep`` come from the output path
 ``metrics/{dataset}/{model}/{prompt}/r{rep}.json`` unless given. The top-level ``status`` is
 ``failed`` (with ``reason``) when the synthetic table has no rows (every metric is then
-failed) or its target has fewer than two classes (metrics that do not need two classes are
-still computed; utility trained on synthetic data fails).
+failed). A synthetic target with a single class is a poor table, not a failed cell: every
+metric is computed, train-on-synthetic utility is that of the constant predictor (chance
+level, :mod:`synllm.metrics.utility`), metrics undefined on one class (TRTS AUC) fail, and
+``warnings`` says so.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def evaluate(
     names = metric_names(settings)
     out: dict = {"dataset": card.name, "status": "ok", "reason": None, "n_synthetic": int(len(syn)),
                  "n_train": int(len(train)), "n_holdout": int(len(holdout)), "seed": seed,
-                 "settings": settings}
+                 "settings": settings, "warnings": []}
     if len(syn) == 0:
         reason = "synthetic table has no rows"
         out.update(status="failed", reason=reason,
@@ -152,9 +154,10 @@ def evaluate(
         return out
     classes = syn[card.target].dropna().astype("string").unique()
     if len(classes) < 2:
-        out.update(status="failed",
-                   reason=f"synthetic target {card.target!r} has {len(classes)} class(es) "
-                          f"{sorted(map(str, classes))}; needs at least 2")
+        out["warnings"].append(
+            f"synthetic target {card.target!r} has {len(classes)} class(es) "
+            f"{sorted(map(str, classes))}: train-on-synthetic utility is the constant predictor "
+            "(chance level), train-on-real-test-on-synthetic AUC is undefined")
 
     seconds: dict[str, float] = {}
     results = []

@@ -15,9 +15,12 @@ positive-class probability; multiclass: one-vs-rest macro AUC over the classes p
 test labels, probabilities renormalised over them) and average precision. The JSON keeps the
 confusion matrix (rows = true, columns = predicted, card class order), precision-recall curve
 points (one-vs-rest per class for multiclass; thinned to at most 101 points), and feature
-importances summed back to the original columns. A model that cannot be trained or scored
-(e.g. a synthetic table with a single class, or AUC on a one-class test set) is recorded as
-failed with its reason. ``utility_train_max`` (default None = all rows) optionally caps the
+importances summed back to the original columns. A synthetic table whose target has a single
+class trains the only model it allows, the constant predictor of that class (probability 1,
+like ``DummyClassifier(strategy="prior")``): its TSTR scores are chance level (AUC 0.5,
+accuracy = that class's share of the holdout), not missing, and the direction's detail has a
+``note``. A model that cannot be trained or scored (e.g. AUC on a one-class test set, as in
+TRTS on such a table) is recorded as failed with its reason. ``utility_train_max`` (default None = all rows) optionally caps the
 real training rows by a seeded stratified sample.
 
 Score groups: ``tstr_f1_mean`` and ``tstr_auc_mean`` (means over the models) feed Quality.
@@ -159,6 +162,18 @@ def fit_model(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int
     return proba, np.asarray(model.feature_importances_, dtype=float)
 
 
+def constant_model(cls: int, n_classes: int, n_features: int):
+    """The model a single-class training table allows: probability 1 for its class (like
+    ``sklearn.dummy.DummyClassifier(strategy="prior")`` fitted on it), importances 0."""
+
+    def proba(xq: np.ndarray) -> np.ndarray:
+        full = np.zeros((len(xq), n_classes))
+        full[:, cls] = 1.0
+        return full
+
+    return proba, np.zeros(n_features)
+
+
 def thin(x: np.ndarray, n: int = 101) -> list[float]:
     """At most ``n`` evenly spaced points of a curve array (ends kept)."""
     if len(x) <= n:
@@ -230,10 +245,16 @@ def evaluate_utility(
     for m in models:
         per: dict = {}
         fits = {}
+        notes: dict[str, str] = {}
         for src, x, y in (("real", x_real[ok_real], y_real[ok_real]),
                           ("synthetic", x_syn[ok_syn], y_syn[ok_syn])):
             try:
-                proba, imp = fit_model(m, x, y, len(classes), seed, settings)
+                if src == "synthetic" and len(y) and len(np.unique(y)) == 1:
+                    proba, imp = constant_model(int(y[0]), len(classes), x.shape[1])
+                    notes[src] = (f"synthetic target has a single class ({classes[int(y[0])]!r}): "
+                                  "constant predictor of that class")
+                else:
+                    proba, imp = fit_model(m, x, y, len(classes), seed, settings)
                 fits[src] = (proba, enc.importances_by_column(imp))
             except Exception as err:  # noqa: BLE001 - recorded as the model's failure
                 fits[src] = f"{type(err).__name__}: {err}"
@@ -254,6 +275,8 @@ def evaluate_utility(
                 per[d] = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
                 continue
             per[d]["feature_importances"] = fit[1]
+            if src in notes:
+                per[d]["note"] = notes[src]
             per[d]["n_train"] = int(ok_real.sum() if src == "real" else ok_syn.sum())
         detail["models"][m] = per
 
