@@ -151,7 +151,7 @@ class Candidate:
     """One record candidate: ``fields`` maps card column -> raw string value (None = parse error)."""
 
     text: str
-    kind: str  # json | kv | csv | table
+    kind: str  # json | kv | csv | table | text_table
     in_prompt: bool
     fields: dict[str, str] | None = None
     error: str | None = None
@@ -380,6 +380,7 @@ _NUMERIC = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*%?$")
 @dataclass
 class _State:
     header: list[str | None] | None = None  # column per position (None = ignored)
+    text_header: list[str] | None = None  # columns of a whitespace-aligned (printed) table
 
 
 def _delimited(line: str, km: KeyMap, st: _State, in_prompt: bool) -> Candidate | None:
@@ -427,6 +428,106 @@ def _delimited(line: str, km: KeyMap, st: _State, in_prompt: bool) -> Candidate 
     return c
 
 
+_CAT_SEP = re.compile(r"[\s_\-]+")
+_MAX_CATEGORY_WORDS = 3
+_PRINTED_MISSING = {"nan", "none", "na", "<na>", "null"}
+
+
+def norm_category(v: str) -> str:
+    """Case-, space-, underscore- and hyphen-blind spelling of a category value."""
+    return _CAT_SEP.sub(" ", v.lower()).strip(" .")
+
+
+def _text_table_header(line: str, km: KeyMap) -> list[str] | None:
+    """Columns of a whitespace-separated header such as pandas prints (``gender  age ...``)."""
+    if any(d in line for d in ",;|\t:"):
+        return None
+    tokens = line.split()
+    if len(tokens) < km.min_fields:
+        return None
+    cols = [km.resolve(t) for t in tokens]
+    if any(c is None for c in cols):
+        return None
+    return cols  # type: ignore[return-value]
+
+
+def _align_text_row(
+    tokens: list[str], cols: list[str], km: KeyMap
+) -> tuple[int, list[str]] | None:
+    """(score, one value per column) for whitespace tokens, or None if they cannot fit.
+
+    Printed tables do not quote values, so a category may span words (``formerly smoked``,
+    ``No Info``). Numeric columns take one number (or a printed missing value); a
+    categorical column takes one word, or two to three that spell a known category. Among the splits that use every token, the one whose
+    values are most often a known category (or a number where the column is numeric) wins;
+    ties go to the earliest, i.e. shortest-first, split. The score is that count.
+    """
+    known: dict[str, set[str]] = {}
+    numeric: set[str] = set()
+    for c in cols:
+        col = km.card.columns.get(c)
+        if col is not None and col.type == "categorical":
+            names = list(col.categories or []) + list(col.synonyms)
+            known[c] = {norm_category(n) for n in names}
+        elif col is not None and col.type in ("int", "float"):
+            numeric.add(c)
+    best: tuple[int, list[str]] | None = None
+
+    def walk(i: int, j: int, score: int, acc: list[str]) -> None:
+        nonlocal best
+        if j == len(cols):
+            if i == len(tokens) and (best is None or score > best[0]):
+                best = (score, list(acc))
+            return
+        left = len(cols) - j - 1
+        widest = _MAX_CATEGORY_WORDS if cols[j] in known else 1
+        for w in range(1, widest + 1):
+            if i + w + left > len(tokens):
+                break
+            if w > 1 and _NUMERIC.match(tokens[i + w - 1]):
+                break
+            value = " ".join(tokens[i : i + w])
+            if cols[j] in known:
+                hit = norm_category(value) in known[cols[j]]
+                if w > 1 and not hit:
+                    continue
+            else:
+                hit = bool(_NUMERIC.match(value))
+                if cols[j] in numeric and not hit and value.lower() not in _PRINTED_MISSING:
+                    continue  # a word under a numeric header: the row is misaligned here
+            acc.append(value)
+            walk(i + w, j + 1, score + hit, acc)
+            acc.pop()
+
+    walk(0, 0, 0, [])
+    return best
+
+
+def _text_table_row(line: str, km: KeyMap, st: _State, in_prompt: bool) -> Candidate | None:
+    """A row of a printed table under ``st.text_header``: ``3  Female  46.0  0 ...``.
+
+    pandas prints the index first, a hand-written table may not: both readings are tried
+    and the better-fitting one is kept (the index reading on a tie). A row must start
+    with a number (index or ID); the ``...`` row of an elided table is not a record.
+    """
+    cols = st.text_header
+    tokens = line.split()
+    if cols is None or len(tokens) < 2 or not _INTLIKE.match(tokens[0]):
+        return None
+    if any(t.strip(".") == "" for t in tokens) or any(d in line for d in ",;|\t"):
+        return None
+    c = Candidate(text=line.strip()[:300], kind="text_table", in_prompt=in_prompt)
+    fits = [a for a in (_align_text_row(tokens[1:], cols, km), _align_text_row(tokens, cols, km))
+            if a is not None]
+    best = max(fits, key=lambda a: a[0]) if fits else None
+    if best is None or best[0] * 2 < len(cols):
+        c.error = f"{len(tokens) - 1} fields do not line up with the {len(cols)} header columns"
+        c.truncated = len(tokens) - 1 < len(cols)
+        return c
+    c.fields = {col: v for col, v in zip(cols, best[1]) if col != ID_KEY}
+    return c
+
+
 def _kv_inline(line: str, km: KeyMap) -> dict[str, str] | None:
     """``Gender: Female, Age: 45, ...`` on one line."""
     if line.count(":") + line.count("=") < 3:
@@ -466,11 +567,24 @@ def extract(text: str, km: KeyMap, in_prompt: bool, st: _State | None = None) ->
     for line in rest.split("\n"):
         s = line.strip()
         if not s:
+            st.text_header = None  # a printed table has no blank lines inside
             if len(block) >= km.min_fields:
                 flush()
             continue
         if _TABLE_SEP.match(s):
             continue
+        text_header = _text_table_header(s, km)
+        if text_header is not None:
+            flush()
+            st.text_header = text_header
+            continue
+        if st.text_header is not None:
+            row = _text_table_row(s, km, st, in_prompt)
+            if row is not None:
+                cands.append(row)
+                continue
+            if s.startswith("`"):
+                st.text_header = None
         inline = _kv_inline(s, km) if s.count(",") + s.count(";") + s.count("|") >= 2 else None
         if inline is not None:
             flush()

@@ -34,7 +34,7 @@ import pandas as pd
 
 from synllm.cards import Column, DatasetCard, load_card
 from synllm.errors import ConfigError, DataError, SynllmError
-from synllm.parsing import Candidate, parse_text
+from synllm.parsing import Candidate, norm_category, parse_text
 
 REASONS = ("parse_error", "missing_field", "type", "range", "category", "clinical_rule", "duplicate")
 _FIELD_REASONS = ("missing_field", "type", "range", "category")
@@ -49,18 +49,18 @@ _NUM_RE = (
 )
 _TRUE = {"1", "1.0", "yes", "y", "true", "t", "positive", "present"}
 _FALSE = {"0", "0.0", "no", "n", "false", "f", "negative", "absent"}
-FORMAT_NAMES = {"csv": "csv", "table": "markdown_table", "json": "json", "kv": "key_value"}
+FORMAT_NAMES = {
+    "csv": "csv",
+    "table": "markdown_table",
+    "text_table": "text_table",
+    "json": "json",
+    "kv": "key_value",
+}
 
 
 _NUM = re.compile(_NUM_RE)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _TRAIL_PAREN = re.compile(r"\s*\([^()]*\)\s*$")
-_CAT_SEP = re.compile(r"[\s_\-]+")
-
-
-def norm_category(v: str) -> str:
-    """Case-, space-, underscore- and hyphen-blind spelling of a category value."""
-    return _CAT_SEP.sub(" ", v.lower()).strip(" .")
 
 
 class ColumnCoercer:
