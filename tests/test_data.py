@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import io
 import shutil
 
 import pandas as pd
@@ -78,6 +79,80 @@ def test_checksum_mismatch_is_one_clear_line(tmp_path):
     assert "sha256" in str(err.value) and "\n" not in str(err.value)
     # an edited copy loads when verification is switched off
     assert len(load_table(card, tmp_path, verify=False)) == 418
+
+
+def _cirrhosis_bytes() -> bytes:
+    return gzip.decompress((ROOT / "resources/data/cirrhosis.csv.gz").read_bytes())
+
+
+def _one_line_error(card, data_dir, verify=True) -> str:
+    with pytest.raises(DataError) as err:
+        load_table(card, data_dir, verify=verify)
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_truncated_gzip_is_one_line_naming_the_file(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    whole = (ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()
+    (tmp_path / "cirrhosis.csv.gz").write_bytes(whole[: len(whole) // 2])
+    msg = _one_line_error(card, tmp_path)
+    assert "cirrhosis.csv.gz" in msg and "truncated" in msg
+
+
+def test_gz_name_without_gzip_data_is_one_line(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    (tmp_path / "cirrhosis.csv.gz").write_bytes(_cirrhosis_bytes())
+    msg = _one_line_error(card, tmp_path)
+    assert "cirrhosis.csv.gz" in msg and "not gzip" in msg
+
+
+def test_empty_file_is_one_line(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    (tmp_path / "cirrhosis.csv").write_bytes(b"")
+    msg = _one_line_error(card, tmp_path)
+    assert "cirrhosis.csv" in msg and "empty" in msg
+
+
+def test_header_without_rows_is_one_line(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    (tmp_path / "cirrhosis.csv").write_bytes(_cirrhosis_bytes().splitlines(keepends=True)[0])
+    msg = _one_line_error(card, tmp_path, verify=False)
+    assert "no rows" in msg
+
+
+def test_wrong_encoding_is_one_line_with_the_fix(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    latin1 = _cirrhosis_bytes().decode("utf-8-sig").replace("Placebo", "Placébo").encode("latin-1")
+    (tmp_path / "cirrhosis.csv").write_bytes(latin1)
+    msg = _one_line_error(card, tmp_path, verify=False)
+    assert "cirrhosis.csv" in msg and "UTF-8" in msg and "iconv" in msg
+
+
+def test_missing_column_names_the_column_and_file(tmp_path):
+    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    df = pd.read_csv(io.BytesIO(_cirrhosis_bytes()), encoding="utf-8-sig").drop(columns=["Bilirubin"])
+    df.to_csv(tmp_path / "cirrhosis.csv", index=False)
+    msg = _one_line_error(card, tmp_path, verify=False)
+    assert "Bilirubin" in msg and "cirrhosis.csv" in msg
+
+
+def test_split_cli_on_truncated_gzip_exits_2_with_one_line(tmp_path, capsys):
+    from synllm.cli import main
+
+    whole = (ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()
+    (tmp_path / "cirrhosis.csv.gz").write_bytes(whole[:-40])
+    out = tmp_path / "out"
+    rc = main(
+        ["split", "--card", str(ROOT / "resources/datasets/cirrhosis.yaml"),
+         "--data-dir", str(tmp_path), "--holdout-fraction", "0.2", "--reference-fraction", "0.1",
+         "--seed", "1", "--train", str(out / "t.parquet"), "--holdout", str(out / "h.parquet"),
+         "--reference", str(out / "r.parquet")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "truncated" in err
+    assert "Traceback" not in err
 
 
 def test_missing_file_names_what_was_looked_for(tmp_path):

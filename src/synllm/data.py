@@ -19,6 +19,7 @@ import argparse
 import gzip
 import hashlib
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,34 @@ def find_file(card: DatasetCard, data_dir: str | Path) -> Path:
 
 
 def read_bytes(path: Path) -> bytes:
+    """The uncompressed bytes of a data file; a damaged file is one DataError naming it."""
     raw = path.read_bytes()
+    if path.suffix == ".gz" and raw[:2] != b"\x1f\x8b":
+        raise DataError(
+            f"{path}: named .gz but is not gzip data; recompress it (gzip -k) "
+            f"or drop the .gz suffix"
+        )
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise DataError(
+                f"{path}: damaged or truncated gzip file ({e}); copy or download it again"
+            ) from None
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty; copy or download it again")
     return raw
+
+
+def decode_text(raw: bytes, path: Path) -> str:
+    """UTF-8 text (a BOM is dropped); another encoding is one DataError naming the file."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r}); "
+            f"convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
 
 
 def coerce_frame(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
@@ -99,7 +124,7 @@ def load_table(card: DatasetCard, data_dir: str | Path, verify: bool = True) -> 
                 f"dataset {card.name!r}: sha256 of {path} is {digest}, the card expects "
                 f"{card.sha256} (wrong file, or set verify_checksums: false for edited copies)"
             )
-    text = raw.decode("utf-8-sig")
+    text = decode_text(raw, path)
     df = pd.read_csv(
         io.StringIO(text),
         na_values=card.missing_tokens,
@@ -111,7 +136,12 @@ def load_table(card: DatasetCard, data_dir: str | Path, verify: bool = True) -> 
     expected = set(card.columns) | set(card.id_columns)
     missing = [c for c in list(card.columns) + card.id_columns if c not in df.columns]
     if missing:
-        raise DataError(f"dataset {card.name!r}: {path.name} lacks column(s) {missing}")
+        raise DataError(
+            f"dataset {card.name!r}: {path} lacks column(s) {missing}; fix the file's header "
+            f"or the card's columns"
+        )
+    if df.empty:
+        raise DataError(f"dataset {card.name!r}: {path} has a header but no rows")
     extra = [c for c in df.columns if c not in expected]
     if extra:
         raise DataError(f"dataset {card.name!r}: {path.name} has column(s) {extra} not in the card")
