@@ -194,6 +194,42 @@ columns:
     assert int(df["sbp"].isna().sum()) == 1
 
 
+def _toy_card(tmp_path, sbp_aliases: str):
+    (tmp_path / "toy.yaml").write_text(
+        f"""
+name: toy
+title: Toy cohort
+description: three columns
+file: toy.csv
+sha256: "{"0" * 64}"
+rows: 1
+provenance: {{source: made up for a test}}
+target: event
+task: binary
+columns:
+  sex: {{type: categorical, definition: sex, categories: [f, m], aliases: [gender]}}
+  sbp: {{type: int, definition: systolic pressure, range: [60, 250], aliases: {sbp_aliases}}}
+  event: {{type: binary, definition: outcome}}
+"""
+    )
+    return load_card(tmp_path / "toy.yaml")
+
+
+def test_new_dataset_column_aliases_come_from_its_card(tmp_path):
+    """A model's own names for the columns are declared in the card, not in the parser."""
+    from synllm.validate import validate_text
+
+    card = _toy_card(tmp_path, "[systolic blood pressure, SBP (mmHg)]")
+    text = '{"Gender": "m", "Systolic Blood Pressure": 131, "event": 1}\n'
+    out, rep = validate_text(text, card)
+    assert rep["valid"] == 1 and out.iloc[0].tolist() == ["m", 131, 1]
+
+
+def test_alias_naming_two_columns_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"alias 'Sex' of column 'sbp' also names 'sex'"):
+        _toy_card(tmp_path, "[Sex]")
+
+
 def test_bad_card_names_the_field(tmp_path):
     text = (ROOT / "resources/datasets/stroke.yaml").read_text().replace("type: float", "type: real", 1)
     (tmp_path / "stroke.yaml").write_text(text)

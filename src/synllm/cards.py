@@ -39,6 +39,14 @@ class Provenance(_Strict):
     notes: str | None = Field(None, description="Quirks of the file kept on purpose.")
 
 
+_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+
+
+def norm_key(key: str) -> str:
+    """Normalise a field name: drop parenthesised units, keep lowercase letters and digits."""
+    return re.sub(r"[^a-z0-9]", "", _PAREN.sub("", key).lower())
+
+
 class Column(_Strict):
     type: ColumnType = Field(description="int/float numeric, categorical strings, or 0/1 binary.")
     definition: str = Field(description="Natural-language definition used in prompts.")
@@ -52,6 +60,13 @@ class Column(_Strict):
     synonyms: dict[str, str] = Field(
         default_factory=dict,
         description="Alternative spellings -> canonical category (matching is also case-blind).",
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Other names a model may give this column (e.g. 'body mass index' for bmi); the "
+            "parser matches them case-, space- and punctuation-blind, as it matches the name."
+        ),
     )
     labels: dict[int, str] | None = Field(
         None, description="Binary only: meaning of 0 and 1, e.g. {0: No, 1: Yes}."
@@ -150,6 +165,12 @@ class DatasetCard(_Strict):
             for c in (rel.feature, rel.by):
                 if c not in self.columns:
                     raise ValueError(f"relation {rel.id!r} names unknown column {c!r}")
+        named: dict[str, str] = {norm_key(c): c for c in self.columns}
+        for col, spec in self.columns.items():
+            for alias in spec.aliases:
+                other = named.setdefault(norm_key(alias), col)
+                if other != col:
+                    raise ValueError(f"alias {alias!r} of column {col!r} also names {other!r}")
         return self
 
     # -- convenience ---------------------------------------------------------------

@@ -26,75 +26,10 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from synllm.cards import DatasetCard
+from synllm.cards import DatasetCard, norm_key
 
 ID_KEY = "__id__"
 
-# alias (normalised key) -> card columns it may mean, first present in the card wins
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "sex": ("Sex", "gender"),
-    "gender": ("gender", "Sex"),
-    "patientsex": ("Sex", "gender"),
-    "patientgender": ("gender", "Sex"),
-    "patientage": ("age", "Age"),
-    "ageyears": ("age", "Age"),
-    "ageindays": ("Age",),
-    "bodymassindex": ("bmi",),
-    "bmilevel": ("bmi",),
-    "hba1c": ("HbA1c_level",),
-    "hemoglobina1c": ("HbA1c_level",),
-    "haemoglobina1c": ("HbA1c_level",),
-    "hemoglobina1clevel": ("HbA1c_level",),
-    "haemoglobina1clevel": ("HbA1c_level",),
-    "a1c": ("HbA1c_level",),
-    "bloodglucose": ("blood_glucose_level",),
-    "glucose": ("blood_glucose_level", "avg_glucose_level"),
-    "glucoselevel": ("blood_glucose_level", "avg_glucose_level"),
-    "bloodsugar": ("blood_glucose_level",),
-    "averageglucoselevel": ("avg_glucose_level",),
-    "averageglucose": ("avg_glucose_level",),
-    "avgglucose": ("avg_glucose_level",),
-    "smoking": ("smoking_history", "smoking_status"),
-    "smokinghistory": ("smoking_history", "smoking_status"),
-    "smokingstatus": ("smoking_status", "smoking_history"),
-    "smoker": ("smoking_status", "smoking_history"),
-    "married": ("ever_married",),
-    "maritalstatus": ("ever_married",),
-    "evermarried": ("ever_married",),
-    "work": ("work_type",),
-    "occupation": ("work_type",),
-    "employment": ("work_type",),
-    "employmenttype": ("work_type",),
-    "residence": ("Residence_type",),
-    "heartdisease": ("heart_disease",),
-    "hasdiabetes": ("diabetes",),
-    "diabetesstatus": ("diabetes",),
-    "hadstroke": ("stroke",),
-    "strokestatus": ("stroke",),
-    "ndays": ("N_Days",),
-    "numberofdays": ("N_Days",),
-    "days": ("N_Days",),
-    "followupdays": ("N_Days",),
-    "followup": ("N_Days",),
-    "survivaldays": ("N_Days",),
-    "treatment": ("Drug",),
-    "triglycerides": ("Tryglicerides",),
-    "triglyceride": ("Tryglicerides",),
-    "alkalinephosphatase": ("Alk_Phos",),
-    "alkphosphatase": ("Alk_Phos",),
-    "alp": ("Alk_Phos",),
-    "ast": ("SGOT",),
-    "sgotast": ("SGOT",),
-    "platelet": ("Platelets",),
-    "plateletcount": ("Platelets",),
-    "prothrombintime": ("Prothrombin",),
-    "histologicstage": ("Stage",),
-    "diseasestage": ("Stage",),
-    "urinecopper": ("Copper",),
-    "serumbilirubin": ("Bilirubin",),
-    "serumcholesterol": ("Cholesterol",),
-    "serumalbumin": ("Albumin",),
-}
 _ID_ALIASES = ("id", "patientid", "recordid", "patient", "no", "index", "row", "record")
 
 # chat-template tokens dropped wherever they occur
@@ -138,14 +73,6 @@ _OBJ_PAIR = re.compile(
 _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _HAS_DIGIT = re.compile(r"\d")
 _INTLIKE = re.compile(r"^\s*#?\d{1,7}\.?\s*$")
-_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-
-
-def norm_key(key: str) -> str:
-    """Normalise a field name: drop parenthesised units, keep lowercase letters and digits."""
-    return re.sub(r"[^a-z0-9]", "", _PAREN.sub("", key).lower())
-
-
 @dataclass
 class Candidate:
     """One record candidate: ``fields`` maps card column -> raw string value (None = parse error)."""
@@ -168,11 +95,11 @@ class KeyMap:
 
     def __post_init__(self) -> None:
         cols = self.card.feature_names
-        for alias, targets in _ALIASES.items():
-            for t in targets:
-                if t in self.card.columns:
-                    self.lookup[alias] = t
-                    break
+        # other names of a column come from the card (``aliases:``), so a new dataset needs
+        # no parser change
+        for c in cols:
+            for alias in self.card.columns[c].aliases:
+                self.lookup[norm_key(alias)] = c
         for a in _ID_ALIASES:
             self.lookup.setdefault(a, ID_KEY)
         for c in self.card.id_columns:
