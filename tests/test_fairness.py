@@ -9,13 +9,13 @@ from scipy.stats import entropy
 
 from synllm.cards import find_card
 from synllm.data import load_table, split_table
-from synllm.metrics_extra.fairness import (
+from synllm.metrics.fairness import (
     age_band,
     fairness_gaps,
     fairness_table,
     kl_divergence,
 )
-from synllm.metrics_extra.membership import membership_inference
+from synllm.metrics.membership import membership_inference
 
 CARDS, DATA = "resources/datasets", "resources/data"
 

@@ -23,7 +23,7 @@ from synllm.cli import main
 from synllm.data import split_table
 from synllm.errors import SynllmError
 from synllm.generate.baselines import sample_holdout, sample_marginals
-from synllm.metrics_extra.fairness import CSV_COLUMNS, METRICS, fairness_gaps
+from synllm.metrics.fairness import CSV_COLUMNS, METRICS, fairness_gaps
 
 CARDS = Path("resources/datasets")
 SETTINGS = json.dumps({"xgb_n_estimators": 50, "distance_sample": 500, "mia_sample": 400,
@@ -138,7 +138,7 @@ def test_empty_and_one_class_cells_record_reasons(grid):
 
 
 def test_too_few_synthetic_rows_per_group(real):
-    from synllm.metrics_extra.fairness import evaluate_fairness
+    from synllm.metrics.fairness import evaluate_fairness
 
     card, df = real("stroke")
     train, holdout = split_table(df, card, 0.2, 42)
@@ -150,7 +150,7 @@ def test_too_few_synthetic_rows_per_group(real):
     # gender has one group with a KL left; the gap comes from the age bands
     assert by["fairness_kl_gap"].status == "ok" and by["fairness_kl_gap"].note.startswith("age_band")
     one = frame[frame.group_by == "gender"].assign(group_by="gender")
-    from synllm.metrics_extra.fairness import summary_results
+    from synllm.metrics.fairness import summary_results
 
     gap = {r.metric.name: r for r in summary_results(one)}["fairness_kl_gap"]
     assert gap.status == "failed" and "fewer than 2 groups" in gap.reason

@@ -7,11 +7,4 @@ the Snakemake rules call through ``synllm <step>``.
 
 __version__ = "0.1.0"
 
-PROMPT_STYLES = ("SEEDEx", "FEATDESC", "STATGUIDE", "CLINRULE")
-"""The paper's four prompt styles, in the paper's order (prompt1..prompt4)."""
-
-EXTRA_PROMPT_STYLES = ("naive", "schema", "conditional", "group")
-"""Generation strategies of Lin et al., usable as extra prompt styles."""
-
-BASELINE_PROMPT = "none"
-"""Prompt wildcard value for generators that take no prompt (baselines)."""
+from synllm.names import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES  # noqa: E402,F401

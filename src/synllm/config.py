@@ -13,31 +13,19 @@ from __future__ import annotations
 
 import argparse
 import copy
-from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from synllm import BASELINE_PROMPT
 from synllm.cards import find_card
 from synllm.errors import ConfigError
+from synllm.names import BASELINE_PROMPT, Cell, n_records  # noqa: F401 - re-exported
+from synllm.sweeps import check_sweeps, sweep_cells, sweep_points
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PATH_KEYS = ("data_dir", "cards_dir", "model_registry", "prompts_dir")
-
-
-@dataclass(frozen=True)
-class Cell:
-    dataset: str
-    model: str
-    prompt: str
-    rep: int
-
-    @property
-    def path(self) -> str:
-        return f"{self.dataset}/{self.model}/{self.prompt}/r{self.rep}"
 
 
 def _field(path) -> str:
@@ -123,24 +111,8 @@ def check_config(config: dict, base: Path | None = None) -> dict:
         missing = [d for d in config["datasets"] if d not in n]
         if missing:
             raise ConfigError(f"config field 'n_records': no value for dataset(s) {missing}")
-    from synllm.sweeps import check_sweeps
-
     check_sweeps(config, registry)
     return config
-
-
-def n_records(config: dict, dataset: str) -> int:
-    """Records per cell of ``dataset``; a sample-size sweep variant (``<dataset>~n<N>``) gets N,
-    a feature variant the value of its base dataset."""
-    from synllm.sweeps import parse_variant
-
-    variant = parse_variant(dataset)
-    if variant is not None:
-        if variant.axis == "sample_size":
-            return variant.value
-        dataset = variant.base
-    n = config["n_records"]
-    return int(n[dataset]) if isinstance(n, dict) else int(n)
 
 
 def grid(config: dict, registry) -> list[Cell]:
@@ -171,8 +143,6 @@ def cli(argv: list[str]) -> int:
     cells = grid(config, load_registry(resolve_path(config["model_registry"])))
     print(f"config ok: {len(cells)} cells ({len(config['datasets'])} datasets, {len(config['models'])} models, "
           f"{len(config['prompts'])} prompts, {config['repeats']} repeats)")
-    from synllm.sweeps import sweep_cells, sweep_points
-
     registry = load_registry(resolve_path(config["model_registry"]))
     for axis, points in sweep_points(config, resolve_path(config["cards_dir"])).items():
         extra = {c for c in sweep_cells(config, registry, points)} - set(cells)

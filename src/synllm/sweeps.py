@@ -36,55 +36,22 @@ import pandas as pd
 import yaml
 
 from synllm.errors import ConfigError, SynllmError
+from synllm.names import (  # noqa: F401 - re-exported: the sweep names live in the leaf module
+    AXES,
+    BASELINE_PROMPT,
+    SEP,
+    Cell,
+    Variant,
+    base_dataset,
+    n_records,
+    parse_variant,
+    variant_name,
+)
 
-SEP = "~"
-AXES = {"features": "f", "sample_size": "n"}
-"""Axis name (used in output file names) -> letter in variant names."""
-_LETTER = {v: k for k, v in AXES.items()}
 _AXIS_CONFIG = {"features": "features", "sample_size": "sample_sizes"}
 _AXIS_LABEL = {"features": "features kept (by mutual information with the target)",
                "sample_size": "records requested per cell"}
-_BASE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-# --------------------------------------------------------------------------- names
-@dataclass(frozen=True)
-class Variant:
-    base: str
-    axis: str  # "features" | "sample_size"
-    value: int
-
-    @property
-    def name(self) -> str:
-        return variant_name(self.base, self.axis, self.value)
-
-
-def variant_name(base: str, axis: str, value: int) -> str:
-    if axis not in AXES:
-        raise ConfigError(f"sweep axis {axis!r} is not one of {list(AXES)}")
-    return f"{base}{SEP}{AXES[axis]}{int(value)}"
-
-
-def parse_variant(name: str, field: str = "dataset") -> Variant | None:
-    """``diabetes~f5`` -> Variant; a plain dataset name -> None; a malformed one -> ConfigError."""
-    if SEP not in name:
-        return None
-    base, _, tail = name.partition(SEP)
-    m = re.fullmatch(r"([a-z])(\d+)", tail)
-    if not _BASE_NAME.match(base) or not m or m.group(1) not in _LETTER:
-        raise ConfigError(
-            f"{field} {name!r}: not a sweep variant name (expected <dataset>~f<features> or <dataset>~n<records>)"
-        )
-    value = int(m.group(2))
-    if value < 1:
-        raise ConfigError(f"{field} {name!r}: the sweep value must be at least 1")
-    return Variant(base, _LETTER[m.group(1)], value)
-
-
-def base_dataset(name: str) -> str:
-    v = parse_variant(name)
-    return v.base if v else name
 
 
 # --------------------------------------------------------------------------- config
@@ -122,7 +89,6 @@ def sweep_points(config: dict, cards_dir) -> dict[str, list[SweepPoint]]:
     dataset are merged (``10`` and ``all`` on a table with 8 features are one point).
     """
     from synllm.cards import find_card
-    from synllm.config import n_records
 
     sw = config.get("sweeps") or {}
     out: dict[str, list[SweepPoint]] = {}
@@ -161,9 +127,6 @@ def sweep_prompts(config: dict) -> list[str]:
 
 def sweep_cells(config: dict, registry, points: list[SweepPoint]):
     """Cells of one axis: every point x sweep model x prompt (``none`` for baselines) x repeat."""
-    from synllm import BASELINE_PROMPT
-    from synllm.config import Cell
-
     cells = []
     for p in points:
         for m in sweep_models(config):

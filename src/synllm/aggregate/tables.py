@@ -424,7 +424,7 @@ def table_privacy(
 
 # --------------------------------------------------------------------------- fairness
 def _group_order(groups) -> list[str]:
-    from synllm.metrics_extra.fairness import group_sort_key
+    from synllm.metrics.fairness import group_sort_key
 
     return sorted(dict.fromkeys(map(str, groups)), key=group_sort_key)
 

@@ -22,7 +22,7 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
   XGBoost threads busy-wait when the machine is oversubscribed).
 
 ``--out-fairness F`` also scores per-demographic-group fidelity and utility
-(:mod:`synllm.metrics_extra.fairness`): the per-group table goes to the CSV ``F`` (one row per
+(:mod:`synllm.metrics.fairness`): the per-group table goes to the CSV ``F`` (one row per
 grouping and group), four summary metrics of family ``fairness`` (score group null) are
 appended to the metrics list and a ``fairness`` detail block is added. A failed cell still
 writes ``F`` (NaN values with a reason per row, or only the header).
@@ -53,7 +53,7 @@ from synllm.data import read_split
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import clinical, fidelity, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
-from synllm.metrics_extra import fairness
+from synllm.metrics import fairness
 
 DEFAULT_SETTINGS: dict = {
     "distance_sample": 5000,
