@@ -20,7 +20,7 @@ DATASETS = ("diabetes", "stroke", "cirrhosis")
 def load_real(name: str):
     """(card, full typed table) of a shipped dataset, loaded once per session."""
     from synllm.cards import find_card
-    from synllm.data import load_table
+    from synllm.split import load_table
 
     card = find_card(name, ROOT / "resources" / "datasets")
     return card, load_table(card, ROOT / "resources" / "data")

@@ -438,7 +438,7 @@ def test_paper_comparison_on_paper_numbers(tmp_path):
 # --------------------------------------------------------------------------- CLI end to end (real data)
 def test_cli_end_to_end_with_real_data(tmp_path, run):
     from synllm.cards import find_card
-    from synllm.data import load_table
+    from synllm.split import load_table
 
     root, paths = run
     card = find_card("diabetes", CARDS)

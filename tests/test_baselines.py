@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from synllm.cards import find_card
-from synllm.data import load_table, split_table
+from synllm.split import load_table, split_table
 from synllm.errors import ConfigError
 from synllm.generate import baselines
 from synllm.generate.base import GenerationContext, GenerationSettings

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import entropy
 
 from synllm.cards import find_card
-from synllm.data import load_table, split_table
+from synllm.split import load_table, split_table
 from synllm.metrics.fairness import (
     age_band,
     fairness_gaps,

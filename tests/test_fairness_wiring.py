@@ -20,7 +20,7 @@ import pytest
 from synllm.aggregate import aggregate
 from synllm.aggregate.load import load_fairness
 from synllm.cli import main
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.errors import SynllmError
 from synllm.generate.baselines import sample_holdout, sample_marginals
 from synllm.metrics.fairness import CSV_COLUMNS, METRICS, fairness_gaps

@@ -7,7 +7,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import mutual_info_score
 
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.metrics import fidelity as F
 
 TOL = 1e-6

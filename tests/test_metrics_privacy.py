@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.metrics import privacy as P
 
 TOL = 1e-6

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.metrics import utility as U
 
 TOL = 1e-6

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.profile import category_pmf, profile_table, strong_correlations
 from tests.conftest import DATASETS
 

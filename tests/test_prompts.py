@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from synllm.data import split_table, to_records
+from synllm.split import split_table, to_records
 from synllm.errors import ConfigError
 from synllm.profile import profile_table
 from synllm.prompts import as_text, render_prompt

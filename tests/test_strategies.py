@@ -7,7 +7,7 @@ import math
 import pytest
 
 from synllm.cards import find_card
-from synllm.data import load_table, split_table
+from synllm.split import load_table, split_table
 from synllm.errors import ConfigError
 from synllm.generate.base import allocate
 from synllm.profile import profile_table

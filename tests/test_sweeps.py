@@ -13,19 +13,11 @@ from sklearn.feature_selection import mutual_info_classif
 
 from synllm.cards import find_card, load_card
 from synllm.config import check_config, n_records
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.errors import ConfigError
 from synllm.registry import load_registry
-from synllm.sweeps import (
-    Variant,
-    parse_variant,
-    rank_features,
-    restrict_card,
-    sweep_cells,
-    sweep_points,
-    variant_card,
-    variant_name,
-)
+from synllm.sweeps import Variant, parse_variant, sweep_cells, sweep_points, variant_name
+from synllm.sweeps.card import rank_features, restrict_card, variant_card
 from tests.conftest import ROOT, load_real
 
 CARDS = ROOT / "resources" / "datasets"
@@ -108,7 +100,7 @@ def test_feature_variant_card_validates_and_drops_rules_on_removed_columns(diabe
     assert [r.id for r in small.rules] == ["glucose_implies_diabetes"]
     assert [r.id for r in small.relations] == ["glucose_by_diabetes"]
     # the derived card round-trips through YAML like a shipped card
-    from synllm.sweeps import write_card
+    from synllm.sweeps.card import write_card
 
     write_card(derived, tmp_path / "diabetes~f2.yaml")
     again = load_card(tmp_path / "diabetes~f2.yaml")

@@ -12,16 +12,16 @@ import sys
 
 # sub-command -> (module, help); "module:function" when the entry point is not ``cli``
 COMMANDS: dict[str, tuple[str, str]] = {
-    "split": ("synllm.data", "verify a dataset and write its stratified train/holdout split"),
+    "split": ("synllm.split", "verify a dataset and write its stratified train/holdout split"),
     "profile": ("synllm.profile", "schema + statistics of a train split, as JSON"),
     "prompt": ("synllm.prompts", "render one prompt style for one dataset"),
     "generate": ("synllm.generate.cli", "run one model on one prompt, write raw text + meta"),
     "validate": ("synllm.validate", "parse raw model output into typed records + report"),
-    "evaluate": ("synllm.metrics.cli", "score one synthetic table against the real data"),
+    "evaluate": ("synllm.evaluate", "score one synthetic table against the real data"),
     "aggregate": ("synllm.aggregate", "build Tables IV-VI, figures and score definitions"),
     "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
-    "sweep-card": ("synllm.sweeps:cli_card", "card and split of one sweep variant (features / sample size)"),
-    "sweep-plots": ("synllm.sweeps:cli_plots", "quality and utility vs a sweep axis: CSV and figures"),
+    "sweep-card": ("synllm.sweeps.card", "card and split of one sweep variant (features / sample size)"),
+    "sweep-plots": ("synllm.sweeps.plots", "quality and utility vs a sweep axis: CSV and figures"),
 }
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
-from synllm.data import read_split
+from synllm.split import read_split
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from synllm import EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.cards import DatasetCard, load_card
-from synllm.data import read_split, to_records
+from synllm.split import read_split, to_records
 from synllm.errors import ConfigError
 
 STYLES_WITH_ROWS = {"SEEDEx", "naive"}

@@ -385,7 +385,7 @@ def read_train(path: str | Path | None, card: DatasetCard) -> pd.DataFrame | Non
         raise DataError(f"train split not found: {p}")
     try:
         if p.suffix == ".parquet":
-            from synllm.data import read_split
+            from synllm.split import read_split
 
             return read_split(p, card)
         df = pd.read_csv(p)

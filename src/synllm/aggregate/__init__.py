@@ -51,7 +51,7 @@ def _write_table(out_dir: Path, stem: str, frame: pd.DataFrame, layout: render.L
 def _distribution_figures(cell: pd.DataFrame, dataset: str, cards_dir, synthetic_dir, train_dir, fig_dir: Path) -> list[Path]:
     """Best / worst cell (by Harmonic, one repeat) of ``dataset``: real vs synthetic overlays."""
     from synllm.cards import find_card
-    from synllm.data import read_split
+    from synllm.split import read_split
 
     out = []
     ok = cell[(cell["dataset"] == dataset) & cell["harmonic"].notna()].sort_values(KEY)

@@ -21,7 +21,7 @@ quantiles and fits the 80k-row diabetes train split in well under a second.
 
 The pure functions (:func:`sample_holdout`, :func:`sample_marginals`, :func:`fit_copula`,
 :func:`sample_copula`, :func:`to_ndjson`) take data frames typed as
-:func:`synllm.data.read_split` returns them; :func:`create` gives the generate backend.
+:func:`synllm.split.read_split` returns them; :func:`create` gives the generate backend.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from synllm.cards import DatasetCard
-from synllm.data import DTYPES, read_split, to_records
+from synllm.split import DTYPES, read_split, to_records
 from synllm.errors import ConfigError, DataError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
 

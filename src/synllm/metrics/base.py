@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard
-from synllm.data import coerce_frame
+from synllm.split import coerce_frame
 from synllm.errors import DataError, SynllmError
 
 Family = Literal["fidelity", "correlation", "clinical", "privacy", "utility"]

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from synllm.cli import main
-from synllm.data import split_table
+from synllm.split import split_table
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import REGISTRY, read_synthetic
-from synllm.metrics.cli import DEFAULT_SETTINGS, metric_names, parse_settings
+from synllm.evaluate import DEFAULT_SETTINGS, metric_names, parse_settings
 
 FAST = json.dumps({"xgb_n_estimators": 100, "distance_sample": 1000, "mia_sample": 1000})
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from synllm.cards import find_card, load_card
-from synllm.data import find_file, load_table, split_table
+from synllm.split import find_file, load_table, split_table
 from synllm.errors import ConfigError, DataError
 from tests.conftest import DATASETS, ROOT
 

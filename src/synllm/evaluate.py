@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
-from synllm.data import read_split
+from synllm.split import read_split
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import clinical, fidelity, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
