@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synllm.cards import find_card  # noqa: E402
-from synllm.data import load_table, split_table  # noqa: E402
+from synllm.split import load_table, split_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,7 +80,7 @@ def card_file(wildcards):
 
 def data_file(wildcards):
     from synllm.cards import load_card
-    from synllm.data import find_file
+    from synllm.split import find_file
 
     base = wildcards.dataset.split("~")[0]  # variants are split by rule sweep_card
     try:
