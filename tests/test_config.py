@@ -70,3 +70,9 @@ def test_missing_required_key():
 def test_n_records_per_dataset():
     c = check_config(cfg(n_records={"diabetes": 7, "stroke": 8, "cirrhosis": 9}))
     assert n_records(c, "stroke") == 8
+
+
+def test_cell_seed_scheme():
+    from synllm.names import cell_seed
+
+    assert [cell_seed(42, r) for r in (1, 2, "3")] == [42, 1042, 2042]

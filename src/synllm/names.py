@@ -94,3 +94,9 @@ def n_records(config: dict, dataset: str) -> int:
         dataset = variant.base
     n = config["n_records"]
     return int(n[dataset]) if isinstance(n, dict) else int(n)
+
+
+def cell_seed(seed: int, rep: int | str) -> int:
+    """The seed of repeat ``rep`` (1-based) of a run seeded with ``seed``: one seed per
+    repeat, so the same config gives the same tables and repeats differ."""
+    return int(seed) + 1000 * (int(rep) - 1)

@@ -19,11 +19,12 @@ os.environ["PATH"] = (
     os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 )
 
-from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
+from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES, names
 from synllm.config import check_config, grid, n_records, resolve_path
 from synllm.errors import SynllmError
 from synllm.registry import load_registry
 from synllm.sweeps import (
+    base_dataset,
     parse_variant,
     points_json,
     sweep_cells,
@@ -82,7 +83,7 @@ def data_file(wildcards):
     from synllm.cards import load_card
     from synllm.split import find_file
 
-    base = wildcards.dataset.split("~")[0]  # variants are split by rule sweep_card
+    base = base_dataset(wildcards.dataset)  # variants are split by rule sweep_card
     try:
         return str(find_file(load_card(base_card_file(base)), DATA_DIR))
     except SynllmError as err:
@@ -158,8 +159,7 @@ def json_arg(section):
 
 
 def cell_seed(wildcards):
-    """One seed per repeat, derived from config.seed (same config, same tables)."""
-    return int(config["seed"]) + 1000 * (int(wildcards.rep) - 1)
+    return names.cell_seed(config["seed"], wildcards.rep)
 
 
 def cell_files(pattern):
