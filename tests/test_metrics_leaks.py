@@ -134,15 +134,21 @@ def test_disclosure_matches_sdmetrics_and_copies_raise_the_risk(stroke):
 
     card, train, holdout = stroke
     syn = holdout.sample(300, random_state=5).reset_index(drop=True)
-    got = L.disclosure(train, syn, card, 300, seed=4)
     qi, sens = ["gender", "age", "bmi"], "stroke"
     real = L._as_sdv(train.iloc[P.sample_rows(len(train), 300, 4)], card)[qi + [sens]]
-    ref = DisclosureProtection.compute_breakdown(
-        real, L._as_sdv(syn, card)[qi + [sens]], qi, [sens], continuous_column_names=["age", "bmi"])
-    assert got["score"] == pytest.approx(ref["score"], abs=1e-12)
-    assert got["quasi_identifiers"] == qi and got["sensitive"] == sens
+    for bins, cont in ((None, None), (10, ["age", "bmi"])):
+        got = L.disclosure(train, syn, card, 300, seed=4, bins=bins)
+        ref = DisclosureProtection.compute_breakdown(
+            real, L._as_sdv(syn, card)[qi + [sens]], qi, [sens], continuous_column_names=cont)
+        assert got["score"] == pytest.approx(ref["score"], abs=1e-12)
+        assert got["quasi_identifiers"] == qi and got["sensitive"] == sens
     copy = L.disclosure(train, train.iloc[P.sample_rows(len(train), 300, 4)], card, 300, seed=4)
-    assert copy["score"] < got["score"]
+    assert copy["score"] == 0.0  # exact quasi-identifiers of copied rows give the target away
+    # no synthetic row shares a real row's quasi-identifiers: the attack never applies
+    far = syn.assign(age=0.5, bmi=99.0)
+    none = L.disclosure(train, far, card, 300, seed=4)
+    assert none["score"] == 1.0 and "no synthetic row" in none["note"]
+    assert np.isnan(none["cap_protection"])
 
 
 def test_card_privacy_block_is_checked(tmp_path):

@@ -16,6 +16,9 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``sdmetrics_sample`` (1000): seeded sample size of train and holdout (and of the synthetic
   table when larger) for SDMetrics ``DCROverfittingProtection`` and of train rows for
   ``DisclosureProtection`` (their cost grows with the product of the table sizes).
+- ``disclosure_bins`` (null): null = ``DisclosureProtection`` matches numeric
+  quasi-identifiers on exact values; an integer = SDMetrics' equal-width bins
+  (:mod:`synllm.metrics.leaks`).
 - ``utility_models`` (["decision_tree", "random_forest", "xgboost"]).
 - ``utility_train_max`` (null): cap on real training rows for the utility models.
 - ``xgb_n_estimators`` (500): XGBoost's maximum rounds (early stopping after 100).
@@ -64,6 +67,7 @@ DEFAULT_SETTINGS: dict = {
     "distance_sample": 5000,
     "mia_sample": 2000,
     "sdmetrics_sample": 1000,
+    "disclosure_bins": None,
     "utility_models": list(utility.MODELS),
     "utility_train_max": None,
     "xgb_n_estimators": 500,
@@ -105,6 +109,9 @@ def parse_settings(text: str | None) -> dict:
             raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
     if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
         raise ConfigError(f"{src}: field 'utility_train_max' must be null or an integer >= 10")
+    bins = out["disclosure_bins"]
+    if bins is not None and (not isinstance(bins, int) or isinstance(bins, bool) or bins < 2):
+        raise ConfigError(f"{src}: field 'disclosure_bins' must be null or an integer >= 2")
     if not isinstance(out["kl_epsilon"], (int, float)) or not out["kl_epsilon"] > 0:
         raise ConfigError(f"{src}: field 'kl_epsilon' must be a positive number")
     return out
@@ -183,10 +190,12 @@ def evaluate(
     t = time.perf_counter()
     res, out["privacy"] = privacy.evaluate_privacy(train, holdout, syn, card, settings, seed)
     results += res
+    seconds["privacy"] = time.perf_counter() - t
+    t = time.perf_counter()
     res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
     out["privacy"].update(more)
     results += res
-    seconds["privacy"] = time.perf_counter() - t
+    seconds["leaks"] = time.perf_counter() - t
     t = time.perf_counter()
     res, out["utility"] = utility.evaluate_utility(train, holdout, syn, card, settings, seed)
     results += res

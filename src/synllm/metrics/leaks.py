@@ -35,12 +35,18 @@ SDMetrics (0.32):
   (seeded) to the same size, ``sdmetrics_sample`` rows each, so the two references are
   comparable; the synthetic table too when it is larger.
 - ``DisclosureProtection`` (CAP attack): an attacker who knows a real train row's
-  quasi-identifiers (dataset card ``privacy.quasi_identifiers``; numeric ones in 10
-  equal-width bins, the SDMetrics default) guesses its sensitive column (card
-  ``privacy.sensitive``) from the synthetic rows sharing those values.
-  ``disclosure_protection`` is SDMetrics' score (1 = no better than guessing),
-  ``disclosure_risk`` = 1 - score. Real rows: a seeded sample of ``sdmetrics_sample`` train
-  rows (the CAP loop is per real row in Python).
+  quasi-identifiers (dataset card ``privacy.quasi_identifiers``) guesses its sensitive column
+  (card ``privacy.sensitive``) from the synthetic rows sharing those values.
+  ``disclosure_protection`` is SDMetrics' score (1 = the attacker does no better than a
+  uniform guess of the sensitive value), ``disclosure_risk`` = 1 - score. Numeric quasi-identifiers are
+  matched on their exact values by default (setting ``disclosure_bins: null``): the attacker
+  knows a patient's recorded age and BMI, and a copied record then gives its sensitive value
+  away. With SDMetrics' own default of 10 equal-width bins the attack reads population-level
+  associations and does not see a 5 % share of copied rows (measured on stroke: risk 0.836 with
+  copies vs 0.838 without). When no synthetic row shares any real row's quasi-identifier values
+  the CAP attack never applies (SDMetrics returns NaN): protection 1, risk 0, with a note.
+  Real rows: a seeded sample of ``sdmetrics_sample`` train rows (the CAP loop is per real row
+  in Python).
 
 Score group: ``prompt_copy_rate`` and ``train_copy_rate`` enter Privacy (lower is better);
 everything else here is reported only.
@@ -196,8 +202,10 @@ def dcr_overfitting(
 
 def disclosure(
     train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, n: int, seed: int,
+    bins: int | None = None,
 ) -> dict:
-    """SDMetrics ``DisclosureProtection.compute_breakdown`` (CAP) for the card's privacy block."""
+    """SDMetrics ``DisclosureProtection.compute_breakdown`` (CAP) for the card's privacy block;
+    ``bins`` = None matches numeric quasi-identifiers exactly, else SDMetrics' equal-width bins."""
     from sdmetrics.single_table import DisclosureProtection
 
     spec = card.privacy
@@ -206,15 +214,19 @@ def disclosure(
     qi = list(spec.quasi_identifiers)
     cols = qi + [spec.sensitive]
     real = _as_sdv(train.iloc[sample_rows(len(train), n, seed)], card)[cols]
-    cont = [c for c in qi if card.columns[c].is_numeric]
+    cont = [c for c in qi if card.columns[c].is_numeric] if bins is not None else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = DisclosureProtection.compute_breakdown(
             real, _as_sdv(syn, card)[cols], qi, [spec.sensitive],
-            continuous_column_names=cont or None)
-    return {"score": float(out["score"]), "cap_protection": float(out["cap_protection"]),
-            "baseline_protection": float(out["baseline_protection"]),
-            "quasi_identifiers": qi, "sensitive": spec.sensitive, "n_real": int(len(real))}
+            continuous_column_names=cont or None, num_discrete_bins=bins or 10)
+    score, note = float(out["score"]), None
+    if not np.isfinite(out["cap_protection"]):
+        score, note = 1.0, "no synthetic row shares a real row's quasi-identifier values"
+    return {"score": score, "cap_protection": float(out["cap_protection"]),
+            "baseline_protection": float(out["baseline_protection"]), "note": note,
+            "quasi_identifiers": qi, "sensitive": spec.sensitive, "bins": bins,
+            "n_real": int(len(real))}
 
 
 def evaluate_leaks(
@@ -264,12 +276,12 @@ def evaluate_leaks(
         results += [ok("dcr_closer_to_train", dcr["closer_to_train"]),
                     ok("dcr_overfitting_protection", dcr["score"])]
     try:
-        disc = disclosure(train, syn, card, n_sdm, seed + 6)
+        disc = disclosure(train, syn, card, n_sdm, seed + 6, settings.get("disclosure_bins"))
     except Exception as err:  # noqa: BLE001 - recorded per metric
         reason = f"{type(err).__name__}: {err}"
         results += [failed("disclosure_protection", reason), failed("disclosure_risk", reason)]
     else:
         detail["disclosure"] = disc
-        results += [ok("disclosure_protection", disc["score"]),
-                    ok("disclosure_risk", 1.0 - disc["score"])]
+        results += [ok("disclosure_protection", disc["score"], disc["note"]),
+                    ok("disclosure_risk", 1.0 - disc["score"], disc["note"])]
     return results, detail
