@@ -16,10 +16,10 @@ that is not a real patient (``echo.copied_in_output``: hand-written examples of 
 prompts, found in the echoed prompt text, or rows of a prompt JSON without
 ``example_rows_real``). A generated record equal to a real example row (prompt JSON
 ``example_rows_real: true``, our SEEDEx) is a leak, not an echo: it stays in the table and is
-counted (``prompt_copies``, rows in ``prompt_copy_rows``). Within-output duplicates are KEPT and counted
-(``within_duplicates``) unless ``duplicates="reject"``; exact copies of train rows are kept
-and flagged (``train_duplicates``, a privacy signal). Clinical rules from ``card.rules``
-(``if`` -> ``then``, pandas eval) either reject the record or only flag it.
+counted (``prompt_copies``, rows in ``prompt_copy_rows``). Within-output duplicates are KEPT
+and counted (``within_duplicates``) unless ``duplicates="reject"``; exact copies of train rows
+are kept and flagged (``train_duplicates``, a privacy signal). Clinical rules from
+``card.rules`` (``if`` -> ``then``, pandas eval) either reject the record or only flag it.
 
 Zero valid records is a result: an empty table and ``status: "empty"``.
 """

@@ -32,7 +32,8 @@ excluded). Metrics:
   and 0.1 % (:func:`tpr_at_fpr`): an average like the AUC hides a few copied members, the
   low-FPR operating point does not.
 
-Score groups (Privacy): ``nn_ratio``, ``identifiability``, ``dcr_median``, ``mia_auc``.
+Score groups (Privacy): ``nn_ratio``, ``identifiability``, ``dcr_median``, ``mia_auc`` (and
+``prompt_copy_rate``, ``train_copy_rate`` of :mod:`synllm.metrics.leaks`).
 """
 
 from __future__ import annotations
