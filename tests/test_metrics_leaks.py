@@ -163,3 +163,12 @@ def test_card_privacy_block_is_checked(tmp_path):
         load_card(tmp_path / "c.yaml")
     for name in ("diabetes", "stroke", "cirrhosis"):
         assert load_card(Path(f"resources/datasets/{name}.yaml")).privacy is not None
+
+
+def test_feature_sweep_card_keeps_the_remaining_quasi_identifiers():
+    from synllm.sweeps import restrict_card
+
+    card = load_card(Path("resources/datasets/stroke.yaml"))
+    two = restrict_card(card, ["age", "gender", "hypertension"], "stroke~f3")
+    assert two.privacy.quasi_identifiers == ["gender", "age"] and two.privacy.sensitive == "stroke"
+    assert restrict_card(card, ["hypertension"], "stroke~f1").privacy is None
