@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from synllm.cli import main
-from synllm.split import split_table
+from synllm.split import split_table, to_records
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import REGISTRY, read_synthetic
 from synllm.evaluate import DEFAULT_SETTINGS, metric_names, parse_settings
@@ -23,13 +23,16 @@ def stroke_cell(tmp_path_factory, real):
     train.to_parquet(d / "train.parquet", index=False)
     holdout.to_parquet(d / "holdout.parquet", index=False)
     (d / "rep.json").write_text(json.dumps({"status": "ok", "candidate_lines": 400, "parsed": 380, "valid": 300}))
+    rows = to_records(train.sample(5, random_state=1), card)
+    (d / "prompt.json").write_text(json.dumps({"example_rows": rows, "example_rows_real": True}))
     return card, train, holdout, d
 
 
-def _run(d, syn_csv, out, settings=FAST):
+def _run(d, syn_csv, out, settings=FAST, *extra):
     argv = ["evaluate", "--card", "resources/datasets/stroke.yaml", "--synthetic", str(syn_csv),
             "--train", str(d / "train.parquet"), "--holdout", str(d / "holdout.parquet"),
-            "--validation", str(d / "rep.json"), "--seed", "3", "--settings", settings, "--out", str(out)]
+            "--validation", str(d / "rep.json"), "--seed", "3", "--settings", settings, "--out", str(out),
+            *extra]
     assert main(argv) == 0
     return json.loads(out.read_text())
 
@@ -45,7 +48,8 @@ def test_declarations_are_complete_and_consistent():
         assert m.description
     quality = {n for n, m in REGISTRY.items() if m.score_group == "quality"}
     privacy = {n for n, m in REGISTRY.items() if m.score_group == "privacy"}
-    assert privacy == {"nn_ratio", "identifiability", "dcr_median", "mia_auc"}
+    assert privacy == {"nn_ratio", "identifiability", "dcr_median", "mia_auc", "prompt_copy_rate",
+                       "train_copy_rate"}
     assert {"ks_mean", "corr_frobenius", "clinical_consistency", "tstr_auc_mean"} <= quality
 
 
@@ -54,7 +58,8 @@ def test_end_to_end_json_contract(stroke_cell, tmp_path):
     syn = holdout.sample(500, random_state=0)
     syn.to_csv(tmp_path / "r1.csv", index=False)
     out = tmp_path / "metrics" / "stroke" / "qwen2-7b-instruct" / "SEEDEx" / "r1.json"
-    doc = _run(d, tmp_path / "r1.csv", out)
+    doc = _run(d, tmp_path / "r1.csv", out, FAST, "--prompt-json", str(d / "prompt.json"))
+    assert doc["privacy"]["seed_mia_members"] == 5
     assert (doc["dataset"], doc["model"], doc["prompt"], doc["rep"]) == ("stroke", "qwen2-7b-instruct", "SEEDEx", 1)
     assert doc["status"] == "ok" and doc["reason"] is None and doc["n_synthetic"] == 500
     assert doc["n_train"] == len(train)
@@ -91,6 +96,8 @@ def test_one_class_table_is_scored_with_a_warning(stroke_cell, tmp_path):
     assert len(doc["warnings"]) == 1 and "1 class(es) ['0']" in doc["warnings"][0]
     by = {m["name"]: m for m in doc["metrics"]}
     assert by["ks_mean"]["status"] == "ok" and by["mia_auc"]["status"] == "ok"
+    # no prompt JSON: nothing was shown, so no copies of shown rows and no seed-row members
+    assert by["prompt_copy_rate"]["value"] == 0.0 and by["seed_mia_auc"]["status"] == "failed"
     assert by["tstr_auc_mean"]["value"] == 0.5  # constant predictor: chance level
     assert by["trts_xgboost_auc"]["status"] == "failed" and "single class" in by["trts_xgboost_auc"]["reason"]
 

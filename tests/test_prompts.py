@@ -48,6 +48,15 @@ def test_seedex_has_seed_rows_from_train(ctx):
     assert render(ctx, "SEEDEx")["user"] == doc["user"]  # seeded
 
 
+def test_example_rows_real_only_for_shown_train_rows(ctx):
+    card, train, prof = ctx
+    assert render(ctx, "SEEDEx")["example_rows_real"] is True
+    assert render(ctx, "FEATDESC")["example_rows_real"] is False  # no rows shown
+    # replay: the authors' prompts (hand-written examples) were shown, not our sampled rows
+    doc = render_prompt(card, prof, train, "SEEDEx", 20, 42, TEMPLATES, replayed=True)
+    assert doc["example_rows_real"] is False and len(doc["example_rows"]) == 5
+
+
 def test_featdesc_has_definitions_ranges_and_schema(ctx):
     card, _, _ = ctx
     doc = render(ctx, "FEATDESC")

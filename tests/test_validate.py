@@ -144,6 +144,33 @@ def test_prompt_json_example_rows_removed(diabetes):
     assert rep["valid"] == 1 and rep["echo"]["copied_in_output"] == 1 and out.loc[0, "gender"] == "Male"
 
 
+def test_copies_of_real_example_rows_are_kept_and_counted(diabetes):
+    """SEEDEx shows real train rows (``example_rows_real``): a generated copy of one is a leak,
+    kept in the table and counted; the echoed prompt text itself still yields no candidate."""
+    row = {"gender": "Female", "age": 54.0, "hypertension": 0, "heart_disease": 0,
+           "smoking_history": "never", "bmi": 27.32, "HbA1c_level": 6.6,
+           "blood_glucose_level": 80, "diabetes": 0}
+    user = "Write diabetes records as CSV rows please.\nFemale,54.0,0,0,never,27.32,6.6,80,0"
+    prompt = {"system": "You generate data.", "user": user, "example_rows": [row],
+              "example_rows_real": True}
+    text = (user + "\nfemale, 54, No, No, never, 27.32, 6.6, 80, 0\nMale,50,0,0,never,27,5.5,130,0\n"
+            "Female,54.0,0,0,never,27.32,6.6,80,0\n")
+    out, rep = run(text, diabetes, prompt=prompt)
+    assert rep["candidate_lines"] == 3 and rep["echo"]["copied_in_output"] == 0  # echo: no candidate
+    assert rep["valid"] == 3 and rep["prompt_copies"] == 2 and rep["prompt_copy_rows"] == [0, 2]
+    assert rep["example_rows_real"] is True and rep["within_duplicates"] == 1
+    assert out.loc[0].tolist() == list(row.values())
+    # the same rows not marked real (replayed authors' prompts, hand-written): dropped as echo
+    out, rep = run(text, diabetes, prompt={**prompt, "example_rows_real": False})
+    assert rep["valid"] == 1 and rep["echo"]["copied_in_output"] == 2 and rep["prompt_copies"] == 0
+    # hand-written examples of an echoed prompt that are not in the JSON are dropped too
+    extra = "Male,62.7,1,1,former,32.1,7.1,185,1"
+    text2 = "<|user|>\n" + user + "\n" + extra + "\n</s>\n<|assistant|>\n" + extra + "\n" + text
+    out, rep = run(text2, diabetes, prompt=prompt)
+    assert rep["echo"]["in_prompt"] == 1 and rep["echo"]["copied_in_output"] == 1
+    assert rep["valid"] == 3 and rep["prompt_copies"] == 2
+
+
 # ------------------------------------------------------------------------------ coercion
 def test_synonyms_case_and_binaries(stroke):
     recs = [

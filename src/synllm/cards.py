@@ -126,6 +126,15 @@ class Relation(_Strict):
     expected: Literal["positive", "negative"]
 
 
+class PrivacySpec(_Strict):
+    quasi_identifiers: list[str] = Field(
+        min_length=1,
+        description="Columns an attacker may already know about a patient (e.g. age, gender, "
+        "BMI); the keys of the SDMetrics DisclosureProtection attack.",
+    )
+    sensitive: str = Field(description="Column the attacker wants to infer from them.")
+
+
 class DatasetCard(_Strict):
     name: str = Field(description="Short name used in paths and configs.")
     title: str
@@ -147,6 +156,9 @@ class DatasetCard(_Strict):
     columns: dict[str, Column]
     rules: list[Rule] = Field(default_factory=list)
     relations: list[Relation] = Field(default_factory=list)
+    privacy: PrivacySpec | None = Field(
+        None, description="Quasi-identifiers and sensitive column for disclosure-risk metrics."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "DatasetCard":
@@ -161,6 +173,12 @@ class DatasetCard(_Strict):
         for g in self.group_columns:
             if g not in self.columns:
                 raise ValueError(f"group column {g!r} is not a column")
+        if self.privacy is not None:
+            for c in self.privacy.quasi_identifiers + [self.privacy.sensitive]:
+                if c not in self.columns:
+                    raise ValueError(f"privacy names unknown column {c!r}")
+            if self.privacy.sensitive in self.privacy.quasi_identifiers:
+                raise ValueError("privacy.sensitive must not be one of the quasi_identifiers")
         for rel in self.relations:
             for c in (rel.feature, rel.by):
                 if c not in self.columns:

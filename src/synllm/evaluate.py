@@ -3,7 +3,7 @@
 Usage::
 
     synllm evaluate --card C --synthetic CSV --train T --holdout H --validation REP \\
-        --seed S --settings SETTINGS_JSON --out M [--out-fairness F] [--model X --prompt Y --rep N]
+        [--prompt-json J] --seed S --settings SETTINGS_JSON --out M [--out-fairness F] [--model X --prompt Y --rep N]
 
 ``--settings`` is JSON text (``'{"distance_sample": 5000}'``) or the path of a JSON file;
 keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
@@ -11,7 +11,14 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``distance_sample`` (5000): train rows sampled (seeded) for the train->train and
   holdout->train nearest-neighbour baselines; synthetic rows are always compared with the
   full train split.
-- ``mia_sample`` (2000): members + non-members of the membership-inference attack (half each).
+- ``mia_sample`` (2000): members + non-members of the membership-inference attack (half each);
+  half of it is also the number of non-members of the seed-row attack.
+- ``sdmetrics_sample`` (1000): seeded sample size of train and holdout (and of the synthetic
+  table when larger) for SDMetrics ``DCROverfittingProtection`` and of train rows for
+  ``DisclosureProtection`` (their cost grows with the product of the table sizes).
+- ``disclosure_bins`` (null): null = ``DisclosureProtection`` matches numeric
+  quasi-identifiers on exact values; an integer = SDMetrics' equal-width bins
+  (:mod:`synllm.metrics.leaks`).
 - ``utility_models`` (["decision_tree", "random_forest", "xgboost"]).
 - ``utility_train_max`` (null): cap on real training rows for the utility models.
 - ``xgb_n_estimators`` (500): XGBoost's maximum rounds (early stopping after 100).
@@ -51,13 +58,16 @@ import pandas as pd
 from synllm.cards import DatasetCard, load_card
 from synllm.split import read_split
 from synllm.errors import ConfigError, DataError
-from synllm.metrics import clinical, fidelity, privacy, utility
+from synllm.metrics import clinical, fidelity, leaks, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
 from synllm.metrics import fairness
+from synllm.validate import read_prompt
 
 DEFAULT_SETTINGS: dict = {
     "distance_sample": 5000,
     "mia_sample": 2000,
+    "sdmetrics_sample": 1000,
+    "disclosure_bins": None,
     "utility_models": list(utility.MODELS),
     "utility_train_max": None,
     "xgb_n_estimators": 500,
@@ -93,11 +103,15 @@ def parse_settings(text: str | None) -> dict:
     bad = [m for m in out["utility_models"] if m not in utility.MODELS]
     if bad or not isinstance(out["utility_models"], list):
         raise ConfigError(f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})")
-    for key in ("distance_sample", "mia_sample", "xgb_n_estimators", "bins", "mi_bins", "n_jobs"):
+    for key in ("distance_sample", "mia_sample", "sdmetrics_sample", "xgb_n_estimators", "bins",
+                "mi_bins", "n_jobs"):
         if not isinstance(out[key], int) or out[key] < 1:
             raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
     if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
         raise ConfigError(f"{src}: field 'utility_train_max' must be null or an integer >= 10")
+    bins = out["disclosure_bins"]
+    if bins is not None and (not isinstance(bins, int) or isinstance(bins, bool) or bins < 2):
+        raise ConfigError(f"{src}: field 'disclosure_bins' must be null or an integer >= 2")
     if not isinstance(out["kl_epsilon"], (int, float)) or not out["kl_epsilon"] > 0:
         raise ConfigError(f"{src}: field 'kl_epsilon' must be a positive number")
     return out
@@ -138,9 +152,13 @@ def clean(obj):
 
 def evaluate(
     card: DatasetCard, syn: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
-    seed: int, settings: dict | None = None,
+    seed: int, settings: dict | None = None, shown: pd.DataFrame | None = None,
 ) -> dict:
-    """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids)."""
+    """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids).
+
+    ``shown``: the real rows the prompt showed the generator (:func:`leaks.prompt_rows`;
+    None = no prompt or none shown).
+    """
     settings = parse_settings(None) if settings is None else settings
     names = metric_names(settings)
     out: dict = {"dataset": card.name, "status": "ok", "reason": None, "n_synthetic": int(len(syn)),
@@ -173,6 +191,11 @@ def evaluate(
     res, out["privacy"] = privacy.evaluate_privacy(train, holdout, syn, card, settings, seed)
     results += res
     seconds["privacy"] = time.perf_counter() - t
+    t = time.perf_counter()
+    res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
+    out["privacy"].update(more)
+    results += res
+    seconds["leaks"] = time.perf_counter() - t
     t = time.perf_counter()
     res, out["utility"] = utility.evaluate_utility(train, holdout, syn, card, settings, seed)
     results += res
@@ -208,6 +231,8 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--train", required=True, help="train split parquet")
     p.add_argument("--holdout", required=True, help="holdout split parquet")
     p.add_argument("--validation", required=True, help="validation report JSON")
+    p.add_argument("--prompt-json", default=None,
+                   help="prompt JSON of the cell (its real example rows are the seed-row members)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
@@ -226,13 +251,15 @@ def cli(argv: list[str]) -> int:
     train, holdout = read_split(a.train, card), read_split(a.holdout, card)
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
+    shown = leaks.prompt_rows(read_prompt(a.prompt_json), card) if a.prompt_json else None
 
     t0 = time.perf_counter()
-    result = evaluate(card, syn, train, holdout, a.seed, settings)
+    result = evaluate(card, syn, train, holdout, a.seed, settings, shown)
     cell = cell_from_path(a.out)
     cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep)) if v is not None})
     doc = {"dataset": card.name, **cell, **result}
-    doc["validation"] = {k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid")}
+    doc["validation"] = {k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid",
+                                                     "prompt_copies")}
     fair_frame = None
     if a.out_fairness:
         t = time.perf_counter()

@@ -78,8 +78,15 @@ def render_prompt(
     seed: int,
     templates: str | Path,
     n_seed_rows: int = 5,
+    replayed: bool = False,
 ) -> dict:
-    """Render ``style`` and return the prompt JSON document (see docs/architecture.md)."""
+    """Render ``style`` and return the prompt JSON document (see docs/architecture.md).
+
+    ``example_rows_real`` in the document is True when ``example_rows`` are real train rows
+    that the generator is shown. ``replayed=True`` (``backend_override: replay``) makes it
+    False: the replayed outputs answered the authors' prompts, whose examples were written by
+    hand, so our sampled rows were never shown to any model.
+    """
     if style not in PROMPT_STYLES + EXTRA_PROMPT_STYLES:
         raise ConfigError(
             f"prompts: unknown prompt style {style!r} (known: {', '.join(PROMPT_STYLES + EXTRA_PROMPT_STYLES)})"
@@ -118,6 +125,7 @@ def render_prompt(
         "batch_records": k,
         "columns": card.feature_names,
         "example_rows": rows,
+        "example_rows_real": bool(rows) and not replayed,
         "record_schema": schema,
         "conditions": conditions,
         "seed": seed,
@@ -143,13 +151,16 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--n-seed-rows", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--templates", required=True)
+    p.add_argument("--replayed", action="store_true",
+                   help="generators replay the authors' outputs: example rows were never shown")
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-txt", required=True)
     a = p.parse_args(argv)
     card = load_card(a.card)
     profile = json.loads(Path(a.profile).read_text())
     train = read_split(a.train, card)
-    doc = render_prompt(card, profile, train, a.style, a.batch_records, a.seed, a.templates, a.n_seed_rows)
+    doc = render_prompt(card, profile, train, a.style, a.batch_records, a.seed, a.templates, a.n_seed_rows,
+                        a.replayed)
     for out, text in ((a.out_json, json.dumps(doc, indent=2) + "\n"), (a.out_txt, as_text(doc))):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)

@@ -12,10 +12,14 @@ Accounting of one output (all counts are records unless named otherwise)::
 
 Records inside the echoed prompt are never candidates; ``echoed_examples_removed`` counts
 them (``echo.in_prompt``) plus generated records equal (after coercion) to an example row
-(``echo.copied_in_output``). Within-output duplicates are KEPT and counted
-(``within_duplicates``) unless ``duplicates="reject"``; exact copies of train rows are kept
-and flagged (``train_duplicates``, a privacy signal). Clinical rules from ``card.rules``
-(``if`` -> ``then``, pandas eval) either reject the record or only flag it.
+that is not a real patient (``echo.copied_in_output``: hand-written examples of the authors'
+prompts, found in the echoed prompt text, or rows of a prompt JSON without
+``example_rows_real``). A generated record equal to a real example row (prompt JSON
+``example_rows_real: true``, our SEEDEx) is a leak, not an echo: it stays in the table and is
+counted (``prompt_copies``, rows in ``prompt_copy_rows``). Within-output duplicates are KEPT
+and counted (``within_duplicates``) unless ``duplicates="reject"``; exact copies of train rows
+are kept and flagged (``train_duplicates``, a privacy signal). Clinical rules from
+``card.rules`` (``if`` -> ``then``, pandas eval) either reject the record or only flag it.
 
 Zero valid records is a result: an empty table and ``status: "empty"``.
 """
@@ -212,9 +216,10 @@ def typed_output(frame: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
 def _example_frame(
     prompt: dict | None, prompt_cands: list[Candidate], card: DatasetCard,
     coercers: dict[str, ColumnCoercer] | None = None,
-) -> tuple[pd.DataFrame, int]:
-    """Typed example rows (prompt JSON ``example_rows`` + valid records of the echoed prompt)
-    and the number of valid records found in the echoed prompt."""
+) -> tuple[pd.DataFrame, int, np.ndarray]:
+    """Typed example rows (prompt JSON ``example_rows`` + valid records of the echoed prompt),
+    the number of valid records found in the echoed prompt, and per returned row whether it
+    comes from the prompt JSON."""
     recs: list[dict[str, str]] = []
     if prompt:
         for row in prompt.get("example_rows") or []:
@@ -224,7 +229,13 @@ def _example_frame(
     recs += [c.fields for c in prompt_cands if c.fields is not None]
     frame, reason, _ = coerce_records(recs, card, coercers)
     good = reason == ""
-    return frame[good], int(good[n_json:].sum())
+    from_json = np.arange(len(recs)) < n_json
+    return frame[good], int(good[n_json:].sum()), from_json[good]
+
+
+def real_example_rows(prompt: dict | None) -> bool:
+    """Whether the prompt's ``example_rows`` are real patients shown to the generator."""
+    return bool(prompt) and prompt.get("example_rows_real") is True
 
 
 def validate_text(
@@ -267,9 +278,12 @@ def validate_text(
         note(str(reason[i]), f"{detail[i]}: {parsed[i].text}")
     ok = reason == ""
 
-    # echo: generated records equal to an example row of the prompt
-    ex, n_echo_prompt = _example_frame(prompt, in_prompt, card, coercers)
-    ex_keys = set(row_keys(ex, card))
+    # echo: generated records equal to an example row of the prompt; a copy of a real example
+    # row is a leak to be scored, so only copies of non-real examples are dropped
+    ex, n_echo_prompt, from_json = _example_frame(prompt, in_prompt, card, coercers)
+    all_keys = row_keys(ex, card)
+    real_keys = {k for k, j in zip(all_keys, from_json) if j} if real_example_rows(prompt) else set()
+    ex_keys = set(all_keys) - real_keys
     echo_copy = ok & np.array([k in ex_keys for k in row_keys(frame, card)], dtype=bool)
     ok &= ~echo_copy
 
@@ -316,6 +330,8 @@ def validate_text(
             flagged_clinical = len(flagged_rows)
 
     out = typed_output(kept, card)
+    out_keys = row_keys(out, card) if real_keys and len(out) else []
+    prompt_copy_rows = [i for i, k in enumerate(out_keys) if k in real_keys]
     train_dup_rows: list[int] = []
     if train is not None and len(out):
         tk = set(row_keys(typed_output(train, card), card))
@@ -333,6 +349,9 @@ def validate_text(
         "echoed_examples_removed": n_echo_prompt + int(echo_copy.sum()),
         "echo": {"in_prompt": n_echo_prompt, "copied_in_output": int(echo_copy.sum()),
                  "prompt_candidates": len(in_prompt)},
+        "example_rows_real": real_example_rows(prompt),
+        "prompt_copies": len(prompt_copy_rows),
+        "prompt_copy_rows": prompt_copy_rows,
         "train_duplicates": len(train_dup_rows),
         "train_duplicate_rows": train_dup_rows,
         "within_duplicates": within_after,

@@ -154,6 +154,19 @@ def prompt_arg(wildcards, input):
     return f"--prompt {shlex.quote(input.prompt)}" if "prompt" in input.keys() else ""
 
 
+def evaluate_prompt(wildcards):
+    """The cell's prompt JSON (its real example rows are the seed-row attack's members)."""
+    if wildcards.prompt == BASELINE_PROMPT:
+        return {}
+    return {"prompt": f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"}
+
+
+def prompt_json_arg(wildcards, input):
+    return (
+        f"--prompt-json {shlex.quote(input.prompt)}" if "prompt" in input.keys() else ""
+    )
+
+
 def json_arg(section):
     return shlex.quote(json.dumps(config[section], sort_keys=True))
 

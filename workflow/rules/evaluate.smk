@@ -1,5 +1,6 @@
 rule evaluate:
     input:
+        unpack(evaluate_prompt),
         synthetic=rules.validate.output.csv,
         report=rules.validate.output.report,
         card=card_file,
@@ -21,8 +22,10 @@ rule evaluate:
     params:
         seed=cell_seed,
         settings=json_arg("evaluation"),
+        prompt=prompt_json_arg,
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
+        " {params.prompt}"
         " --seed {params.seed} --settings {params.settings} --out {output.metrics:q}"
         " --out-fairness {output.fairness:q} > {log:q} 2>&1"

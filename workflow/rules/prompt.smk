@@ -17,8 +17,10 @@ rule prompt:
         k=GEN["batch_size"],
         n_seed=config["prompt"]["n_seed_rows"],
         seed=config["seed"],
+        # replayed outputs answered the authors' prompts: our sampled rows were never shown
+        replayed="--replayed" if GEN.get("backend_override") == "replay" else "",
     shell:
         "synllm prompt --card {input.card:q} --profile {input.profile:q} --train {input.train:q}"
         " --style {wildcards.prompt} --batch-records {params.k} --n-seed-rows {params.n_seed}"
-        " --seed {params.seed} --templates {input.templates:q}"
+        " --seed {params.seed} --templates {input.templates:q} {params.replayed}"
         " --out-json {output.json:q} --out-txt {output.txt:q} > {log:q} 2>&1"

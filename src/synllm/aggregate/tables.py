@@ -311,7 +311,24 @@ PRIVACY_LABELS = {
     "nndr_mean": "NNDR",
     "mia_auc": "MIA AUC",
     "mia_advantage": "MIA advantage",
+    "mia_tpr_at_1pct_fpr": "MIA TPR@1%",
+    "mia_tpr_at_0_1pct_fpr": "MIA TPR@0.1%",
+    "prompt_copy_rate": "Prompt copies",
+    "prompt_copy_chance": "Prompt copies (chance)",
+    "train_copy_rate": "Train copies",
+    "train_copy_chance": "Train copies (chance)",
+    "holdout_match_rate": "Holdout matches",
+    "holdout_match_chance": "Holdout matches (chance)",
+    "seed_mia_auc": "Seed MIA AUC",
+    "seed_mia_tpr_at_1pct_fpr": "Seed TPR@1%",
+    "seed_mia_tpr_at_0_1pct_fpr": "Seed TPR@0.1%",
+    "dcr_closer_to_train": "Closer to train",
+    "dcr_overfitting_protection": "DCR overfit prot.",
+    "disclosure_protection": "Disclosure prot.",
+    "disclosure_risk": "Disclosure risk",
 }
+# seed-row attack sizes per cell, from the metrics files' privacy block (not metrics)
+SEED_COUNTS = ("seed_mia_members", "seed_mia_non_members")
 HOLDOUT_ROW = "real holdout (reference)"
 
 
@@ -359,6 +376,15 @@ def table_privacy(
                 v = block.get(field)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                     ref.setdefault(str(data["dataset"]), {}).setdefault(name, []).append(float(v))
+    counts: dict[tuple, dict[str, list[float]]] = {}
+    for data in raw:
+        block = data.get("privacy") or {}
+        if data.get("status") == "ok" and isinstance(block, dict):
+            key = (str(data.get("dataset")), str(data.get("model")), str(data.get("prompt")))
+            for field in SEED_COUNTS:
+                v = block.get(field)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    counts.setdefault(key, {}).setdefault(field, []).append(float(v))
     csv_rows, rows, row_keys = [], [], []
     for ds in sorted({k[0] for k in keys}):
         for key in [k for k in keys if k[0] == ds]:
@@ -374,6 +400,11 @@ def table_privacy(
                 mean, ci, _ = mean_ci(vals)
                 crow[f"{n}_mean"], crow[f"{n}_ci95"] = mean, ci
                 row.append(fmt(mean, ci, digits=3))
+            got = counts.get(key, {})
+            for field in SEED_COUNTS:
+                crow[field] = float(np.mean(got[field])) if field in got else math.nan
+            row.append(f"{crow[SEED_COUNTS[0]]:.0f}/{crow[SEED_COUNTS[1]]:.0f}"
+                       if all(f in got for f in SEED_COUNTS) else DASH)
             csv_rows.append(crow)
             rows.append(row)
             row_keys.append(key)
@@ -386,6 +417,8 @@ def table_privacy(
                 mean = float(np.mean(vals)) if vals else math.nan
                 crow[f"{n}_mean"], crow[f"{n}_ci95"] = mean, math.nan
                 row.append(fmt(mean, digits=3) if vals else "")
+            crow.update({field: math.nan for field in SEED_COUNTS})
+            row.append("")
             csv_rows.append(crow)
             rows.append(row)
             row_keys.append((ds, HOLDOUT_ROW, ""))
@@ -398,7 +431,17 @@ def table_privacy(
         "split; DCR = distance to the closest train record; NN ratio = mean synthetic-to-train over mean "
         "train-to-train nearest-neighbour distance; NNDR = closest / second-closest distance.",
         "MIA = distance-based membership-inference attack (train members vs holdout non-members): AUC 0.5 and "
-        "advantage 0 mean no membership leak.",
+        "advantage 0 mean no membership leak; TPR@1% / TPR@0.1% = its true-positive rate at a false-positive "
+        "rate below 1% / 0.1% (Carlini et al. 2022).",
+        "Prompt / train copies = share of records equal to a real row shown in the prompt / to any train row; "
+        "holdout matches = equal to a holdout row (never shown); each '(chance)' column is what real rows reach "
+        "through the data's own duplicates (holdout rows vs prompt rows / train; train rows vs holdout).",
+        "Seed MIA = membership attack on the real rows shown in the prompt (members) vs unseen holdout rows "
+        "(non-members), 'Seed m/nm' their counts (\"Risk in context\", arXiv 2507.17066); – when the prompt "
+        "showed no real rows.",
+        "Closer to train / DCR overfit prot. = SDMetrics DCROverfittingProtection (share of records closer to "
+        "train than to an equal-size holdout sample, 0.5 = no overfitting); Disclosure prot. / risk = SDMetrics "
+        "DisclosureProtection (CAP) for the dataset card's quasi-identifiers and sensitive column.",
         f"{DASH} = failed cell (no valid records or metrics failed) or value not computable.",
     ]
     if any(k[1] == HOLDOUT_ROW for k in row_keys):
@@ -410,7 +453,7 @@ def table_privacy(
         notes.append("No privacy metrics were found in the metrics files.")
     layout = Layout(
         index=["Dataset", "Model", "Prompt"],
-        groups=[("", [PRIVACY_LABELS.get(n, n) for n in names])],
+        groups=[("", [PRIVACY_LABELS.get(n, n) for n in names] + ["Seed m/nm"])],
         rows=rows,
         caption="Privacy per dataset, model and prompt: distance to the closest record and membership inference.",
         label="tab:privacy",
@@ -418,7 +461,7 @@ def table_privacy(
         breaks=_breaks(row_keys),
     )
     cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "n_reps"]
-    cols += [f"{n}_{k}" for n in names for k in ("mean", "ci95")]
+    cols += [f"{n}_{k}" for n in names for k in ("mean", "ci95")] + list(SEED_COUNTS)
     return pd.DataFrame(csv_rows, columns=cols), layout
 
 

@@ -28,8 +28,12 @@ excluded). Metrics:
   mean non-members sit closer to the synthetic rows than members (e.g. a table drawn from the
   holdout itself); ``non_member_overlap`` in the detail reports the share of non-members
   found verbatim in the synthetic table.
+- ``mia_tpr_at_1pct_fpr`` / ``mia_tpr_at_0_1pct_fpr``: the same attack's TPR at FPR below 1 %
+  and 0.1 % (:func:`tpr_at_fpr`): an average like the AUC hides a few copied members, the
+  low-FPR operating point does not.
 
-Score groups (Privacy): ``nn_ratio``, ``identifiability``, ``dcr_median``, ``mia_auc``.
+Score groups (Privacy): ``nn_ratio``, ``identifiability``, ``dcr_median``, ``mia_auc`` (and
+``prompt_copy_rate``, ``train_copy_rate`` of :mod:`synllm.metrics.leaks`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ declare("mia_auc", "privacy", "privacy", "lower", (0, 1),
         "AUC of a distance-to-closest-synthetic membership-inference attack (0.5 = no leak)")
 declare("mia_advantage", "privacy", None, "lower", (0, 1),
         "Max TPR - FPR of the distance-based membership-inference attack")
+declare("mia_tpr_at_1pct_fpr", "privacy", None, "lower", (0, 1),
+        "TPR of the train-split membership attack at FPR < 1% (Carlini et al. 2022)")
+declare("mia_tpr_at_0_1pct_fpr", "privacy", None, "lower", (0, 1),
+        "TPR of the train-split membership attack at FPR < 0.1% (Carlini et al. 2022)")
 
 NA_LABEL = "<NA>"
 
@@ -150,6 +158,22 @@ def mia(member_d: np.ndarray, non_member_d: np.ndarray) -> tuple[float, float]:
     return float(roc_auc_score(y, score)), float(np.max(tpr - fpr))
 
 
+LOW_FPRS = {"1pct": 0.01, "0_1pct": 0.001}
+
+
+def tpr_at_fpr(member_d: np.ndarray, non_member_d: np.ndarray, fpr_max: float) -> float:
+    """Highest TPR of the ``-distance`` attack over thresholds whose FPR is below ``fpr_max``.
+
+    The operating point of Carlini et al. (2022, "Membership inference attacks from first
+    principles"): ``tpr[fpr < fpr_max]`` on the full ``roc_curve`` (no points dropped). With
+    ``n`` non-members the FPR moves in steps of ``1 / n``, so below ``1 / fpr_max`` non-members
+    this is the TPR at zero false positives.
+    """
+    y = np.r_[np.ones(len(member_d)), np.zeros(len(non_member_d))]
+    fpr, tpr, _ = roc_curve(y, -np.r_[member_d, non_member_d], drop_intermediate=False)
+    return float(tpr[fpr < fpr_max].max())
+
+
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     """Sorted seeded sample of ``min(size, n)`` row positions out of ``n``."""
     rng = np.random.default_rng(seed)
@@ -166,7 +190,7 @@ def evaluate_privacy(
     if len(syn) == 0:
         return [failed(n, "synthetic table is empty") for n in
                 ("nn_ratio", "identifiability", "dcr_median", "dcr_p5", "nndr_mean",
-                 "mia_auc", "mia_advantage")], {}
+                 "mia_auc", "mia_advantage", "mia_tpr_at_1pct_fpr", "mia_tpr_at_0_1pct_fpr")], {}
     enc = MixedEncoder(card).fit(train)
     x_train, x_syn = enc.transform(train), enc.transform(syn)
     detail: dict = {"n_train": len(train), "n_synthetic": len(syn),
@@ -211,7 +235,8 @@ def evaluate_privacy(
     n_idx = sample_rows(len(holdout), half, seed + 3)
     if len(m_idx) == 0 or len(n_idx) == 0:
         reason = "no train or holdout rows for the membership-inference attack"
-        results += [failed("mia_auc", reason), failed("mia_advantage", reason)]
+        results += [failed(n, reason) for n in
+                    ("mia_auc", "mia_advantage", "mia_tpr_at_1pct_fpr", "mia_tpr_at_0_1pct_fpr")]
     else:
         dm = nn_distances(x_syn, x_train[m_idx], k=1)[:, 0]
         dn = nn_distances(x_syn, enc.transform(holdout.iloc[n_idx]), k=1)[:, 0]
@@ -220,6 +245,8 @@ def evaluate_privacy(
                 if overlap > 0 else None)
         results += [guarded("mia_auc", lambda: (mia(dm, dn)[0], note)),
                     guarded("mia_advantage", lambda: (mia(dm, dn)[1], note))]
+        results += [guarded(f"mia_tpr_at_{k}_fpr", lambda a=a: tpr_at_fpr(dm, dn, a))
+                    for k, a in LOW_FPRS.items()]
         detail.update({"mia_members": int(len(m_idx)), "mia_non_members": int(len(n_idx)),
                        "non_member_overlap": overlap,
                        "member_dcr_median": float(np.median(dm)),

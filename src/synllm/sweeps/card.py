@@ -68,7 +68,7 @@ def rank_features(card, train: pd.DataFrame, seed: int) -> list[tuple[str, float
 def restrict_card(card, keep: list[str], name: str, note: str | None = None):
     """A copy of ``card`` named ``name`` with only the columns in ``keep`` (card order; the
     target is always kept). Rules whose ``if``/``then`` name a dropped column, relations on a
-    dropped column and dropped group columns are removed."""
+    dropped column, dropped group columns and dropped quasi-identifiers are removed."""
     from synllm.cards import DatasetCard
 
     unknown = [c for c in keep if c not in card.columns]
@@ -83,6 +83,11 @@ def restrict_card(card, keep: list[str], name: str, note: str | None = None):
     raw["rules"] = [r for r in raw.get("rules", [])
                     if not (set(_IDENT.findall(r["if"] + " " + r["then"])) & dropped)]
     raw["relations"] = [r for r in raw.get("relations", []) if r["feature"] in kept and r["by"] in kept]
+    priv = raw.pop("privacy", None)
+    if priv and priv["sensitive"] in kept:
+        qi = [c for c in priv["quasi_identifiers"] if c in kept]
+        if qi:  # no quasi-identifier left: the disclosure metric fails with its reason
+            raw["privacy"] = {"quasi_identifiers": qi, "sensitive": priv["sensitive"]}
     if note:
         prov = raw["provenance"]
         prov["notes"] = (prov.get("notes", "").strip() + " " + note).strip()

@@ -1,0 +1,287 @@
+"""Leaks a prompted generator can make: copies of real rows, membership of its seed rows, and
+two SDMetrics privacy checks.
+
+A prompted model only ever sees the rows of its prompt (SEEDEx: ``n_seed_rows`` real train
+rows), so the train-split attack of :mod:`synllm.metrics.privacy` (members = random train
+rows) answers "no leak" by construction. These metrics look where a prompted model can leak.
+
+Exact copies (rows compared on every card column, missing == missing, by
+:func:`synllm.metrics.privacy.row_hashes`), each with its chance rate: the value that fresh
+real rows reach through the data's own duplicate rows (diabetes has 3,854 duplicated rows):
+
+- ``prompt_copy_rate``: share of synthetic rows equal to a real row shown in the prompt (0 when
+  the prompt showed no real rows); chance ``prompt_copy_chance`` = share of real holdout rows
+  equal to a prompt row.
+- ``train_copy_rate``: share of synthetic rows equal to any train row (the same quantity as
+  ``identifiability``, kept under its own name as the copy count of issue #14); chance
+  ``train_copy_chance`` = share of real holdout rows equal to a train row.
+- ``holdout_match_rate``: share of synthetic rows equal to a holdout row, which no generator
+  saw; chance ``holdout_match_chance`` = share of train rows equal to a holdout row.
+
+Seed-row membership attack (the in-context generation benchmark "Risk in context", arXiv
+2507.17066): members = the distinct real rows shown in the prompt, non-members = a seeded sample of up to
+``mia_sample / 2`` holdout rows (never shown to any generator) minus rows equal to a member;
+score = minus the distance to the closest synthetic record (the encoding of
+:class:`~synllm.metrics.privacy.MixedEncoder`, fitted on train). ``seed_mia_auc`` and the TPR
+at FPR below 1 % / 0.1 % (:func:`~synllm.metrics.privacy.tpr_at_fpr`); the member and
+non-member counts are in the ``privacy`` detail block. Fails (with its reason) when the
+prompt showed no real rows.
+
+SDMetrics (0.32):
+
+- ``DCROverfittingProtection``: ``dcr_closer_to_train`` = share of synthetic rows closer to
+  train than to holdout (0.5 = no overfitting; ties count as closer to holdout), and its score
+  ``dcr_overfitting_protection`` = min(2 (1 - share), 1). Train and holdout are sampled
+  (seeded) to the same size, ``sdmetrics_sample`` rows each, so the two references are
+  comparable; the synthetic table too when it is larger.
+- ``DisclosureProtection`` (CAP attack): an attacker who knows a real train row's
+  quasi-identifiers (dataset card ``privacy.quasi_identifiers``) guesses its sensitive column
+  (card ``privacy.sensitive``) from the synthetic rows sharing those values.
+  ``disclosure_protection`` is SDMetrics' score (1 = the attacker does no better than a
+  uniform guess of the sensitive value), ``disclosure_risk`` = 1 - score. Numeric quasi-identifiers are
+  matched on their exact values by default (setting ``disclosure_bins: null``): the attacker
+  knows a patient's recorded age and BMI, and a copied record then gives its sensitive value
+  away. With SDMetrics' own default of 10 equal-width bins the attack reads population-level
+  associations and does not see a 5 % share of copied rows (measured on stroke: risk 0.836 with
+  copies vs 0.838 without). When no synthetic row shares any real row's quasi-identifier values
+  the CAP attack never applies (SDMetrics returns NaN): protection 1, risk 0, with a note.
+  Real rows: a seeded sample of ``sdmetrics_sample`` train rows (the CAP loop is per real row
+  in Python).
+
+Score group: ``prompt_copy_rate`` and ``train_copy_rate`` enter Privacy (lower is better);
+everything else here is reported only.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from synllm.cards import DatasetCard
+from synllm.split import coerce_frame
+from synllm.metrics.base import Result, declare, failed, ok
+from synllm.metrics.privacy import (
+    LOW_FPRS,
+    MixedEncoder,
+    mia,
+    nn_distances,
+    row_hashes,
+    sample_rows,
+    tpr_at_fpr,
+)
+
+declare("prompt_copy_rate", "privacy", "privacy", "lower", (0, 1),
+        "Share of synthetic rows equal to a real row shown in the prompt")
+declare("prompt_copy_chance", "privacy", None, "lower", (0, 1),
+        "Chance level of prompt_copy_rate: share of real holdout rows equal to a prompt row")
+declare("train_copy_rate", "privacy", "privacy", "lower", (0, 1),
+        "Share of synthetic rows equal to any train row")
+declare("train_copy_chance", "privacy", None, "lower", (0, 1),
+        "Chance level of train_copy_rate: share of real holdout rows equal to a train row")
+declare("holdout_match_rate", "privacy", None, "lower", (0, 1),
+        "Share of synthetic rows equal to a holdout row (a row no generator saw)")
+declare("holdout_match_chance", "privacy", None, "lower", (0, 1),
+        "Chance level of holdout_match_rate: share of train rows equal to a holdout row")
+declare("seed_mia_auc", "privacy", None, "lower", (0, 1),
+        "AUC of the seed-row membership attack (prompt rows vs unseen holdout rows)")
+declare("seed_mia_tpr_at_1pct_fpr", "privacy", None, "lower", (0, 1),
+        "TPR of the seed-row membership attack at FPR < 1%")
+declare("seed_mia_tpr_at_0_1pct_fpr", "privacy", None, "lower", (0, 1),
+        "TPR of the seed-row membership attack at FPR < 0.1%")
+declare("dcr_closer_to_train", "privacy", None, "lower", (0, 1),
+        "SDMetrics DCROverfittingProtection: share of synthetic rows closer to train than holdout")
+declare("dcr_overfitting_protection", "privacy", None, "higher", (0, 1),
+        "SDMetrics DCROverfittingProtection score")
+declare("disclosure_protection", "privacy", None, "higher", (0, 1),
+        "SDMetrics DisclosureProtection (CAP) score for the card's quasi-identifiers")
+declare("disclosure_risk", "privacy", None, "lower", (0, 1),
+        "1 - disclosure_protection")
+
+COPY_NAMES = ("prompt_copy_rate", "prompt_copy_chance", "train_copy_rate", "train_copy_chance",
+              "holdout_match_rate", "holdout_match_chance")
+SEED_NAMES = ("seed_mia_auc",) + tuple(f"seed_mia_tpr_at_{k}_fpr" for k in LOW_FPRS)
+SDM_NAMES = ("dcr_closer_to_train", "dcr_overfitting_protection", "disclosure_protection",
+             "disclosure_risk")
+NAMES = COPY_NAMES + SEED_NAMES + SDM_NAMES
+
+
+def prompt_rows(prompt: dict | None, card: DatasetCard) -> pd.DataFrame:
+    """Typed real rows the prompt showed the generator (empty unless ``example_rows_real``)."""
+    rows = (prompt or {}).get("example_rows") or []
+    if not (prompt or {}).get("example_rows_real") is True or not rows:
+        return coerce_frame(pd.DataFrame({c: [] for c in card.columns}, dtype=object), card)
+    frame = pd.DataFrame([{c: r.get(c) for c in card.columns} for r in rows], dtype=object)
+    return coerce_frame(frame, card).reset_index(drop=True)
+
+
+def copy_rates(
+    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, shown: pd.DataFrame,
+    card: DatasetCard,
+) -> dict[str, float]:
+    """The six copy rates and chance rates of the module doc (``syn`` non-empty)."""
+    h_syn, h_train = row_hashes(syn, card), row_hashes(train, card)
+    h_hold = row_hashes(holdout, card)
+    h_shown = row_hashes(shown, card) if len(shown) else np.array([], dtype=np.uint64)
+
+    def share(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.isin(a, b).mean()) if len(a) else float("nan")
+
+    return {
+        "prompt_copy_rate": share(h_syn, h_shown),
+        "prompt_copy_chance": share(h_hold, h_shown),
+        "train_copy_rate": share(h_syn, h_train),
+        "train_copy_chance": share(h_hold, h_train),
+        "holdout_match_rate": share(h_syn, h_hold),
+        "holdout_match_chance": share(h_train, h_hold),
+    }
+
+
+def seed_row_attack(
+    enc: MixedEncoder, holdout: pd.DataFrame, syn: pd.DataFrame, shown: pd.DataFrame,
+    card: DatasetCard, n_non_members: int, seed: int,
+) -> tuple[dict[str, float], dict]:
+    """Seed-row membership attack: (values by metric name, detail with the counts)."""
+    h_shown = row_hashes(shown, card)
+    _, first = np.unique(h_shown, return_index=True)
+    members = shown.iloc[np.sort(first)]
+    pool = holdout[~np.isin(row_hashes(holdout, card), h_shown)]
+    non = pool.iloc[sample_rows(len(pool), n_non_members, seed)]
+    if len(members) == 0 or len(non) == 0:
+        raise ValueError("no members or no non-members for the seed-row attack")
+    x_syn = enc.transform(syn)
+    dm = nn_distances(x_syn, enc.transform(members), k=1)[:, 0]
+    dn = nn_distances(x_syn, enc.transform(non), k=1)[:, 0]
+    values = {"seed_mia_auc": mia(dm, dn)[0]}
+    values.update({f"seed_mia_tpr_at_{k}_fpr": tpr_at_fpr(dm, dn, a) for k, a in LOW_FPRS.items()})
+    detail = {"seed_mia_members": int(len(members)), "seed_mia_non_members": int(len(non)),
+              "seed_mia_non_members_excluded": int(len(holdout) - len(pool)),
+              "seed_mia_member_dcr_max": float(dm.max()),
+              "seed_mia_members_copied": int((dm == 0).sum())}
+    return values, detail
+
+
+def sdv_metadata(card: DatasetCard) -> dict:
+    """SDMetrics single-table metadata from the card (numerics numerical, the rest categorical)."""
+    return {"columns": {c: {"sdtype": "numerical" if spec.is_numeric else "categorical"}
+                        for c, spec in card.columns.items()}}
+
+
+def _as_sdv(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
+    """Plain dtypes SDMetrics handles: float64 numerics, object categoricals/binaries."""
+    out = {}
+    for c, spec in card.columns.items():
+        if spec.is_numeric:
+            out[c] = df[c].astype("float64")
+        else:
+            s = df[c].astype("string")
+            out[c] = s.astype(object).where(s.notna(), np.nan)
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def dcr_overfitting(
+    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
+    n: int, seed: int,
+) -> dict:
+    """SDMetrics ``DCROverfittingProtection.compute_breakdown`` on seeded equal-size samples."""
+    from sdmetrics.single_table import DCROverfittingProtection
+
+    k = min(n, len(train), len(holdout))
+    tr = train.iloc[sample_rows(len(train), k, seed)]
+    ho = holdout.iloc[sample_rows(len(holdout), k, seed + 1)]
+    sy = syn.iloc[sample_rows(len(syn), n, seed + 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = DCROverfittingProtection.compute_breakdown(
+            _as_sdv(tr, card), _as_sdv(sy, card), _as_sdv(ho, card), sdv_metadata(card), None)
+    return {"score": float(out["score"]),
+            "closer_to_train": float(out["synthetic_data_percentages"]["closer_to_training"]),
+            "n_reference": int(k), "n_synthetic": int(len(sy))}
+
+
+def disclosure(
+    train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, n: int, seed: int,
+    bins: int | None = None,
+) -> dict:
+    """SDMetrics ``DisclosureProtection.compute_breakdown`` (CAP) for the card's privacy block;
+    ``bins`` = None matches numeric quasi-identifiers exactly, else SDMetrics' equal-width bins."""
+    from sdmetrics.single_table import DisclosureProtection
+
+    spec = card.privacy
+    if spec is None:
+        raise ValueError(f"dataset card {card.name!r} declares no privacy.quasi_identifiers")
+    qi = list(spec.quasi_identifiers)
+    cols = qi + [spec.sensitive]
+    real = _as_sdv(train.iloc[sample_rows(len(train), n, seed)], card)[cols]
+    cont = [c for c in qi if card.columns[c].is_numeric] if bins is not None else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = DisclosureProtection.compute_breakdown(
+            real, _as_sdv(syn, card)[cols], qi, [spec.sensitive],
+            continuous_column_names=cont or None, num_discrete_bins=bins or 10)
+    score, note = float(out["score"]), None
+    if not np.isfinite(out["cap_protection"]):
+        score, note = 1.0, "no synthetic row shares a real row's quasi-identifier values"
+    return {"score": score, "cap_protection": float(out["cap_protection"]),
+            "baseline_protection": float(out["baseline_protection"]), "note": note,
+            "quasi_identifiers": qi, "sensitive": spec.sensitive, "bins": bins,
+            "n_real": int(len(real))}
+
+
+def evaluate_leaks(
+    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
+    settings: dict, seed: int, shown: pd.DataFrame | None = None,
+) -> tuple[list[Result], dict]:
+    """Results of every metric in :data:`NAMES` and a detail dict for the ``privacy`` block.
+
+    ``shown``: typed real rows the prompt showed (:func:`prompt_rows`); None = none.
+    """
+    if len(syn) == 0:
+        return [failed(n, "synthetic table is empty") for n in NAMES], {}
+    if shown is None:
+        shown = prompt_rows(None, card)
+    detail: dict = {"prompt_rows_shown": int(len(shown))}
+    results: list[Result] = []
+    try:
+        rates = copy_rates(train, holdout, syn, shown, card)
+    except Exception as err:  # noqa: BLE001 - recorded per metric
+        results += [failed(n, f"{type(err).__name__}: {err}") for n in COPY_NAMES]
+    else:
+        none_shown = "the prompt showed no real rows" if len(shown) == 0 else None
+        for n in COPY_NAMES:
+            results.append(ok(n, rates[n], none_shown if n.startswith("prompt_") else None))
+
+    if len(shown) == 0:
+        results += [failed(n, "the prompt showed no real rows (no members)") for n in SEED_NAMES]
+    else:
+        try:
+            enc = MixedEncoder(card).fit(train)
+            values, more = seed_row_attack(enc, holdout, syn, shown, card,
+                                           int(settings["mia_sample"]) // 2, seed + 4)
+        except Exception as err:  # noqa: BLE001 - recorded per metric
+            results += [failed(n, f"{type(err).__name__}: {err}") for n in SEED_NAMES]
+        else:
+            detail.update(more)
+            results += [ok(n, values[n]) for n in SEED_NAMES]
+
+    n_sdm = int(settings["sdmetrics_sample"])
+    try:
+        dcr = dcr_overfitting(train, holdout, syn, card, n_sdm, seed + 5)
+    except Exception as err:  # noqa: BLE001 - recorded per metric
+        reason = f"{type(err).__name__}: {err}"
+        results += [failed("dcr_closer_to_train", reason), failed("dcr_overfitting_protection", reason)]
+    else:
+        detail["dcr_overfitting"] = dcr
+        results += [ok("dcr_closer_to_train", dcr["closer_to_train"]),
+                    ok("dcr_overfitting_protection", dcr["score"])]
+    try:
+        disc = disclosure(train, syn, card, n_sdm, seed + 6, settings.get("disclosure_bins"))
+    except Exception as err:  # noqa: BLE001 - recorded per metric
+        reason = f"{type(err).__name__}: {err}"
+        results += [failed("disclosure_protection", reason), failed("disclosure_risk", reason)]
+    else:
+        detail["disclosure"] = disc
+        results += [ok("disclosure_protection", disc["score"], disc["note"]),
+                    ok("disclosure_risk", 1.0 - disc["score"], disc["note"])]
+    return results, detail
