@@ -84,6 +84,12 @@ class GenerationSettings(BaseModel):
     lazy_grammar: bool = Field(
         True, description="llamacpp: grammar checked on the sampled token first, full mask only on rejection."
     )
+    max_parallel_sequences: int | None = Field(
+        None,
+        ge=1,
+        description="transformers: mini-batches decoded together in one generate call "
+        "(default: sized from free GPU memory on CUDA, a measured constant on CPU).",
+    )
 
 
 OPENAI_SETTING_KEYS = frozenset(
