@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("synllm.generate.cli", "run one model on one prompt, write raw text + meta"),
     "validate": ("synllm.validate", "parse raw model output into typed records + report"),
     "evaluate": ("synllm.metrics.cli", "score one synthetic table against the real data"),
+    "real-fits": ("synllm.metrics.cli:cli_real_fits", "fits on real data shared by a dataset's cells"),
     "aggregate": ("synllm.aggregate", "build Tables IV-VI, figures and score definitions"),
     "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
     "sweep-card": ("synllm.sweeps:cli_card", "card and split of one sweep variant (features / sample size)"),
