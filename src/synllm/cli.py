@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("synllm.metrics.cli", "score one synthetic table against the real data"),
     "real-fits": ("synllm.metrics.cli:cli_real_fits", "fits on real data shared by a dataset's cells"),
     "aggregate": ("synllm.aggregate", "build Tables IV-VI, figures and score definitions"),
+    "fetch-models": ("synllm.fetch", "download a config's Hugging Face models into the HF cache"),
     "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
     "sweep-card": ("synllm.sweeps:cli_card", "card and split of one sweep variant (features / sample size)"),
     "sweep-plots": ("synllm.sweeps:cli_plots", "quality and utility vs a sweep axis: CSV and figures"),
