@@ -147,7 +147,7 @@ def alternation(values):
 
 
 def generate_model_inputs(wildcards):
-    """Inputs of rule generate_model: the prompts of every cell, card, splits, registry."""
+    """Inputs of the generate_model jobs: every cell's prompt, card, splits, registry."""
     return {
         "card": card_file(wildcards),
         "train": split_file("train").format(dataset=wildcards.dataset),

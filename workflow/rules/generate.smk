@@ -96,6 +96,8 @@ rule check_models:
     log:
         f"{RESULTS}/logs/check_models.log",
     localrule: True
+    conda:
+        "../../envs/generate.yaml"
     params:
         models=" ".join(HUB_MODELS),
     shell:
@@ -113,6 +115,8 @@ rule fetch_models:
     log:
         f"{RESULTS}/logs/fetch_models.log",
     localrule: True
+    conda:
+        "../../envs/generate.yaml"
     params:
         models=" ".join(HUB_MODELS),
     shell:
