@@ -9,6 +9,11 @@ timed. Defaults of the evaluator apply (distance_sample 5000 train rows for the
 train->train / holdout->train baselines, synthetic->train distances against the full train,
 mia_sample 2000, three utility models on the full train). Target: < 30 s and < 2 GB peak RSS
 on 2 cores. Prints one JSON line with the numbers and the per-family seconds.
+
+``--compare REV`` (e.g. f2ebdc5) times the same cell side by side, alternating, with the
+code of git revision REV (``git archive``) and with this tree's code reading the real-data
+fits of ``synllm real-fits`` (computed once, timed apart: it is paid once per dataset, not
+per cell), and checks that every metric value agrees to 1e-9. ``--out`` writes the JSON.
 """
 
 from __future__ import annotations
@@ -29,11 +34,28 @@ from synllm.cards import find_card  # noqa: E402
 from synllm.split import load_table, split_table  # noqa: E402
 
 
+def timed(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time -v``: wall and CPU seconds, peak RSS."""
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout + proc.stderr)
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
+    h, m, s = (float(x) if x else 0.0 for x in wall.groups())
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1))
+              for k in ("User", "System"))
+    rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+    return {"wall_s": round(h * 3600 + m * 60 + s, 2), "cpu_s": round(cpu, 2),
+            "peak_rss_mb": round(rss_kb / 1024, 1), "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-synthetic", type=int, default=1000)
     ap.add_argument("--settings", default="{}")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--compare", default=None, help="git revision to time side by side")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
 
     card = find_card("diabetes", ROOT / "resources" / "datasets")
@@ -46,31 +68,62 @@ def main(argv: list[str] | None = None) -> int:
         syn = holdout.sample(a.n_synthetic, random_state=a.seed)
         syn.to_csv(d / "r1.csv", index=False)
         (d / "r1.report.json").write_text(json.dumps({"status": "ok", "valid": len(syn)}))
-        out = d / "metrics" / "diabetes" / "holdout-sample" / "none" / "r1.json"
-        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "synllm", "evaluate",
-               "--card", str(ROOT / "resources" / "datasets" / "diabetes.yaml"),
-               "--synthetic", str(d / "r1.csv"), "--train", str(d / "train.parquet"),
-               "--holdout", str(d / "holdout.parquet"), "--validation", str(d / "r1.report.json"),
-               "--seed", str(a.seed), "--settings", a.settings, "--out", str(out)]
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return proc.returncode
-        wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
-        h, m, s = (float(x) if x else 0.0 for x in wall.groups())
-        cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1))
-                  for k in ("User", "System"))
-        rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-        doc = json.loads(out.read_text())
+        common = ["--card", str(ROOT / "resources" / "datasets" / "diabetes.yaml"),
+                  "--train", str(d / "train.parquet"), "--holdout", str(d / "holdout.parquet"),
+                  "--seed", str(a.seed), "--settings", a.settings]
+
+        def evaluate(label: str, src: Path, extra: list[str]) -> tuple[dict, dict]:
+            out = d / "metrics" / label / "holdout-sample" / "none" / "r1.json"
+            cmd = [sys.executable, "-m", "synllm", "evaluate", *common,
+                   "--synthetic", str(d / "r1.csv"), "--validation", str(d / "r1.report.json"),
+                   "--out", str(out), *extra]
+            row = timed(cmd, dict(os.environ, PYTHONPATH=str(src)))
+            return row, json.loads(out.read_text())
+
+        if not a.compare:
+            row, doc = evaluate("this", ROOT / "src", [])
+            result = {"n_train": len(train), "n_synthetic": a.n_synthetic, "cores": os.cpu_count(),
+                      **row, "evaluate_seconds": doc["seconds"], "status": doc["status"],
+                      "metrics_ok": sum(x["status"] == "ok" for x in doc["metrics"]),
+                      "metrics": len(doc["metrics"])}
+            print(json.dumps(result))
+            return 0
+
+        old_src = d / "old"
+        old_src.mkdir()
+        tar = subprocess.run(["git", "-C", str(ROOT), "archive", a.compare, "src"],
+                             capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_src)], input=tar, check=True)
+        fits = d / "real_fits.pkl"
+        fit_row = timed([sys.executable, "-m", "synllm", "real-fits", *common, "--out", str(fits)],
+                        dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+        rows, docs = [], {}
+        for r in range(a.repeats):
+            for label, src, extra in (("old", old_src / "src", []),
+                                      ("cached", ROOT / "src", ["--real-fits", str(fits)])):
+                row, docs[label] = evaluate(label, src, extra)
+                rows.append({"side": label, "repeat": r, **row,
+                             "evaluate_seconds": docs[label]["seconds"]})
+                print(json.dumps(rows[-1]), flush=True)
+    old = {m["name"]: m["value"] for m in docs["old"]["metrics"]}
+    new = {m["name"]: m["value"] for m in docs["cached"]["metrics"]}
+    diff = max((abs(old[k] - new[k]) for k in old if old[k] is not None and new.get(k) is not None),
+               default=0.0)
+    same = set(old) == set(new) and all((old[k] is None) == (new[k] is None) for k in old)
+    mean = {side: sum(x["wall_s"] for x in rows if x["side"] == side) / a.repeats
+            for side in ("old", "cached")}
     result = {
         "n_train": len(train), "n_synthetic": a.n_synthetic, "cores": os.cpu_count(),
-        "wall_s": round(h * 3600 + m * 60 + s, 2), "cpu_s": round(cpu, 2),
-        "peak_rss_mb": round(rss_kb / 1024, 1), "load_avg_1min": round(os.getloadavg()[0], 2),
-        "evaluate_seconds": doc["seconds"], "status": doc["status"],
-        "metrics_ok": sum(x["status"] == "ok" for x in doc["metrics"]), "metrics": len(doc["metrics"]),
+        "compare": a.compare, "repeats": a.repeats, "runs": rows,
+        "real_fits_once": fit_row, "old_wall_s": round(mean["old"], 2),
+        "cached_wall_s": round(mean["cached"], 2),
+        "speedup": round(mean["old"] / mean["cached"], 2),
+        "metrics_same_set": same, "max_abs_metric_diff": diff,
+        "utility_real_fits": docs["cached"]["utility"].get("real_fits"),
     }
-    print(json.dumps(result))
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+    if a.out:
+        Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -128,9 +128,10 @@ def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(slurm_cluster, t
 
     # every rule ran as a SLURM job: "Job 3 has been submitted with SLURM jobid 7 (log: .../rule_<rule>/...)"
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
-    rule_of = {jid: re.search(r"rule_([a-z]+)", path).group(1) for jid, path in submitted}
+    rule_of = {jid: re.search(r"rule_([a-z_]+)", path).group(1) for jid, path in submitted}
     assert sorted(rule_of.values()) == sorted(
-        ["split", "generate", "generate", "validate", "validate", "evaluate", "evaluate", "aggregate"]
+        ["split", "real_fits", "generate", "generate", "validate", "validate", "evaluate",
+         "evaluate", "aggregate"]
     ), rule_of
     for jid, path in submitted:
         assert Path(path).is_file(), path     # profile keeps the SLURM logs (slurm-keep-successful-logs)

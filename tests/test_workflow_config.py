@@ -101,31 +101,36 @@ def test_paper_config_is_the_papers_grid():
 def test_paper_dry_run_lists_every_cell(paper_dry_run):
     counts = job_counts(paper_dry_run)
     cells = 3 * PAPER_MODELS * len(PAPER_PROMPTS)
-    assert counts["generate"] == cells == 240
-    assert counts["validate"] == counts["evaluate"] == cells
-    assert counts["split"] == counts["profile"] == 3
+    # transformers models: one generate job (one model load) per dataset x model, writing
+    # the cells of every prompt (rule generate_model)
+    assert counts["generate_model"] == 3 * PAPER_MODELS and "generate" not in counts
+    assert counts["validate"] == counts["evaluate"] == cells == 240
+    assert counts["split"] == counts["profile"] == counts["real_fits"] == 3
     assert counts["prompt"] == 3 * len(PAPER_PROMPTS)
-    assert counts["aggregate"] == counts["all"] == 1
-    generate = job_blocks(paper_dry_run, "generate")
-    cells_seen = {(j["wildcards"]["dataset"], j["wildcards"]["model"], j["wildcards"]["prompt"])
-                  for j in generate}
-    assert len(cells_seen) == cells
+    assert counts["check_models"] == counts["aggregate"] == counts["all"] == 1
+    assert "fetch_models" not in counts  # a target of its own, never in the default run
+    generate = job_blocks(paper_dry_run, "generate_model")
+    groups = {(j["wildcards"]["dataset"], j["wildcards"]["model"]) for j in generate}
+    assert len(groups) == 3 * PAPER_MODELS
+    for prompt in PAPER_PROMPTS:
+        assert f"/{prompt}/r1.meta.json" in paper_dry_run
 
 
 def test_generate_jobs_take_resources_from_the_registry(paper_dry_run):
     registry = load_registry(ROOT / "config" / "models.yaml")
-    generate = job_blocks(paper_dry_run, "generate")
-    assert len(generate) == 240
+    generate = job_blocks(paper_dry_run, "generate_model")
+    assert len(generate) == 60
     for job in generate:
         spec = registry.get(job["wildcards"]["model"])
         res = job["resources"]
         assert int(res["gpu"]) == 1, job
         assert int(res["mem_mb"]) == spec.mem_mb, job        # attempt 1: registry value
-        assert int(res["runtime"]) == spec.runtime, job
+        assert int(res["runtime"]) == spec.runtime * len(PAPER_PROMPTS), job  # 4 cells
         assert int(res["attempt"]) == 1
         assert job["threads"] == spec.threads, job
     # CPU steps never ask for a GPU, so they run beside the one GPU job
-    for rule in ("validate", "evaluate", "prompt", "split", "profile", "aggregate"):
+    for rule in ("validate", "evaluate", "prompt", "split", "profile", "aggregate", "real_fits",
+                 "check_models"):
         for job in job_blocks(paper_dry_run, rule):
             assert int(job["resources"]["gpu"]) == 0, (rule, job)
 
@@ -139,9 +144,21 @@ def test_device_cpu_releases_the_gpu(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"), "--cores", "8")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    generate = job_blocks(proc.stdout, "generate")
-    assert len(generate) == 8
+    generate = job_blocks(proc.stdout, "generate_model")
+    assert len(generate) == 2
     assert all(int(j["resources"]["gpu"]) == 0 for j in generate)
+
+
+def test_load_once_false_is_one_job_per_cell(tmp_path):
+    cfg = yaml.safe_load(PAPER.read_text())
+    cfg["generation"]["load_once"] = False
+    cfg["datasets"] = ["cirrhosis"]
+    cfg["models"] = ["gpt2"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"), "--cores", "8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    assert counts["generate"] == len(PAPER_PROMPTS) and "generate_model" not in counts
 
 
 BASE = {"datasets": ["cirrhosis"], "models": ["gpt2"], "prompts": ["SEEDEx"]}

@@ -46,8 +46,10 @@ level, :mod:`synllm.metrics.utility`), metrics undefined on one class (TRTS AUC)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import pickle
 import re
 import time
 from pathlib import Path
@@ -150,15 +152,53 @@ def clean(obj):
     return obj
 
 
+REAL_FITS_VERSION = 1
+"""Bumped when the cached real-data fits change shape (an old file is then ignored)."""
+
+
+def split_fingerprint(*paths: str | Path) -> str:
+    """sha256 over the bytes of the split files the real fits were computed from."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+def compute_real_fits(card: DatasetCard, train: pd.DataFrame, holdout: pd.DataFrame, seed: int,
+                      settings: dict) -> dict:
+    """The real-data parts of :func:`evaluate` shared by every cell of a dataset and seed:
+    utility models trained on real train + their holdout scores, privacy real->real
+    distances. Cached per dataset by ``synllm real-fits`` (rule ``real_fits``)."""
+    return {"version": REAL_FITS_VERSION, "dataset": card.name,
+            "utility": utility.real_fits(train, holdout, card, settings, seed),
+            "privacy": privacy.real_cache(train, holdout, card, settings, seed)}
+
+
+def load_real_fits(path: str | Path, fingerprint: str) -> tuple[dict | None, str | None]:
+    """(cache, None) or (None, why it is not used) for a file written by ``synllm real-fits``."""
+    path = Path(path)
+    if not path.is_file():
+        return None, f"real-fits file not found: {path}"
+    with path.open("rb") as fh:  # written by cli_real_fits of this workflow, never downloaded
+        cache = pickle.load(fh)
+    if not isinstance(cache, dict) or cache.get("version") != REAL_FITS_VERSION:
+        return None, f"real-fits file {path} has another format version: fitting here"
+    if cache.get("fingerprint") != fingerprint:
+        return None, f"real-fits file {path} was computed from other splits: fitting here"
+    return cache, None
+
+
 def evaluate(
     card: DatasetCard, syn: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
     seed: int, settings: dict | None = None, shown: pd.DataFrame | None = None,
+    real_fits: dict | None = None,
 ) -> dict:
     """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids).
 
     ``shown``: the real rows the prompt showed the generator (:func:`leaks.prompt_rows`;
     None = no prompt or none shown).
-    """
+    ``real_fits``: :func:`compute_real_fits` of the same splits; each part is reused only
+    where its seed and settings match, so the metrics are those of a run without it."""
     settings = parse_settings(None) if settings is None else settings
     names = metric_names(settings)
     out: dict = {"dataset": card.name, "status": "ok", "reason": None, "n_synthetic": int(len(syn)),
@@ -188,7 +228,8 @@ def evaluate(
     results += res
     seconds["clinical"] = time.perf_counter() - t
     t = time.perf_counter()
-    res, out["privacy"] = privacy.evaluate_privacy(train, holdout, syn, card, settings, seed)
+    res, out["privacy"] = privacy.evaluate_privacy(
+        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy"))
     results += res
     seconds["privacy"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -197,7 +238,8 @@ def evaluate(
     results += res
     seconds["leaks"] = time.perf_counter() - t
     t = time.perf_counter()
-    res, out["utility"] = utility.evaluate_utility(train, holdout, syn, card, settings, seed)
+    res, out["utility"] = utility.evaluate_utility(
+        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility"))
     results += res
     seconds["utility"] = time.perf_counter() - t
 
@@ -238,6 +280,8 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--out-fairness", default=None,
                    help="also score per-group fairness; per-group table CSV to write (see module doc)")
+    p.add_argument("--real-fits", default=None,
+                   help="file of `synllm real-fits` for these splits, seed and settings")
     p.add_argument("--model", default=None)
     p.add_argument("--prompt", default=None)
     p.add_argument("--rep", type=int, default=None)
@@ -254,7 +298,12 @@ def cli(argv: list[str]) -> int:
     shown = leaks.prompt_rows(read_prompt(a.prompt_json), card) if a.prompt_json else None
 
     t0 = time.perf_counter()
-    result = evaluate(card, syn, train, holdout, a.seed, settings, shown)
+    cache, why = None, None
+    if a.real_fits:
+        cache, why = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
+    result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache)
+    if why:
+        result["warnings"].append(why)
     cell = cell_from_path(a.out)
     cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep)) if v is not None})
     doc = {"dataset": card.name, **cell, **result}
@@ -280,4 +329,31 @@ def cli(argv: list[str]) -> int:
     print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"
           f"{' (' + doc['reason'] + ')' if doc['reason'] else ''}, {n_ok}/{len(doc['metrics'])} "
           f"metrics ok, {doc['seconds']['total']:.1f}s -> {out}")
+    return 0
+
+
+def cli_real_fits(argv: list[str]) -> int:
+    """``synllm real-fits``: the real-data fits of one dataset split, for ``evaluate --real-fits``."""
+    p = argparse.ArgumentParser(prog="synllm real-fits", description=cli_real_fits.__doc__)
+    p.add_argument("--card", required=True)
+    p.add_argument("--train", required=True)
+    p.add_argument("--holdout", required=True)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--settings", default=None, help="the config's evaluation section (JSON)")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    settings = parse_settings(a.settings)
+    card = load_card(a.card)
+    for what, path in (("train", a.train), ("holdout", a.holdout)):
+        if not Path(path).is_file():
+            raise DataError(f"{what} split not found: {path}")
+    train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    t0 = time.perf_counter()
+    cache = compute_real_fits(card, train, holdout, a.seed, settings)
+    cache["fingerprint"] = split_fingerprint(a.train, a.holdout)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
+        pickle.dump(cache, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    print(f"{card.name}: real-data fits in {time.perf_counter() - t0:.1f}s -> {out}")
     return 0

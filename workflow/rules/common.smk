@@ -22,6 +22,7 @@ os.environ["PATH"] = (
 from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES, names
 from synllm.config import check_config, grid, n_records, resolve_path
 from synllm.errors import SynllmError
+from synllm.fetch import hub_models
 from synllm.registry import load_registry
 from synllm.sweeps import (
     base_dataset,
@@ -113,6 +114,53 @@ def uses_gpu(wildcards):
     )
 
 
+# generate jobs read Hugging Face models from the local cache only (synllm fetch-models
+# fills it where there is network); export HF_HUB_OFFLINE=0 to let jobs download
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+HUB_MODELS = (
+    []
+    if GEN.get("backend_override")
+    else [
+        spec.slug
+        for spec in hub_models(
+            list(
+                dict.fromkeys(config["models"] + (config["sweeps"].get("models") or []))
+            ),
+            REGISTRY,
+        )
+    ]
+)
+MODELS_READY = f"{RESULTS}/models/ready.txt"
+
+# transformers models load once per (dataset, model, repeat) job: rule generate_model
+LOAD_ONCE_MODELS = [
+    m
+    for m in config["models"]
+    if GEN.get("load_once", True)
+    and not GEN.get("backend_override")
+    and REGISTRY.get(m).backend == "transformers"
+]
+
+
+def alternation(values):
+    """Regex matching exactly ``values`` (one that matches nothing when empty)."""
+    return "|".join(re.escape(v) for v in values) if values else "(?!x)x"
+
+
+def generate_model_inputs(wildcards):
+    """Inputs of the generate_model jobs: every cell's prompt, card, splits, registry."""
+    return {
+        "card": card_file(wildcards),
+        "train": split_file("train").format(dataset=wildcards.dataset),
+        "holdout": split_file("reference").format(dataset=wildcards.dataset),
+        "registry": str(REGISTRY_FILE),
+        **({"models_ready": MODELS_READY} if wildcards.model in HUB_MODELS else {}),
+        "prompts": [
+            f"{RESULTS}/prompts/{wildcards.dataset}/{p}.json" for p in config["prompts"]
+        ],
+    }
+
+
 def generate_inputs(wildcards):
     inputs = {
         "card": card_file(wildcards),
@@ -121,6 +169,8 @@ def generate_inputs(wildcards):
         "holdout": split_file("reference").format(dataset=wildcards.dataset),
         "registry": str(REGISTRY_FILE),
     }
+    if wildcards.model in HUB_MODELS:
+        inputs["models_ready"] = MODELS_READY
     if wildcards.prompt != BASELINE_PROMPT:
         inputs["prompt"] = (
             f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"

@@ -84,6 +84,17 @@ class GenerationSettings(BaseModel):
     lazy_grammar: bool = Field(
         True, description="llamacpp: grammar checked on the sampled token first, full mask only on rejection."
     )
+    load_once: bool = Field(
+        True,
+        description="transformers: one generate job per (dataset, model, repeat) runs every "
+        "prompt's cell with one model load (false = one job and one load per cell).",
+    )
+    max_parallel_sequences: int | None = Field(
+        None,
+        ge=1,
+        description="transformers: mini-batches decoded together in one generate call "
+        "(default: sized from free GPU memory on CUDA, a measured constant on CPU).",
+    )
 
 
 OPENAI_SETTING_KEYS = frozenset(

@@ -12,6 +12,7 @@ write their text as-is. The meta JSON has the fields listed in docs/architecture
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import ValidationError
 
@@ -111,26 +112,43 @@ def run_batches(
     seed: int,
     settings: GenerationSettings,
     schema: dict | None,
+    attempt: int = 1,
 ) -> tuple[list[str], dict[str, Any]]:
     """Call the backend in mini-batches until ``n_records`` records look present.
 
     Returns (batch texts, summary) where summary has ``batches`` (calls made), ``attempts``
-    (rounds used) and ``records_found`` (lines that look like JSON records, all batches).
-    Batch k (1-based, across rounds and conditions) uses seed ``seed * 1000 + k`` folded by
-    the backend into per-call seeds.
+    (rounds used), ``records_found`` (lines that look like JSON records, all batches),
+    ``oom_splits`` and ``parallel_sequences`` (the widest call). Batch k (1-based, across
+    rounds and conditions, in plan order) uses seed ``seed * 1000 + k`` folded by the backend
+    into per-call seeds. A backend with ``generate_many`` (transformers) gets the mini-batches
+    of a round together, up to its ``parallel_width`` (halved on each Snakemake ``attempt``
+    and on CUDA out-of-memory); the texts keep plan order either way.
     """
     plan = sub_prompts(prompt, n_records)
     found = [0] * len(plan)
     texts: list[str] = []
     rounds = 0
-    oom_splits = 0
+    state = {"oom_splits": 0, "jobs": 0, "width": 1}
+    many = getattr(backend, "generate_many", None)
     for rounds in range(1, settings.max_attempts + 1):
         short = [(i, k - f) for i, ((_, k), f) in enumerate(zip(plan, found)) if k - f > 0]
         if not short:
             rounds -= 1
             break
-        for i, missing in short:
-            pending = list(batch_sizes(missing, settings.batch_size))
+        jobs = [(i, size) for i, missing in short for size in batch_sizes(missing, settings.batch_size)]
+        if many is not None:
+            requests = [(prompt["system"], plan[i][0], size, 0) for i, size in jobs]
+            width = batch_size_for_attempt(backend.parallel_width(settings, requests), attempt)
+            if width > 1:
+                state["jobs"] = len(texts)
+                for i, text in _run_parallel(backend, prompt, plan, jobs, seed, width, settings,
+                                             schema, state):
+                    texts.append(text)
+                    found[i] += count_records(text)
+                    log.info("batch %d: %d found so far", len(texts), sum(found))
+                continue
+        for i, size in jobs:
+            pending = [size]
             while pending:
                 size = pending.pop(0)
                 batch_seed = (seed * 1000 + len(texts) + 1) % (2**31)
@@ -143,7 +161,7 @@ def run_batches(
                     half = (size + 1) // 2
                     log.warning("out of memory on a batch of %d records: retrying as %d + %d", size, half, size - half)
                     pending[:0] = [half, size - half]
-                    oom_splits += 1
+                    state["oom_splits"] += 1
                     continue
                 text = "\n".join(c.rstrip("\n") for c in chunks)
                 texts.append(text)
@@ -153,8 +171,53 @@ def run_batches(
         "batches": len(texts),
         "attempts": rounds,
         "records_found": sum(found),
-        "oom_splits": oom_splits,
+        "oom_splits": state["oom_splits"],
+        "parallel_sequences": state["width"],
     }
+
+
+def _run_parallel(backend: Any, prompt: dict, plan: list[tuple[str, int]],
+                  jobs: list[tuple[int, int]], seed: int, width: int,
+                  settings: GenerationSettings, schema: dict | None,
+                  state: dict) -> list[tuple[int, str]]:
+    """Decode ``jobs`` (sub-prompt index, records) ``width`` at a time with ``generate_many``.
+
+    Job k of the run (``state['jobs']``) gets seed ``seed * 1000 + k``, the seed the sequential
+    loop gives its k-th batch. CUDA out-of-memory halves the width for the rest of the cell;
+    at width 1 it splits the job's records like the sequential loop.
+    """
+    queue = []
+    for i, size in jobs:
+        state["jobs"] += 1
+        queue.append((i, size, (seed * 1000 + state["jobs"]) % (2**31)))
+    out: list[tuple[int, str]] = []
+    while queue:
+        chunk = queue[:width]
+        try:
+            results = backend.generate_many(
+                [(prompt["system"], plan[i][0], size, s) for i, size, s in chunk], settings, schema)
+        except Exception as err:  # noqa: BLE001 - only CUDA OOM is handled, rest re-raised
+            if not is_out_of_memory(err) or (len(chunk) == 1 and chunk[0][1] == 1):
+                raise
+            free_gpu_cache()
+            state["oom_splits"] += 1
+            if len(chunk) > 1:
+                log.warning("out of memory on %d parallel sequences: width %d -> %d",
+                            len(chunk), width, max(1, len(chunk) // 2))
+                width = max(1, len(chunk) // 2)
+            else:
+                i, size, s = chunk[0]
+                half = (size + 1) // 2
+                log.warning("out of memory on a batch of %d records: retrying as %d + %d",
+                            size, half, size - half)
+                state["jobs"] += 1
+                queue[:1] = [(i, half, s), (i, size - half, (seed * 1000 + state["jobs"]) % (2**31))]
+            continue
+        state["width"] = max(state["width"], len(chunk))
+        del queue[: len(chunk)]
+        out += [(i, "\n".join(c.rstrip("\n") for c in chunks))
+                for (i, _, _), chunks in zip(chunk, results)]
+    return out
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -213,23 +276,59 @@ def generate(
     context: GenerationContext,
     n_records: int,
     seed: int,
+    attempt: int = 1,
 ) -> GenerationResult:
     """Run one grid cell and return its raw text and meta dictionary."""
+    return next(generate_cells(spec, settings, [context], n_records, seed, attempt))
+
+
+def generate_cells(
+    spec: ModelSpec,
+    settings: GenerationSettings,
+    contexts: list[GenerationContext],
+    n_records: int,
+    seed: int,
+    attempt: int = 1,
+) -> Iterator[GenerationResult]:
+    """Run the cells of one model (one context each) with one model load; yields each cell's
+    result as soon as it is done. The first cell pays the load (``load_seconds``,
+    ``model_already_loaded: false``); later cells report 0 s and ``true``, and
+    ``model_load_seconds`` is the job's one load either way. Each cell is seeded as if it ran
+    alone, so its text is the text of a one-cell run."""
     t0 = time.perf_counter()
     backend_name = spec.backend
-    warnings: list[str] = []
     if settings.backend_override == "replay" and spec.backend in LLM_BACKENDS:
         backend_name = "replay"
-    if context.prompt is None and backend_name != "baseline":
-        raise ConfigError(f"generate: --prompt is required for model {spec.slug!r} (backend {backend_name})")
+    for context in contexts:
+        if context.prompt is None and backend_name != "baseline":
+            raise ConfigError(f"generate: --prompt is required for model {spec.slug!r} (backend {backend_name})")
     extra = sorted(set(settings.model_extra or {}) - (OPENAI_SETTING_KEYS if spec.backend == "openai" else set()))
-    if extra:
-        warnings.append(f"unknown generation settings ignored: {extra}")
     seed_everything(seed)
     backend = get_backend(backend_name)
     t_load = time.perf_counter()
-    backend.load(spec, settings, context)
-    load_seconds = time.perf_counter() - t_load
+    backend.load(spec, settings, contexts[0])
+    model_load_seconds = time.perf_counter() - t_load
+    loaded = backend.stats
+    for k, context in enumerate(contexts):
+        if k:
+            t0 = time.perf_counter()
+            if backend_name == "replay":  # replay's "model" is the context's file
+                backend.load(spec, settings, context)
+                loaded = backend.stats
+        backend.stats = dataclasses.replace(
+            loaded, warnings=list(loaded.warnings), extra=dict(loaded.extra))
+        load_seconds = model_load_seconds if k == 0 else 0.0
+        yield _run_cell(spec, settings, context, n_records, seed, attempt, backend, backend_name,
+                        extra, t0, load_seconds, model_load_seconds, already_loaded=k > 0)
+
+
+def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: GenerationContext,
+              n_records: int, seed: int, attempt: int, backend: Backend, backend_name: str,
+              extra: list[str], t0: float, load_seconds: float, model_load_seconds: float,
+              already_loaded: bool) -> GenerationResult:
+    warnings: list[str] = []
+    if extra:
+        warnings.append(f"unknown generation settings ignored: {extra}")
     seed_everything(seed)
     schema = (context.prompt or {}).get("record_schema") or context.card.record_json_schema()
     summary: dict[str, Any] = {"batches": 0, "attempts": 0, "records_found": None}
@@ -239,7 +338,8 @@ def generate(
             getattr(backend, "budget_tokens", backend.count_tokens)(record_json_line(example_record(context.card)))
         )
         run_settings = settings.model_copy(update={"tokens_per_record": tokens_per_record})
-        texts, summary = run_batches(backend, context.prompt or {}, n_records, seed, run_settings, schema)
+        texts, summary = run_batches(backend, context.prompt or {}, n_records, seed, run_settings,
+                                     schema, attempt)
         text = join_batches(texts)
     else:
         prompt = context.prompt or {"system": "", "user": ""}
@@ -274,6 +374,8 @@ def generate(
         "generated": stats.generated,
         "wall_seconds": round(wall, 3),
         "load_seconds": round(load_seconds, 3),
+        "model_already_loaded": already_loaded,
+        "model_load_seconds": round(model_load_seconds, 3),
         "generation_seconds": round(gen_seconds, 3),
         "input_tokens": stats.input_tokens,
         "output_tokens": stats.output_tokens,
@@ -283,6 +385,7 @@ def generate(
         "top_p": settings.top_p,
         "batch_size": settings.batch_size,
         "oom_splits": summary.get("oom_splits", 0),
+        "parallel_sequences": summary.get("parallel_sequences", 1),
         "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": peak_gpu_mb(),
         "constrained": stats.constrained,
@@ -294,19 +397,46 @@ def generate(
     return GenerationResult(text=text, meta=meta)
 
 
+def resume_key(meta: dict, settings: GenerationSettings) -> str:
+    """What a finished cell in the resume folder must match to be reused."""
+    keep = {k: meta.get(k) for k in ("model", "dataset", "prompt_sha256", "seed", "n_records_requested")}
+    keep["settings"] = settings.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
+
+
+def _resumed(resume: Path | None, name: str, spec: ModelSpec, context: GenerationContext,
+             n_records: int, seed: int, settings: GenerationSettings) -> tuple[str, dict] | None:
+    """(raw text, meta) of a cell finished by an earlier, interrupted job, when it matches."""
+    if resume is None:
+        return None
+    raw, meta_path = resume / f"{name}.txt", resume / f"{name}.meta.json"
+    if not (raw.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    probe = {"model": spec.slug, "dataset": context.card.name, "seed": seed,
+             "prompt_sha256": prompt_sha256(context.prompt), "n_records_requested": n_records}
+    if meta.get("resume_key") != resume_key(probe, settings):
+        return None
+    return raw.read_text(encoding="utf-8"), {**meta, "resumed": True}
+
+
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm generate", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="registry slug")
     p.add_argument("--registry", required=True, help="config/models.yaml")
-    p.add_argument("--prompt", help="prompt JSON (absent for baselines)")
+    p.add_argument("--prompt", nargs="+", help="prompt JSON, one per cell (absent for baselines)")
     p.add_argument("--card", required=True, help="dataset card YAML")
     p.add_argument("--train", help="train split parquet")
     p.add_argument("--holdout", help="holdout split parquet")
     p.add_argument("--n-records", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settings", help="the config's generation section: JSON text or file")
-    p.add_argument("--out-raw", required=True)
-    p.add_argument("--out-meta", required=True)
+    p.add_argument("--out-raw", required=True, nargs="+", help="raw text, one per cell")
+    p.add_argument("--out-meta", required=True, nargs="+", help="meta JSON, one per cell")
+    p.add_argument(
+        "--resume-dir",
+        help="several cells: each finished cell is also kept here and reused by a rerun",
+    )
     p.add_argument(
         "--attempt", type=int, default=1,
         help="Snakemake retry attempt: batch_size is halved on each retry (e.g. after CUDA OOM)",
@@ -315,6 +445,10 @@ def cli(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if a.n_records < 1:
         raise ConfigError(f"generate: --n-records must be >= 1, got {a.n_records}")
+    n_cells = len(a.out_raw)
+    if len(a.out_meta) != n_cells or (a.prompt and len(a.prompt) != n_cells) or (
+            not a.prompt and n_cells != 1):
+        raise ConfigError("generate: give one --prompt (LLMs), --out-raw and --out-meta per cell")
     spec = load_registry(a.registry).get(a.model)
     settings = parse_settings(a.settings)
     if a.attempt > 1:
@@ -322,22 +456,45 @@ def cli(argv: list[str]) -> int:
         log.info("attempt %d: batch_size %d -> %d", a.attempt, settings.batch_size, smaller)
         settings = settings.model_copy(update={"batch_size": smaller})
     card = load_card(a.card)
-    prompt = load_prompt(a.prompt) if a.prompt else None
-    style = "none" if prompt is None else (prompt.get("style") or Path(a.prompt).stem)
-    context = GenerationContext(
-        card=card,
-        train_path=Path(a.train) if a.train else None,
-        holdout_path=Path(a.holdout) if a.holdout else None,
-        prompt=prompt,
-        prompt_style=style,
-        prompt_path=Path(a.prompt) if a.prompt else None,
-    )
-    result = generate(spec, settings, context, a.n_records, a.seed)
-    for out, body in ((a.out_raw, result.text), (a.out_meta, json.dumps(result.meta, indent=2) + "\n")):
+    contexts = []
+    for path in a.prompt or [None]:
+        prompt = load_prompt(path) if path else None
+        contexts.append(GenerationContext(
+            card=card,
+            train_path=Path(a.train) if a.train else None,
+            holdout_path=Path(a.holdout) if a.holdout else None,
+            prompt=prompt,
+            prompt_style="none" if prompt is None else (prompt.get("style") or Path(path).stem),
+            prompt_path=Path(path) if path else None,
+        ))
+    resume = Path(a.resume_dir) if a.resume_dir else None
+    names = [c.prompt_style or f"cell{k}" for k, c in enumerate(contexts)]
+    todo = []
+    for k, context in enumerate(contexts):
+        done = _resumed(resume, names[k], spec, context, a.n_records, a.seed, settings)
+        if done is not None:
+            log.info("%s: cell %s kept from %s", spec.slug, context.prompt_style, resume)
+            _write(a.out_raw[k], a.out_meta[k], *done)
+        else:
+            todo.append(k)
+    if not todo:
+        return 0
+    results = generate_cells(spec, settings, [contexts[k] for k in todo], a.n_records, a.seed,
+                             a.attempt)
+    for k, result in zip(todo, results):
+        meta = result.meta
+        if resume is not None:
+            meta["resume_key"] = resume_key(meta, settings)
+            _write(resume / f"{names[k]}.txt", resume / f"{names[k]}.meta.json", result.text, meta)
+        _write(a.out_raw[k], a.out_meta[k], result.text, meta)
+        log.info(
+            "%s: %s records found, %d output tokens in %.1f s",
+            spec.slug, meta["records_found"], meta["output_tokens"], meta["wall_seconds"],
+        )
+    return 0
+
+
+def _write(raw: str | Path, meta_path: str | Path, text: str, meta: dict) -> None:
+    for out, body in ((raw, text), (meta_path, json.dumps(meta, indent=2) + "\n")):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(body, encoding="utf-8")
-    log.info(
-        "%s: %s records found, %d output tokens in %.1f s",
-        spec.slug, result.meta["records_found"], result.meta["output_tokens"], result.meta["wall_seconds"],
-    )
-    return 0

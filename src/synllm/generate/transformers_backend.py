@@ -12,9 +12,17 @@
   registry's ``plain_format``. A template that rejects the system turn gets it merged into
   the user turn.
 - Sampling: temperature / top-p from settings (paper: 0.7 / 0.9). Unconstrained: one sequence
-  per mini-batch with a token budget for all its records. Constrained (lm-format-enforcer,
-  JSON schema of one record): ``records_per_forward`` sequences per ``generate`` call, one
-  record each.
+  per mini-batch with a token budget for all its records; :meth:`TransformersBackend.generate_many`
+  decodes several mini-batches (also different sub-prompts) as the rows of one ``generate``
+  call, left-padded with an attention mask, each row with its own budget and EOS. Constrained
+  (lm-format-enforcer, JSON schema of one record): ``records_per_forward`` sequences per
+  ``generate`` call, one record each.
+- Determinism of unconstrained sampling: each row draws its token from its own
+  ``torch.Generator`` seeded by its mini-batch seed (:class:`RowSampler`, inverse-CDF on the
+  temperature / top-p distribution), so a row's random stream does not depend on its
+  neighbours, its position or the width of the call. Same seed and same width give the same
+  text; across widths the streams are the same and the text differs only where the float
+  rounding of a padded batched forward pass tips a sampled token.
 """
 
 from __future__ import annotations
@@ -38,6 +46,56 @@ log = logging.getLogger("synllm.generate")
 
 CPU_RECORDS_PER_FORWARD = 4
 """Constrained sequences decoded together on CPU (measured best of 1/4/8 on 2 cores)."""
+
+CPU_PARALLEL_SEQUENCES = 8
+"""Unconstrained mini-batches decoded together on CPU (benchmarks/generation.py --transformers)."""
+
+GPU_MAX_PARALLEL_SEQUENCES = 64
+"""Upper bound of the width sized from free GPU memory."""
+
+GPU_MEMORY_SHARE = 0.6
+"""Share of the free GPU memory the KV caches of one call may take (activations need the rest)."""
+
+
+class RowSampler:
+    """Logits processor that samples each row with its own generator (see module docstring).
+
+    ``generate`` runs greedy; this processor applies temperature and top-p (transformers'
+    own warpers), draws one uniform per row from the row's generator, picks the token by
+    inverse CDF and returns scores that are -inf everywhere else. A row at its own token
+    budget is handed ``stop_id`` so that ``generate`` finishes it like an EOS.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, budgets: list[int],
+                 start: int, stop_id: int | None):
+        import torch
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.warpers = [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)]
+        self.budgets = budgets
+        self.start = start
+        self.stop_id = stop_id
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = scores.float()
+        for w in self.warpers:
+            scores = w(input_ids, scores)
+        probs = torch.softmax(scores, dim=-1).double()
+        cdf = probs.cumsum(dim=-1)
+        u = torch.tensor([float(torch.rand(1, generator=g, dtype=torch.float64)) for g in self.gens],
+                         dtype=torch.float64, device=cdf.device)
+        tok = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
+        tok = tok.clamp(max=cdf.shape[1] - 1)
+        step = input_ids.shape[1] - self.start
+        if self.stop_id is not None:
+            done = torch.tensor([step >= b for b in self.budgets], device=tok.device)
+            tok = torch.where(done, torch.full_like(tok, self.stop_id), tok)
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, tok.unsqueeze(1), 0.0)
+        return out
 
 
 @dataclass
@@ -247,60 +305,126 @@ class TransformersBackend:
 
         return allowed
 
-    def _generate(self, text: str, n_seq: int, max_new_tokens: int, seed: int,
-                  settings: GenerationSettings, prefix_fn: Callable | None) -> list[str]:
-        import torch
-
-        add_special = self.stats.extra.get("prompt_format") != "chat_template"
-        enc = self.tokenizer([text] * n_seq, return_tensors="pt", add_special_tokens=add_special)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
-        n_prompt = int(enc["input_ids"].shape[1])
+    def _fit_context(self, n_prompt: int, budgets: list[int]) -> list[int]:
+        """Budgets cut so that prompt + budget fits the model's context (with a warning)."""
         ctx = self.spec.context or getattr(self.model.config, "max_position_embeddings", None)
-        if ctx and n_prompt + max_new_tokens > ctx:
-            room = ctx - n_prompt
-            if room <= 0:
-                raise ConfigError(
-                    f"models: prompt of {n_prompt} tokens does not fit the context of "
-                    f"{self.spec.slug!r} ({ctx} tokens)"
-                )
-            warning = f"token budget cut from {max_new_tokens} to {room} to fit the context"
-            if warning not in self.stats.warnings:
-                self.stats.warnings.append(warning)
-            max_new_tokens = room
-        torch.manual_seed(seed)
-        sample = settings.temperature > 0
-        gen_kwargs: dict[str, Any] = dict(
-            max_new_tokens=max_new_tokens,
-            do_sample=sample,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        if sample:
-            gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
-        if prefix_fn is not None:
-            gen_kwargs["prefix_allowed_tokens_fn"] = prefix_fn
-        with torch.inference_mode():
-            out = self.model.generate(**enc, **gen_kwargs)
-        new = out[:, n_prompt:]
+        if not ctx or n_prompt + max(budgets) <= ctx:
+            return budgets
+        room = ctx - n_prompt
+        if room <= 0:
+            raise ConfigError(
+                f"models: prompt of {n_prompt} tokens does not fit the context of "
+                f"{self.spec.slug!r} ({ctx} tokens)"
+            )
+        for b in budgets:
+            if b > room:
+                warning = f"token budget cut from {b} to {room} to fit the context"
+                if warning not in self.stats.warnings:
+                    self.stats.warnings.append(warning)
+        return [min(b, room) for b in budgets]
+
+    def _stop_id(self) -> int | None:
+        """A token ``generate`` treats as end of sequence (generation config first)."""
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(eos, (list, tuple)):
+            eos = eos[0] if eos else None
+        return eos if eos is not None else self.tokenizer.eos_token_id
+
+    def _decode_rows(self, new: Any, budgets: list[int]) -> list[str]:
         texts = []
         eos = self.tokenizer.eos_token_id
-        for row in new.tolist():
+        for row, budget in zip(new.tolist(), budgets):
+            row = row[:budget]
             if eos is not None and eos in row:
                 row = row[: row.index(eos) + 1]
             self.stats.output_tokens += len(row)
             texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
-        self.stats.input_tokens += n_prompt * n_seq
-        self.stats.calls += 1
         return texts
 
-    def generate(self, system: str, user: str, n_records: int, seed: int,
-                 settings: GenerationSettings, schema: dict | None) -> list[str]:
-        """Constrained: ``records_per_forward`` one-record sequences per call; else one
-        sequence with a budget for ``n_records``."""
+    def _generate(self, texts: list[str], budgets: list[int], seeds: list[int],
+                  settings: GenerationSettings, prefix_fn: Callable | None = None) -> list[str]:
+        """One ``generate`` call with one row per text (left-padded).
+
+        Unconstrained rows sample with :class:`RowSampler` (row ``i`` seeded ``seeds[i]``);
+        constrained rows (``prefix_fn``) share ``seeds[0]`` through the global torch seed.
+        """
+        import torch
+
+        add_special = self.stats.extra.get("prompt_format") != "chat_template"
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True,
+                             add_special_tokens=add_special)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        n_prompt = int(enc["input_ids"].shape[1])
+        budgets = self._fit_context(n_prompt, budgets)
+        sample = settings.temperature > 0
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=max(budgets),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        if prefix_fn is not None:
+            torch.manual_seed(seeds[0])
+            gen_kwargs.update(do_sample=sample, prefix_allowed_tokens_fn=prefix_fn)
+            if sample:
+                gen_kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            # greedy over the scores RowSampler returns = its per-row sample
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if sample:
+                from transformers import LogitsProcessorList
+
+                gen_kwargs["logits_processor"] = LogitsProcessorList([RowSampler(
+                    seeds, settings.temperature, settings.top_p, budgets, n_prompt,
+                    self._stop_id())])
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **gen_kwargs)
+        n_real = int(enc["attention_mask"].sum()) if "attention_mask" in enc else n_prompt * len(texts)
+        self.stats.input_tokens += n_real
+        self.stats.calls += 1
+        return self._decode_rows(out[:, n_prompt:], budgets)
+
+    def _prompt_text(self, system: str, user: str) -> str:
         text, how, warnings = format_chat(self.tokenizer, self.spec, system, user)
         self.stats.extra["prompt_format"] = how
         for w in warnings:
             if w not in self.stats.warnings:
                 self.stats.warnings.append(w)
+        return text
+
+    def parallel_width(self, settings: GenerationSettings, requests: list[tuple]) -> int:
+        """Mini-batches per ``generate`` call: the setting, else sized from free GPU memory
+        (KV cache of the longest prompt + budget of ``requests``), else the CPU constant.
+        Constrained decoding batches records itself: 1."""
+        if self.constrained:
+            return 1
+        if settings.max_parallel_sequences:
+            return int(settings.max_parallel_sequences)
+        if not str(getattr(self.model, "device", "cpu")).startswith("cuda"):
+            return CPU_PARALLEL_SEQUENCES
+        import torch
+
+        tpr = settings.tokens_per_record or 64.0
+        longest = max(self.count_tokens(s + u) + (settings.max_new_tokens or token_budget(n, tpr))
+                      for s, u, n, _ in requests) if requests else 4096
+        free, _ = torch.cuda.mem_get_info()
+        return gpu_width(self.model.config, longest, free)
+
+    def generate_many(self, requests: list[tuple[str, str, int, int]],
+                      settings: GenerationSettings, schema: dict | None) -> list[list[str]]:
+        """(system, user, n_records, seed) per mini-batch -> its chunks, decoded as the rows of
+        one call (unconstrained); constrained requests run one after the other."""
+        if self.constrained and schema:
+            return [self.generate(s, u, n, seed, settings, schema) for s, u, n, seed in requests]
+        tpr = settings.tokens_per_record or 64.0
+        texts = [self._prompt_text(s, u) for s, u, _, _ in requests]
+        budgets = [settings.max_new_tokens or token_budget(n, tpr) for _, _, n, _ in requests]
+        seeds = [call_seed(seed, 0) for _, _, _, seed in requests]
+        return [[t] for t in self._generate(texts, budgets, seeds, settings)]
+
+    def generate(self, system: str, user: str, n_records: int, seed: int,
+                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+        """Constrained: ``records_per_forward`` one-record sequences per call; else one
+        sequence with a budget for ``n_records``."""
+        text = self._prompt_text(system, user)
         tpr = settings.tokens_per_record or 64.0
         if self.constrained and schema:
             budget = settings.max_new_tokens or token_budget(1, tpr)
@@ -310,11 +434,23 @@ class TransformersBackend:
                 k = min(self.records_per_forward, n_records - len(chunks))
                 # a fresh enforcer per call: it keys its state on the token prefix
                 chunks += [t.strip() for t in self._generate(
-                    text, k, budget, call_seed(seed, call), settings, self._prefix_fn(schema))]
+                    [text] * k, [budget] * k, [call_seed(seed, call)], settings,
+                    self._prefix_fn(schema))]
                 call += 1
             return chunks
         budget = settings.max_new_tokens or token_budget(n_records, tpr)
-        return self._generate(text, 1, budget, call_seed(seed, 0), settings, None)
+        return self._generate([text], [budget], [call_seed(seed, 0)], settings)
+
+
+def gpu_width(config: Any, tokens: int, free_bytes: int) -> int:
+    """Sequences of ``tokens`` tokens whose float16 KV caches (and a float32 logits row) fit
+    :data:`GPU_MEMORY_SHARE` of ``free_bytes``; 1 .. :data:`GPU_MAX_PARALLEL_SEQUENCES`."""
+    layers = int(getattr(config, "num_hidden_layers", 32))
+    heads = int(getattr(config, "num_attention_heads", 32))
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(config, "head_dim", None) or getattr(config, "hidden_size", 4096) // heads)
+    per_seq = 2 * layers * kv_heads * head_dim * 2 * tokens + 4 * int(getattr(config, "vocab_size", 32000))
+    return max(1, min(GPU_MAX_PARALLEL_SEQUENCES, int(GPU_MEMORY_SHARE * free_bytes // per_seq)))
 
 
 def create() -> TransformersBackend:

@@ -182,11 +182,38 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
+def real_baselines(enc: "MixedEncoder", index: NearestNeighbors, x_train: np.ndarray,
+                   holdout: pd.DataFrame, settings: dict, seed: int) -> dict:
+    """The real->real distances (train->train NN, holdout->train DCR) the privacy metrics are
+    compared with; the same for every cell of a dataset and seed (real-fits cache)."""
+    rr_idx = sample_rows(len(x_train), int(settings["distance_sample"]), seed)
+    d_rr = nn_distances(index, x_train[rr_idx], k=2)[:, 1] if len(x_train) > 1 else np.array([])
+    ho_idx = sample_rows(len(holdout), int(settings["distance_sample"]), seed + 1)
+    d_ho = nn_distances(index, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0] if len(ho_idx) else np.array([])
+    return {
+        "real_real_nn_mean": float(d_rr.mean()) if len(d_rr) else None,
+        "holdout_dcr_median": float(np.median(d_ho)) if len(d_ho) else None,
+        "holdout_dcr_p5": float(np.percentile(d_ho, 5)) if len(d_ho) else None,
+        "n_real_real_sample": int(len(rr_idx)), "n_holdout_sample": int(len(ho_idx)),
+    }
+
+
+def real_cache(train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict,
+               seed: int) -> dict:
+    """:func:`real_baselines` with the keys :func:`evaluate_privacy` checks before reusing it."""
+    enc = MixedEncoder(card).fit(train)
+    x_train = enc.transform(train)
+    return {"seed": seed, "distance_sample": int(settings["distance_sample"]),
+            "baselines": real_baselines(enc, nn_index(x_train), x_train, holdout, settings, seed)}
+
+
 def evaluate_privacy(
     train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
-    settings: dict, seed: int,
+    settings: dict, seed: int, cache: dict | None = None,
 ) -> tuple[list[Result], dict]:
-    """Privacy results and a detail dict (sizes, reference distances, MIA counts)."""
+    """Privacy results and a detail dict (sizes, reference distances, MIA counts).
+
+    ``cache``: :func:`real_cache` of the same train, holdout, seed and ``distance_sample``."""
     if len(syn) == 0:
         return [failed(n, "synthetic table is empty") for n in
                 ("nn_ratio", "identifiability", "dcr_median", "dcr_p5", "nndr_mean",
@@ -201,22 +228,24 @@ def evaluate_privacy(
     index = nn_index(x_train)
     d_syn = nn_distances(index, x_syn, k=min(2, len(x_train)))
     d1 = d_syn[:, 0]
-    rr_idx = sample_rows(len(x_train), int(settings["distance_sample"]), seed)
-    d_rr = nn_distances(index, x_train[rr_idx], k=2)[:, 1] if len(x_train) > 1 else np.array([])
-    ho_idx = sample_rows(len(holdout), int(settings["distance_sample"]), seed + 1)
-    d_ho = nn_distances(index, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0] if len(ho_idx) else np.array([])
+    usable = (cache is not None and cache.get("seed") == seed
+              and cache.get("distance_sample") == int(settings["distance_sample"]))
+    real = cache["baselines"] if usable else real_baselines(enc, index, x_train, holdout, settings, seed)
     detail.update({
-        "real_real_nn_mean": float(d_rr.mean()) if len(d_rr) else None,
+        "real_real_nn_mean": real["real_real_nn_mean"],
         "synthetic_real_nn_mean": float(d1.mean()),
-        "holdout_dcr_median": float(np.median(d_ho)) if len(d_ho) else None,
-        "holdout_dcr_p5": float(np.percentile(d_ho, 5)) if len(d_ho) else None,
-        "n_real_real_sample": int(len(rr_idx)), "n_holdout_sample": int(len(ho_idx)),
+        "holdout_dcr_median": real["holdout_dcr_median"],
+        "holdout_dcr_p5": real["holdout_dcr_p5"],
+        "n_real_real_sample": real["n_real_real_sample"],
+        "n_holdout_sample": real["n_holdout_sample"],
+        "real_baselines": "cached" if usable else "computed",
     })
 
     def ratio():
-        if not len(d_rr) or d_rr.mean() == 0:
+        rr_mean = real["real_real_nn_mean"]
+        if not real["n_real_real_sample"] or len(x_train) < 2 or rr_mean == 0:
             raise ValueError("mean train->train NN distance is 0 or undefined")
-        return float(d1.mean() / d_rr.mean())
+        return float(d1.mean() / rr_mean)
 
     def nndr_mean():
         if d_syn.shape[1] < 2:

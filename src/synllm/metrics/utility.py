@@ -153,13 +153,20 @@ def fit_model(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int
     else:
         raise ValueError(f"unknown utility model {name!r} (known: {', '.join(MODELS)})")
 
-    def proba(xq: np.ndarray) -> np.ndarray:
-        p = model.predict_proba(xq)
-        full = np.zeros((len(xq), n_classes))
-        full[:, present] = p
-        return full
+    return Fitted(model, present, n_classes), np.asarray(model.feature_importances_, dtype=float)
 
-    return proba, np.asarray(model.feature_importances_, dtype=float)
+
+class Fitted:
+    """A fitted model as ``proba(x) -> (n, n_classes)`` (picklable, for the real-fits cache)."""
+
+    def __init__(self, model, present: np.ndarray, n_classes: int):
+        self.model, self.present, self.n_classes = model, present, n_classes
+
+    def __call__(self, xq: np.ndarray) -> np.ndarray:
+        p = self.model.predict_proba(xq)
+        full = np.zeros((len(xq), self.n_classes))
+        full[:, self.present] = p
+        return full
 
 
 def constant_model(cls: int, n_classes: int, n_features: int):
@@ -222,22 +229,96 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:
     return out
 
 
+REAL_FIT_KEYS = ("utility_models", "utility_train_max", "xgb_n_estimators", "n_jobs")
+"""Settings the fits on real data depend on (keys of the real-fits cache)."""
+
+
+def _real_part(train: pd.DataFrame, card: DatasetCard, settings: dict, seed: int) -> pd.DataFrame:
+    cap = settings.get("utility_train_max")
+    if cap and len(train) > int(cap):
+        real, _ = train_test_split(train, train_size=int(cap), random_state=seed,
+                                   stratify=target_codes(train[card.target], target_classes(card)))
+        return real
+    return train
+
+
+def _fit_real(m: str, enc: FeatureEncoder, x: np.ndarray, y: np.ndarray, n_classes: int,
+              seed: int, settings: dict):
+    try:
+        proba, imp = fit_model(m, x, y, n_classes, seed, settings)
+        return proba, enc.importances_by_column(imp)
+    except Exception as err:  # noqa: BLE001 - recorded as the model's failure
+        return f"{type(err).__name__}: {err}"
+
+
+def _score_direction(fit, src: str, xt: np.ndarray, yt: np.ndarray, classes: list[str],
+                     n_train: int, note: str | None) -> dict:
+    if isinstance(fit, str):
+        return {"status": "failed", "reason": f"training on {src} data failed: {fit}"}
+    if len(yt) == 0:
+        return {"status": "failed", "reason": "empty test set"}
+    try:
+        out = score(yt, fit[0](xt), classes)
+    except Exception as err:  # noqa: BLE001
+        return {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+    out["feature_importances"] = fit[1]
+    if src == "synthetic" and note:
+        out["note"] = note
+    out["n_train"] = n_train
+    return out
+
+
+def real_fits(train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict,
+              seed: int) -> dict:
+    """What utility computes on real data only, the same for every cell of a dataset and seed:
+    the models trained on real train and their scores on the real holdout (``reference``).
+
+    The encoder here sees the real train only; :func:`evaluate_utility` uses the cache when a
+    cell's encoder (real train + synthetic categories) has the same features, else it fits.
+    """
+    classes = target_classes(card)
+    enc = FeatureEncoder(card).fit(train)
+    real = _real_part(train, card, settings, seed)
+    y_real, y_ho = (target_codes(d[card.target], classes) for d in (real, holdout))
+    x_real, x_ho = enc.transform(real), enc.transform(holdout)
+    ok_real, ok_ho = y_real >= 0, y_ho >= 0
+    models = {}
+    for m in settings["utility_models"]:
+        fit = _fit_real(m, enc, x_real[ok_real], y_real[ok_real], len(classes), seed, settings)
+        models[m] = {"fit": fit, "reference": _score_direction(
+            fit, "real", x_ho[ok_ho], y_ho[ok_ho], classes, int(ok_real.sum()), None)}
+    return {"features": enc.names_, "seed": seed,
+            "settings": {k: settings.get(k) for k in REAL_FIT_KEYS}, "models": models}
+
+
+def cache_usable(cache: dict | None, features: list[str], settings: dict, seed: int) -> bool:
+    """The cached real fits match this cell (same features, seed and fit settings)."""
+    return (cache is not None and cache["features"] == features and cache["seed"] == seed
+            and cache["settings"] == {k: settings.get(k) for k in REAL_FIT_KEYS})
+
+
 def evaluate_utility(
     train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
-    settings: dict, seed: int,
+    settings: dict, seed: int, cache: dict | None = None,
 ) -> tuple[list[Result], dict]:
-    """Utility results (per model/direction and means) and the full detail dict."""
+    """Utility results (per model/direction and means) and the full detail dict.
+
+    ``cache``: :func:`real_fits` of the same train, holdout, seed and settings; used when the
+    features match (``detail['real_fits']`` says ``cached`` or ``fitted``).
+    """
+    import copy
+
     models = list(settings["utility_models"])
     classes = target_classes(card)
     enc = FeatureEncoder(card).fit(train, syn)
-    cap = settings.get("utility_train_max")
-    real = train
-    if cap and len(train) > int(cap):
-        real, _ = train_test_split(train, train_size=int(cap), random_state=seed,
-                                   stratify=target_codes(train[card.target], classes))
+    real = _real_part(train, card, settings, seed)
     y_real, y_ho, y_syn = (target_codes(d[card.target], classes) for d in (real, holdout, syn))
-    x_real, x_ho, x_syn = (enc.transform(d) for d in (real, holdout, syn))
+    x_syn = enc.transform(syn)
     ok_real, ok_ho, ok_syn = y_real >= 0, y_ho >= 0, y_syn >= 0
+    use_cache = cache_usable(cache, enc.names_, settings, seed)
+    x_ho = enc.transform(holdout)
+    if not use_cache:
+        x_real = enc.transform(real)
 
     detail: dict = {"classes": classes, "features": enc.names_, "n_real_train": int(ok_real.sum()),
                     "n_holdout": int(ok_ho.sum()), "n_synthetic": int(ok_syn.sum()),
@@ -248,38 +329,26 @@ def evaluate_utility(
             f"synthetic target has a single class ({classes[single]!r}): constant predictor of that class")
     for m in models:
         per: dict = {}
-        fits = {}
-        for src, x, y in (("real", x_real[ok_real], y_real[ok_real]),
-                          ("synthetic", x_syn[ok_syn], y_syn[ok_syn])):
-            try:
-                if src == "synthetic" and single is not None:
-                    proba, imp = constant_model(single, len(classes), x.shape[1])
-                else:
-                    proba, imp = fit_model(m, x, y, len(classes), seed, settings)
-                fits[src] = (proba, enc.importances_by_column(imp))
-            except Exception as err:  # noqa: BLE001 - recorded as the model's failure
-                fits[src] = f"{type(err).__name__}: {err}"
-        plan = {"reference": ("real", x_ho[ok_ho], y_ho[ok_ho]),
-                "trts": ("real", x_syn[ok_syn], y_syn[ok_syn]),
-                "tstr": ("synthetic", x_ho[ok_ho], y_ho[ok_ho])}
-        for d, (src, xt, yt) in plan.items():
-            fit = fits[src]
-            if isinstance(fit, str):
-                per[d] = {"status": "failed", "reason": f"training on {src} data failed: {fit}"}
-                continue
-            if len(yt) == 0:
-                per[d] = {"status": "failed", "reason": "empty test set"}
-                continue
-            try:
-                per[d] = score(yt, fit[0](xt), classes)
-            except Exception as err:  # noqa: BLE001
-                per[d] = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
-                continue
-            per[d]["feature_importances"] = fit[1]
-            if src == "synthetic" and note:
-                per[d]["note"] = note
-            per[d]["n_train"] = int(ok_real.sum() if src == "real" else ok_syn.sum())
-        detail["models"][m] = per
+        if use_cache:
+            real_fit = cache["models"][m]["fit"]
+            per["reference"] = copy.deepcopy(cache["models"][m]["reference"])
+        else:
+            real_fit = _fit_real(m, enc, x_real[ok_real], y_real[ok_real], len(classes), seed,
+                                 settings)
+            per["reference"] = _score_direction(real_fit, "real", x_ho[ok_ho], y_ho[ok_ho],
+                                                classes, int(ok_real.sum()), None)
+        if single is not None:
+            proba, imp = constant_model(single, len(classes), x_syn.shape[1])
+            syn_fit = (proba, enc.importances_by_column(imp))
+        else:
+            syn_fit = _fit_real(m, enc, x_syn[ok_syn], y_syn[ok_syn], len(classes), seed,
+                                settings)
+        per["trts"] = _score_direction(real_fit, "real", x_syn[ok_syn], y_syn[ok_syn], classes,
+                                       int(ok_real.sum()), note)
+        per["tstr"] = _score_direction(syn_fit, "synthetic", x_ho[ok_ho], y_ho[ok_ho], classes,
+                                       int(ok_syn.sum()), note)
+        detail["models"][m] = {d: per[d] for d in ("reference", "trts", "tstr")}
+    detail["real_fits"] = "cached" if use_cache else "fitted"
 
     results: list[Result] = []
     for d in DIRECTIONS:
