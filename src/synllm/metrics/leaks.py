@@ -27,7 +27,10 @@ at FPR below 1 % / 0.1 % (:func:`~synllm.metrics.privacy.tpr_at_fpr`); the membe
 non-member counts are in the ``privacy`` detail block. Fails (with its reason) when the
 prompt showed no real rows.
 
-SDMetrics (0.32):
+SDMetrics (0.32) definitions, computed here with numpy / pandas group counts (importing
+sdmetrics pulls in torch, and its pandas cross joins and per-row CAP loop cost seconds per
+cell, see ``synllm.metrics.fidelity`` for the same choice); the tests check every value against
+SDMetrics run directly on the same samples:
 
 - ``DCROverfittingProtection``: ``dcr_closer_to_train`` = share of synthetic rows closer to
   train than to holdout (0.5 = no overfitting; ties count as closer to holdout), and its score
@@ -38,23 +41,20 @@ SDMetrics (0.32):
   quasi-identifiers (dataset card ``privacy.quasi_identifiers``) guesses its sensitive column
   (card ``privacy.sensitive``) from the synthetic rows sharing those values.
   ``disclosure_protection`` is SDMetrics' score (1 = the attacker does no better than a
-  uniform guess of the sensitive value), ``disclosure_risk`` = 1 - score. Numeric quasi-identifiers are
-  matched on their exact values by default (setting ``disclosure_bins: null``): the attacker
+  uniform guess of the sensitive value), ``disclosure_risk`` = 1 - score. Numeric
+  quasi-identifiers are matched on their exact values by default (setting ``disclosure_bins: null``): the attacker
   knows a patient's recorded age and BMI, and a copied record then gives its sensitive value
   away. With SDMetrics' own default of 10 equal-width bins the attack reads population-level
   associations and does not see a 5 % share of copied rows (measured on stroke: risk 0.836 with
   copies vs 0.838 without). When no synthetic row shares any real row's quasi-identifier values
   the CAP attack never applies (SDMetrics returns NaN): protection 1, risk 0, with a note.
-  Real rows: a seeded sample of ``sdmetrics_sample`` train rows (the CAP loop is per real row
-  in Python).
+  Real rows: a seeded sample of ``sdmetrics_sample`` train rows.
 
 Score group: ``prompt_copy_rate`` and ``train_copy_rate`` enter Privacy (lower is better);
 everything else here is reported only.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -180,53 +180,106 @@ def _as_sdv(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
     return pd.DataFrame(out).reset_index(drop=True)
 
 
+def sdm_dcr(data: pd.DataFrame, reference: pd.DataFrame, card: DatasetCard,
+            chunk: int = 256) -> np.ndarray:
+    """SDMetrics' ``calculate_dcr``: per ``data`` row the smallest mean over columns of
+    |difference| / reference range (capped at 1; range 0 -> 0/1 for equal/different) for
+    numerics, 0/1 mismatch for categoricals; one missing side -> 1, both missing -> 0."""
+    d, r = _as_sdv(data, card), _as_sdv(reference, card)
+    cols = list(card.columns)
+    out = np.empty(len(d))
+    for lo in range(0, len(d), chunk):
+        part = d.iloc[lo:lo + chunk]
+        total = np.zeros((len(part), len(r)))
+        for c in cols:
+            a, b = part[c].to_numpy(), r[c].to_numpy()
+            if card.columns[c].is_numeric:
+                a, b = a.astype(float)[:, None], b.astype(float)[None, :]
+                rng = np.nanmax(b) - np.nanmin(b) if np.isfinite(b).any() else np.nan
+                diff = np.abs(b - a)
+                diff = (diff > 0).astype(float) if rng == 0 else np.minimum(diff / rng, 1.0)
+                na_a, na_b = np.isnan(a), np.isnan(b)
+            else:
+                na_a = pd.isna(a)[:, None]
+                na_b = pd.isna(b)[None, :]
+                diff = (a[:, None] != b[None, :]).astype(float)
+            diff = np.where(na_a ^ na_b, 1.0, diff)
+            total += np.where(na_a & na_b, 0.0, diff)
+        out[lo:lo + chunk] = (total / len(cols)).min(axis=1)
+    return out
+
+
 def dcr_overfitting(
     train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
     n: int, seed: int,
 ) -> dict:
-    """SDMetrics ``DCROverfittingProtection.compute_breakdown`` on seeded equal-size samples."""
-    from sdmetrics.single_table import DCROverfittingProtection
+    """SDMetrics ``DCROverfittingProtection`` on seeded equal-size samples of train and holdout.
 
+    Computed here with :func:`sdm_dcr` (numpy) instead of importing sdmetrics, whose import
+    pulls in torch and whose pandas cross joins cost seconds per cell; the tests check both
+    values against ``DCROverfittingProtection.compute_breakdown`` on the same samples.
+    """
     k = min(n, len(train), len(holdout))
     tr = train.iloc[sample_rows(len(train), k, seed)]
     ho = holdout.iloc[sample_rows(len(holdout), k, seed + 1)]
     sy = syn.iloc[sample_rows(len(syn), n, seed + 2)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = DCROverfittingProtection.compute_breakdown(
-            _as_sdv(tr, card), _as_sdv(sy, card), _as_sdv(ho, card), sdv_metadata(card), None)
-    return {"score": float(out["score"]),
-            "closer_to_train": float(out["synthetic_data_percentages"]["closer_to_training"]),
+    closer = float((sdm_dcr(sy, tr, card) < sdm_dcr(sy, ho, card)).mean())
+    return {"score": min((1.0 - closer) * 2, 1.0), "closer_to_train": closer,
             "n_reference": int(k), "n_synthetic": int(len(sy))}
+
+
+_NULL = "__NULL_VALUE__"
+
+
+def _cap_keys(real: pd.DataFrame, syn: pd.DataFrame, qi: list[str], bins: int | None):
+    """SDMetrics' ``_discretize_and_fillna``: numeric quasi-identifiers in ``bins`` equal-width
+    bins of the real range (outer edges open) when ``bins`` is set; missing -> own category."""
+    real, syn = real.copy(), syn.copy()
+    if bins is not None:
+        labels = [str(x) for x in range(bins)]
+        for c in qi:
+            if pd.api.types.is_numeric_dtype(real[c]):
+                r, edges = pd.cut(pd.to_numeric(real[c].to_numpy()), bins, labels=labels,
+                                  retbins=True)
+                edges[0], edges[-1] = -np.inf, np.inf
+                real[c] = r.to_numpy()
+                syn[c] = pd.cut(pd.to_numeric(syn[c].to_numpy()), edges, labels=labels).to_numpy()
+    for df in (real, syn):
+        for c in df.columns:  # text keys: equal floats have equal repr, and merges stay typed
+            df[c] = df[c].astype(object).where(df[c].notna(), _NULL).astype(str)
+    return real, syn
 
 
 def disclosure(
     train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, n: int, seed: int,
     bins: int | None = None,
 ) -> dict:
-    """SDMetrics ``DisclosureProtection.compute_breakdown`` (CAP) for the card's privacy block;
-    ``bins`` = None matches numeric quasi-identifiers exactly, else SDMetrics' equal-width bins."""
-    from sdmetrics.single_table import DisclosureProtection
+    """SDMetrics ``DisclosureProtection`` (CAP) for the card's privacy block; ``bins`` = None
+    matches numeric quasi-identifiers exactly, else SDMetrics' equal-width bins.
 
+    CAP: for each real row whose quasi-identifiers occur in the synthetic table, the share of
+    those synthetic rows that carry the real row's sensitive value; protection = 1 - mean
+    share over such rows, score = min(protection / (1 - 1 / #sensitive values), 1). Computed
+    with group counts here (SDMetrics loops over real rows in Python); the tests check it
+    against ``DisclosureProtection.compute_breakdown``.
+    """
     spec = card.privacy
     if spec is None:
         raise ValueError(f"dataset card {card.name!r} declares no privacy.quasi_identifiers")
-    qi = list(spec.quasi_identifiers)
-    cols = qi + [spec.sensitive]
-    real = _as_sdv(train.iloc[sample_rows(len(train), n, seed)], card)[cols]
-    cont = [c for c in qi if card.columns[c].is_numeric] if bins is not None else []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = DisclosureProtection.compute_breakdown(
-            real, _as_sdv(syn, card)[cols], qi, [spec.sensitive],
-            continuous_column_names=cont or None, num_discrete_bins=bins or 10)
-    score, note = float(out["score"]), None
-    if not np.isfinite(out["cap_protection"]):
+    qi, sens = list(spec.quasi_identifiers), spec.sensitive
+    real = _as_sdv(train.iloc[sample_rows(len(train), n, seed)], card)[qi + [sens]]
+    r, sy = _cap_keys(real, _as_sdv(syn, card)[qi + [sens]], qi, bins)
+    per_key = sy.groupby(qi, sort=False).size().rename("n_key").reset_index()
+    per_val = sy.groupby(qi + [sens], sort=False).size().rename("n_val").reset_index()
+    hit = r.merge(per_key, on=qi, how="inner").merge(per_val, on=qi + [sens], how="left")
+    cap = 1.0 - float((hit["n_val"].fillna(0) / hit["n_key"]).mean()) if len(hit) else np.nan
+    baseline = 1.0 - 1.0 / r[sens].nunique(dropna=False)
+    score, note = (min(cap / baseline, 1.0) if baseline else np.nan), None
+    if not np.isfinite(cap):
         score, note = 1.0, "no synthetic row shares a real row's quasi-identifier values"
-    return {"score": score, "cap_protection": float(out["cap_protection"]),
-            "baseline_protection": float(out["baseline_protection"]), "note": note,
-            "quasi_identifiers": qi, "sensitive": spec.sensitive, "bins": bins,
-            "n_real": int(len(real))}
+    return {"score": float(score), "cap_protection": float(cap),
+            "baseline_protection": float(baseline), "note": note, "n_matched": int(len(hit)),
+            "quasi_identifiers": qi, "sensitive": sens, "bins": bins, "n_real": int(len(real))}
 
 
 def evaluate_leaks(
