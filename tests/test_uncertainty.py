@@ -235,11 +235,20 @@ def test_replicates_are_normalised_like_the_point(tmp_path):
     for m in ("a", "b"):
         for s in ("quality", "privacy", "harmonic"):
             assert rs.loc[(m, 0), s] == pytest.approx(point.loc[m, s])
+    # percentile ends without a point estimate (or from 100 replicates on)
     iv = uncertainty.cell_intervals(rs.reset_index()).set_index("model")
-    assert iv.loc["a", "n_boot"] == 2
+    assert iv.loc["a", "n_boot"] == 2 and iv.loc["a", "boot_method"] == "percentile"
     lo, hi = np.percentile(rs.xs("a", level="model")["quality"], [2.5, 97.5])
     assert iv.loc["a", "quality_low"] == pytest.approx(lo)
     assert iv.loc["a", "quality_high"] == pytest.approx(hi)
+    # below 100 replicates: point +- t_{0.975, B-1} * SD, clipped to [0, 1]
+    pt = point.reset_index()[KEY + ["quality", "privacy", "harmonic"]].assign(tstr_auc=np.nan)
+    iv = uncertainty.cell_intervals(rs.reset_index(), pt).set_index("model")
+    q = rs.xs("a", level="model")["quality"]
+    half = stats.t.ppf(0.975, 1) * q.std(ddof=1)
+    assert iv.loc["a", "boot_method"] == "t"
+    assert iv.loc["a", "quality_low"] == pytest.approx(max(0, point.loc["a", "quality"] - half))
+    assert iv.loc["a", "quality_high"] == pytest.approx(min(1, point.loc["a", "quality"] + half))
     assert uncertainty.bracket(0.5, 0.25, 0.75) == "0.50 [0.25, 0.75]"
 
 

@@ -134,8 +134,11 @@ def aggregate(
     cell = cell.merge(cells[KEY + ["n_synthetic", "reason"]], on=KEY, how="left")
     cell = cell.merge(validation, on=KEY, how="left").merge(meta, on=KEY, how="left")
     reps = uncertainty.replicate_long(raw)
+    point = cell[KEY + ["quality", "privacy", "harmonic"]]
+    if "tstr_auc" in util_cells:
+        point = point.merge(util_cells[KEY + ["tstr_auc"]], on=KEY, how="left")
     intervals = uncertainty.cell_intervals(
-        uncertainty.replicate_scores(metrics, reps, cells, normalisation))
+        uncertainty.replicate_scores(metrics, reps, cells, normalisation), point)
     boot = len(intervals) > 0
     if boot:
         cell = cell.merge(intervals, on=KEY, how="left")

@@ -7,6 +7,16 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
   that 1 is best: ``x = (v - min) / (max - min)``, ``1 - x`` when the metric's ``direction``
   is ``lower``. A metric with the same value in every cell (``max - min <= 1e-12 * max(1, |max|)``)
   gives 1.0 to every cell. A failed metric value is skipped for that cell only.
+- **Anchored normalisation** (config ``scores.normalisation: anchored``; the default ``run``
+  is the min-max above). Per dataset and metric, ``x = (v - w) / (b - w)`` clipped to [0, 1],
+  with ``b`` the value of the real ``holdout`` baseline (scores 1) and ``w`` that of the worst
+  reference (scores 0): the ``uniform`` baseline (independent uniform values over the card's
+  ranges and categories) for every metric except score group ``privacy``, whose worst is
+  ``train_copy`` (verbatim train rows; uniform noise is the most private table there is).
+  Anchor values are the means over the anchor's ok cells; a missing one falls back to the
+  end of the metric's declared ``range``; a metric whose anchors do not differ in its
+  direction is left out for that dataset. A cell's anchored scores depend on that cell and the
+  anchors only, so they do not move when another model joins or leaves the run.
 - **Quality** of a cell = mean of its normalised metrics with ``score_group == "quality"``;
   **Privacy** likewise over ``"privacy"``; **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
   A failed cell (metrics ``status: failed``) has no scores ("–" in tables).
@@ -23,6 +33,11 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
   duration ``1 / mean(wall_seconds)``: 1 = fastest, 0 = slowest. Higher is better. Ranked
   models are the LLMs with at least one valid cell; baselines and models that never produced
   a valid record are listed without rank.
+- **Intervals.** With one repeat, a cell's 95 % interval comes from its bootstrap replicates
+  (synthetic records resampled, ``evaluation.bootstrap`` times), each replicate normalised like
+  the point value: the point score ± ``t_{0.975, B-1}`` x the replicates' SD (clipped to [0, 1])
+  below 100 replicates, the 2.5-97.5 % percentiles from 100 on
+  (:mod:`synllm.aggregate.uncertainty`).
 - **Repeats.** Scores are computed per repeat; tables show the mean over repeats and, when
   there is more than one, the half-width of the 95 % t-interval
   ``t_{0.975, n-1} * s / sqrt(n)``.

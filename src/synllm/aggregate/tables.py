@@ -22,9 +22,10 @@ from synllm.aggregate.uncertainty import bracket, half_width
 SCORE_LABELS = {"quality": "Q", "privacy": "P", "harmonic": "H"}
 MEASURE_LABELS = {"accuracy": "Acc", "f1": "F1", "auc": "AUC"}
 NONE_GROUP = "reference (none)"
-BOOT_NOTE = ("With one repeat, ± is half the width of the 95% bootstrap percentile interval over the "
-             "cell's synthetic records (every replicate normalised like the point value); the CSV "
-             "gives the interval as value [low, high].")
+BOOT_NOTE = ("With one repeat, ± is half the width of the 95% bootstrap interval over the cell's "
+             "synthetic records (every replicate normalised like the point value; point ± t x SD of "
+             "the replicates below 100 replicates, percentile ends from 100 on); the CSV gives "
+             "value [low, high].")
 
 
 def prompt_order(prompts) -> list[str]:
@@ -601,10 +602,10 @@ def table_intervals(summary: pd.DataFrame, kinds: dict[str, str], paper_names: d
     notes = [
         "Quality, Privacy and Harmonic as in Table IV; TSTR AUC = ROC-AUC on the real holdout of the "
         "utility classifiers trained on the synthetic table (mean over classifiers), raw.",
-        "One repeat: ± is half the width of the 95% percentile interval over bootstrap replicates of "
-        "the cell's synthetic records; each replicate is normalised with the run's normalisation, "
-        "like the point value (settings evaluation.bootstrap). Several repeats: the 95% t-interval "
-        "over repeats.",
+        "One repeat: ± is half the width of the 95% interval over bootstrap replicates of the cell's "
+        "synthetic records (evaluation.bootstrap), each normalised with the run's normalisation like "
+        "the point value: point ± t x SD of the replicates below 100 replicates, the 2.5-97.5% "
+        "percentiles from 100 on (clipped to [0, 1]). Several repeats: the 95% t-interval over repeats.",
         f"{DASH} = failed cell or no value; a value without ± has no interval (bootstrap off, or a "
         "metric that failed in the replicates).",
     ]

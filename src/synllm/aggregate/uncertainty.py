@@ -10,9 +10,12 @@ normalisation too. A metric without replicates (see ``fixed`` in the block) ente
 replicate at its point value. TSTR AUC is the raw mean over the utility classifiers, read
 through :func:`synllm.aggregate.scores.parse_utility_key` like Table V.
 
-Interval of a cell (one repeat): the 2.5 % and 97.5 % percentiles of its replicate scores
-(``numpy.percentile``, linear). With several repeats, tables keep the t-interval over repeats
-(:func:`synllm.aggregate.scores.mean_ci`).
+Interval of a cell (one repeat), :func:`cell_intervals`: with ``B >= 100`` replicates the
+2.5 % and 97.5 % percentiles of its replicate scores (``numpy.percentile``, linear); with fewer
+(the default grid's 10, sized for its time budget) the percentile ends of so few values sit
+near their extremes and under-cover, so the interval is the point score ± ``t_{0.975, B-1}``
+times the replicates' standard deviation, clipped to [0, 1]. With several repeats, tables keep
+the t-interval over repeats (:func:`synllm.aggregate.scores.mean_ci`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from synllm.aggregate.load import KEY
 from synllm.aggregate.scores import harmonic, normalise, parse_utility_key
@@ -113,20 +117,42 @@ def replicate_scores(
     return out.reindex(columns=cols)
 
 
-def cell_intervals(rep_scores: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """``KEY, n_boot`` + ``<score>_low`` / ``<score>_high`` percentile ends per cell."""
-    cols = KEY + ["n_boot"] + [f"{s}_{e}" for s in INTERVAL_SCORES for e in ("low", "high")]
+PERCENTILE_MIN_B = 100
+"""From this many replicates on, intervals are percentile ends; below, the t interval."""
+
+
+def cell_intervals(rep_scores: pd.DataFrame, point: pd.DataFrame | None = None,
+                   level: float = LEVEL) -> pd.DataFrame:
+    """``KEY, n_boot, boot_method`` + ``<score>_low`` / ``<score>_high`` per cell.
+
+    ``B >= PERCENTILE_MIN_B`` replicates: the percentile ends (``percentile``). Fewer: percentile
+    ends of so few values are close to their minimum and maximum and cover less than the
+    nominal level, so the interval is ``point ± t_{(1+level)/2, B-1} * sd(replicates)`` (``t``),
+    clipped to [0, 1]; it needs ``point`` (``KEY`` + the scores; without it, percentiles).
+    """
+    cols = KEY + ["n_boot", "boot_method"] + [f"{s}_{e}" for s in INTERVAL_SCORES
+                                              for e in ("low", "high")]
     if rep_scores.empty:
         return pd.DataFrame(columns=cols)
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    centre = point.set_index(KEY) if point is not None and len(point) else None
     rows = []
     for key, g in rep_scores.groupby(KEY, sort=False):
         row = dict(zip(KEY, key))
-        row["n_boot"] = int(g["replicate"].nunique())
+        b = int(g["replicate"].nunique())
+        use_t = b < PERCENTILE_MIN_B and centre is not None and key in centre.index
+        row["n_boot"], row["boot_method"] = b, "t" if use_t else "percentile"
         for s in INTERVAL_SCORES:
             v = g[s].to_numpy(dtype=float)
             v = v[np.isfinite(v)]
-            lo, hi = np.percentile(v, q) if len(v) >= 2 else (math.nan, math.nan)
+            lo = hi = math.nan
+            if len(v) >= 2 and use_t:
+                c = float(centre.loc[key, s]) if s in centre.columns else math.nan
+                if np.isfinite(c):
+                    half = stats.t.ppf((1 + level) / 2, len(v) - 1) * v.std(ddof=1)
+                    lo, hi = max(0.0, c - half), min(1.0, c + half)
+            elif len(v) >= 2:
+                lo, hi = np.percentile(v, q)
             row[f"{s}_low"], row[f"{s}_high"] = float(lo), float(hi)
         rows.append(row)
     return pd.DataFrame(rows, columns=cols)
