@@ -12,7 +12,7 @@ through :func:`synllm.aggregate.scores.parse_utility_key` like Table V.
 
 Interval of a cell (one repeat), :func:`cell_intervals`: with ``B >= 100`` replicates the
 2.5 % and 97.5 % percentiles of its replicate scores (``numpy.percentile``, linear); with fewer
-(the default grid's 10, sized for its time budget) the percentile ends of so few values sit
+(the default 20, sized for the default grid's time budget) the percentile ends of so few values sit
 near their extremes and under-cover, so the interval is the point score ± ``t_{0.975, B-1}``
 times the replicates' standard deviation, clipped to [0, 1]. With several repeats, tables keep
 the t-interval over repeats (:func:`synllm.aggregate.scores.mean_ci`).

@@ -20,7 +20,7 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``top_pairs`` (5): strongest real Pearson pairs reported with their synthetic rho.
 - ``n_jobs`` (1): threads for the random forest and XGBoost (match the rule's ``threads``;
   XGBoost threads busy-wait when the machine is oversubscribed).
-- ``bootstrap`` (10): bootstrap replicates over the synthetic records, written to the
+- ``bootstrap`` (20): bootstrap replicates over the synthetic records, written to the
   ``bootstrap`` block (0 = none); ``bootstrap_reference`` (1000): train / holdout rows the
   replicates of fidelity, clinical and TSTR metrics are scored against
   (:mod:`synllm.metrics.bootstrap`).
@@ -70,7 +70,7 @@ DEFAULT_SETTINGS: dict = {
     "kl_epsilon": 1e-4,
     "top_pairs": 5,
     "n_jobs": 1,
-    "bootstrap": 10,
+    "bootstrap": 20,
     "bootstrap_reference": 1000,
 }
 
