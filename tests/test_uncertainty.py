@@ -92,9 +92,11 @@ def test_anchored_normalisation_by_hand():
     # privacy metric whose anchors failed: falls back to the declared range [0, 1] (lower)
     for model, prompt, v in (("holdout", "none", math.nan), ("m", "SEEDEx", 0.3)):
         rows.append((model, prompt, "copy_rate", "privacy", "lower", v, 0, 1))
-    # anchors that do not differ: not anchored, left out
-    for model, prompt, v in (("holdout", "none", 0.5), ("uniform", "none", 0.5), ("m", "SEEDEx", 0.1)):
+    # anchors that do not differ (by 1 % of the range): a bounded metric takes its range ends,
+    # an unbounded one is left out
+    for model, prompt, v in (("holdout", "none", 0.502), ("uniform", "none", 0.5), ("m", "SEEDEx", 0.1)):
         rows.append((model, prompt, "flat", "quality", "higher", v, 0, 1))
+        rows.append((model, prompt, "flat_unbounded", "quality", "higher", min(v, 0.5), 0, inf))
     norm = scores.normalise(_frame(rows), "anchored").set_index(["model", "name"])["norm"]
     assert norm[("m", "ks")] == pytest.approx(0.75)
     assert norm[("n", "ks")] == 0.0  # worse than the worst reference: clipped
@@ -104,7 +106,8 @@ def test_anchored_normalisation_by_hand():
     assert norm[("n", "nn")] == 1.0 and norm[("train_copy", "nn")] == 0.0
     assert math.isnan(norm[("o", "nn")])
     assert norm[("m", "copy_rate")] == pytest.approx(0.7)
-    assert math.isnan(norm[("m", "flat")])
+    assert norm[("m", "flat")] == pytest.approx(0.1)
+    assert math.isnan(norm[("m", "flat_unbounded")])
     with pytest.raises(SynllmError, match="normalisation"):
         scores.normalise(_frame(rows), "minmax")
 

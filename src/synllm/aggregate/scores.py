@@ -14,8 +14,9 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
   ranges and categories) for every metric except score group ``privacy``, whose worst is
   ``train_copy`` (verbatim train rows; uniform noise is the most private table there is).
   Anchor values are the means over the anchor's ok cells; a missing one falls back to the
-  end of the metric's declared ``range``; a metric whose anchors do not differ in its
-  direction is left out for that dataset. A cell's anchored scores depend on that cell and the
+  end of the metric's declared ``range``; when the anchors do not differ in the metric's
+  direction by 1 % of a bounded range, both range ends are used; an unbounded metric with such
+  anchors is left out for that dataset. A cell's anchored scores depend on that cell and the
   anchors only, so they do not move when another model joins or leaves the run.
 - **Quality** of a cell = mean of its normalised metrics with ``score_group == "quality"``;
   **Privacy** likewise over ``"privacy"``; **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
@@ -149,7 +150,9 @@ def anchor_table(metrics: pd.DataFrame) -> pd.DataFrame:
     direction, then the metric is left out of anchored scores for that dataset).
 
     A missing anchor value falls back to the end of the metric's declared ``range`` (best:
-    the good end, worst: the bad end) when that end is finite.
+    the good end, worst: the bad end) when that end is finite. Anchors that do not differ in
+    the metric's direction by more than :data:`ANCHOR_MIN_GAP` of a bounded range are replaced
+    by both range ends; an unbounded metric with such anchors is left out (``anchored`` False).
     """
     cols = ["dataset", "name", "best", "worst", "anchored"]
     if metrics.empty:
@@ -169,10 +172,24 @@ def anchor_table(metrics: pd.DataFrame) -> pd.DataFrame:
             best = float(good_end)
         if not np.isfinite(worst) and np.isfinite(bad_end):
             worst = float(bad_end)
-        gap = (worst - best) if lower else (best - worst)
-        usable = bool(np.isfinite(gap) and gap > CONST_TOL * max(1.0, abs(best)))
+        if not _usable(best, worst, lower, lo, hi) and np.isfinite(lo) and np.isfinite(hi):
+            best, worst = float(good_end), float(bad_end)
+        usable = _usable(best, worst, lower, lo, hi)
         rows.append({"dataset": ds, "name": name, "best": best, "worst": worst, "anchored": usable})
     return pd.DataFrame(rows, columns=cols)
+
+
+ANCHOR_MIN_GAP = 0.01
+"""Anchors closer than this share of a bounded metric's declared range are noise, not a scale
+(e.g. the attack AUC of 20 copied rows among 80,000 train rows is 0.5 like the holdout's)."""
+
+
+def _usable(best: float, worst: float, lower: bool, lo: float, hi: float) -> bool:
+    gap = (worst - best) if lower else (best - worst)
+    need = CONST_TOL * max(1.0, abs(best))
+    if np.isfinite(lo) and np.isfinite(hi):
+        need = max(need, ANCHOR_MIN_GAP * (hi - lo))
+    return bool(np.isfinite(gap) and gap > need)
 
 
 def _anchored(out: pd.DataFrame, anchors: pd.DataFrame) -> pd.DataFrame:
