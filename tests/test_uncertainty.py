@@ -277,6 +277,17 @@ def test_interval_columns_in_tables(tmp_path):
     assert f"{r['SEEDEx_quality']:.2f} ± {half:.2f}" in md
     ti = res["intervals"].set_index("model")
     assert (ti["tstr_auc_interval"] == "bootstrap").all()
+    # the same metrics without replicates: the value columns are those of the run with them,
+    # and Table IV has exactly its old columns
+    for p in paths:
+        doc = json.loads(p.read_text())
+        doc.pop("bootstrap")
+        p.write_text(json.dumps(doc))
+    aggregate(paths, [], [], CARDS, tmp_path / "t0", tmp_path / "f", make_figures=False)
+    t40 = pd.read_csv(tmp_path / "t0" / "table4_quality_privacy.csv")
+    assert not any(c.endswith(("_low", "_high", "_ci")) for c in t40.columns)
+    pd.testing.assert_frame_equal(t40, t4[t40.columns])
+    assert "±" not in (tmp_path / "t0" / "table4_quality_privacy.md").read_text()
     assert "±" in (tmp_path / "t" / "table_intervals.md").read_text()
     assert "$\\pm$" in (tmp_path / "t" / "table_intervals.tex").read_text()
 
