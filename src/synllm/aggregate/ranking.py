@@ -116,12 +116,11 @@ def cd_figure(res: dict, path: Path, title: str = "Critical-difference diagram")
     import matplotlib.pyplot as plt
     import scikit_posthocs as sp
 
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.25 * res["k"]))
+    fig, ax = plt.subplots(figsize=(9, 2.0 + 0.3 * res["k"]))
     sp.critical_difference_diagram(res["ranks"], res["pvalues"], ax=ax, alpha=ALPHA, cd=res["cd"])
-    ax.set_title(f"{title}: mean rank of Harmonic over {res['n']} (dataset, prompt) blocks; "
-                 f"Friedman p = {res['p']:.3g}; bars join models not different (Nemenyi, "
-                 f"alpha {ALPHA})", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.suptitle(f"{title}\nmean rank of Harmonic over {res['n']} (dataset, prompt) blocks, "
+                 f"Friedman p = {res['p']:.3g}; bars join models that do not differ "
+                 f"(Nemenyi, alpha {ALPHA})", fontsize=9, y=1.02)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

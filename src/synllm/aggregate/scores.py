@@ -111,7 +111,8 @@ def normalise(
     from ``metrics`` itself.
     """
     if mode not in NORMALISATIONS:
-        raise SynllmError(f"scores.normalisation must be one of {list(NORMALISATIONS)}, got {mode!r}")
+        raise SynllmError(
+            f"scores.normalisation must be one of {list(NORMALISATIONS)}, got {mode!r}")
     out = metrics.copy()
     out["norm"] = np.nan
     if out.empty:
@@ -141,7 +142,10 @@ ANCHOR_MODELS = (ANCHOR_BEST, "train_copy", ANCHOR_WORST_DEFAULT)
 
 
 def worst_anchor(score_group) -> str:
-    return ANCHOR_WORST.get(score_group, ANCHOR_WORST_DEFAULT) if isinstance(score_group, str) else ANCHOR_WORST_DEFAULT
+    """Registry slug of the baseline that scores 0 for a metric of ``score_group``."""
+    if not isinstance(score_group, str):
+        return ANCHOR_WORST_DEFAULT
+    return ANCHOR_WORST.get(score_group, ANCHOR_WORST_DEFAULT)
 
 
 def anchor_table(metrics: pd.DataFrame) -> pd.DataFrame:
