@@ -112,6 +112,14 @@ def test_anchored_normalisation_by_hand():
         scores.normalise(_frame(rows), "minmax")
 
 
+def test_anchored_aggregate_needs_the_anchor_cells(tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(_metrics_json("a", {"q1": 0.1, "p1": 1.0, "tstr_auc_mean": 0.7})))
+    with pytest.raises(SynllmError, match="anchor baseline"):
+        aggregate([p], [], [], CARDS, tmp_path / "t", tmp_path / "f", make_figures=False,
+                  normalisation="anchored")
+
+
 def test_anchored_config_adds_anchor_baselines():
     from synllm.config import check_config, grid
     from synllm.registry import load_registry

@@ -127,6 +127,14 @@ def aggregate(
     kinds = scores.model_kinds(cells)
     names = paper.load_paper_names(paper_dir, registry)
 
+    if normalisation == "anchored":
+        ok_cells = cells.loc[cells["status"] == "ok", ["dataset", "model"]]
+        have = set(map(tuple, ok_cells.to_numpy().tolist()))
+        for ds in sorted(set(cells["dataset"])):
+            missing = [m for m in scores.ANCHOR_MODELS if (ds, m) not in have]
+            if missing:
+                raise SynllmError(f"aggregate --normalisation anchored: dataset {ds!r} has no ok cell "
+                                  f"of the anchor baseline(s) {missing}")
     norm = scores.normalise(metrics, normalisation)
     util = scores.utility_long(metrics, raw)
     util_cells = scores.utility_per_cell(util, classifier)
