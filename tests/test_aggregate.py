@@ -473,7 +473,7 @@ def test_cli_end_to_end_with_real_data(tmp_path, run):
     assert figs == {
         "harmonic_heatmap_diabetes.png", "harmonic_heatmap_stroke.png", "quality_vs_privacy.png", "efficiency.png",
         "distributions_diabetes_best.png", "distributions_diabetes_worst.png",
-        "distributions_stroke_best.png", "distributions_stroke_worst.png",
+        "distributions_stroke_best.png", "distributions_stroke_worst.png", "critical_difference.png",
     }
     cells = pd.read_csv(out / "tables" / "cell_scores.csv").set_index("model")
     assert cells.loc["model_a", "valid"] == 40 and cells.loc["model_a", "wall_seconds"] == 10.0

@@ -51,7 +51,7 @@ def tiny_run(tmp_path_factory):
 def test_all_tables_and_figures_exist(tiny_run):
     res = tiny_run / "results"
     for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency", "table_privacy",
-                 "table_fairness"):
+                 "table_fairness", "table_intervals", "table_ranking"):
         for ext in ("csv", "md", "tex"):
             f = res / "tables" / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 0, f
@@ -61,6 +61,11 @@ def test_all_tables_and_figures_exist(tiny_run):
             assert (res / "figures" / f"distributions_{d}_{which}.png").is_file()
     assert (res / "figures" / "quality_vs_privacy.png").is_file()
     assert (res / "figures" / "efficiency.png").is_file()
+    assert (res / "figures" / "critical_difference.png").is_file()
+    # one LLM: the ranking says why it has no test; the baselines get bootstrap intervals
+    assert "Friedman test not run" in (res / "tables" / "table_ranking.md").read_text()
+    iv = pd.read_csv(res / "tables" / "table_intervals.csv")
+    assert (iv.loc[iv["model"] == "holdout", "quality_interval"] == "bootstrap").all()
 
 
 @pytest.mark.slow

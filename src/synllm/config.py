@@ -103,6 +103,12 @@ def check_config(config: dict, base: Path | None = None) -> dict:
             registry.get(slug)
         except ConfigError as err:
             raise ConfigError(f"config field 'models[{i}]': {_strip(err, 'models')}") from None
+    for slug in run_models(config)[len(config["models"]):]:
+        try:
+            registry.get(slug)
+        except ConfigError:
+            raise ConfigError(f"config field 'scores.normalisation': anchored needs the baseline "
+                              f"{slug!r} in the model registry") from None
     gen = config["generation"]
     if gen.get("backend_override") == "replay" and not gen.get("replay_dir"):
         raise ConfigError("config field 'generation.replay_dir': required when backend_override is replay")
@@ -115,11 +121,22 @@ def check_config(config: dict, base: Path | None = None) -> dict:
     return config
 
 
+def run_models(config: dict) -> list[str]:
+    """The run's models; ``scores.normalisation: anchored`` appends the anchor baselines
+    (:data:`synllm.aggregate.scores.ANCHOR_MODELS`) that the config does not list."""
+    models = list(config["models"])
+    if (config.get("scores") or {}).get("normalisation") == "anchored":
+        from synllm.aggregate.scores import ANCHOR_MODELS
+
+        models += [m for m in ANCHOR_MODELS if m not in models]
+    return models
+
+
 def grid(config: dict, registry) -> list[Cell]:
     """All cells of the run, in a stable order."""
     cells = []
     for d in config["datasets"]:
-        for m in config["models"]:
+        for m in run_models(config):
             takes_prompt = registry.get(m).backend != "baseline"
             prompts = config["prompts"] if takes_prompt else [BASELINE_PROMPT]
             for p in prompts:

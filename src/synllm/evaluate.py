@@ -27,6 +27,10 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``top_pairs`` (5): strongest real Pearson pairs reported with their synthetic rho.
 - ``n_jobs`` (1): threads for the random forest and XGBoost (match the rule's ``threads``;
   XGBoost threads busy-wait when the machine is oversubscribed).
+- ``bootstrap`` (20): bootstrap replicates over the synthetic records, written to the
+  ``bootstrap`` block (0 = none); ``bootstrap_reference`` (1000): train / holdout rows the
+  replicates of fidelity, clinical and TSTR metrics are scored against
+  (:mod:`synllm.metrics.bootstrap`).
 
 ``--out-fairness F`` also scores per-demographic-group fidelity and utility
 (:mod:`synllm.metrics.fairness`): the per-group table goes to the CSV ``F`` (one row per
@@ -60,7 +64,7 @@ import pandas as pd
 from synllm.cards import DatasetCard, load_card
 from synllm.split import read_split
 from synllm.errors import ConfigError, DataError
-from synllm.metrics import clinical, fidelity, leaks, privacy, utility
+from synllm.metrics import bootstrap, clinical, fidelity, leaks, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
 from synllm.metrics import fairness
 from synllm.validate import read_prompt
@@ -78,6 +82,8 @@ DEFAULT_SETTINGS: dict = {
     "kl_epsilon": 1e-4,
     "top_pairs": 5,
     "n_jobs": 1,
+    "bootstrap": 20,
+    "bootstrap_reference": 1000,
 }
 
 
@@ -105,8 +111,10 @@ def parse_settings(text: str | None) -> dict:
     bad = [m for m in out["utility_models"] if m not in utility.MODELS]
     if bad or not isinstance(out["utility_models"], list):
         raise ConfigError(f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})")
+    if not isinstance(out["bootstrap"], int) or isinstance(out["bootstrap"], bool) or out["bootstrap"] < 0:
+        raise ConfigError(f"{src}: field 'bootstrap' must be an integer >= 0, got {out['bootstrap']!r}")
     for key in ("distance_sample", "mia_sample", "sdmetrics_sample", "xgb_n_estimators", "bins",
-                "mi_bins", "n_jobs"):
+                "mi_bins", "n_jobs", "bootstrap_reference"):
         if not isinstance(out[key], int) or out[key] < 1:
             raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
     if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
@@ -248,6 +256,8 @@ def evaluate(
     if missing:  # a programming error, not a user error
         raise RuntimeError(f"metrics declared but not computed: {missing}")
     out["metrics"] = [by_name[n].to_dict() for n in names]
+    out["bootstrap"] = bootstrap.replicates(card, syn, train, holdout, seed, settings, out)
+    seconds["bootstrap"] = out["bootstrap"]["seconds"]
     out["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     return out
 

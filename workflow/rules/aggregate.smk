@@ -46,6 +46,7 @@ rule aggregate:
         cards_dir=str(CARDS_DIR),
         paper_dir=str(BASE / "resources" / "paper"),
         registry=str(REGISTRY_FILE),
+        normalisation=config["scores"]["normalisation"],
         # results/ (the parent of the tables folder): synthetic/, data/, figures/ live there
         results=lambda wc, output: os.path.dirname(os.path.dirname(output.lists[0])),
     shell:
@@ -57,6 +58,7 @@ rule aggregate:
         " --validation-list {output.lists[2]:q} --fairness-list {output.lists[3]:q}"
         " --cards-dir {params.cards_dir:q}"
         " --registry {params.registry:q} --paper-dir {params.paper_dir:q}"
+        " --normalisation {params.normalisation}"
         " --synthetic-dir {params.results}/synthetic --train-dir {params.results}/data"
         " --out-dir {params.results}/tables --figures-dir {params.results}/figures)"
         " > {log:q} 2>&1"

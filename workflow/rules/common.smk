@@ -240,6 +240,8 @@ AGG_TABLES = [
         "table6_efficiency",
         "table_privacy",
         "table_fairness",
+        "table_intervals",
+        "table_ranking",
     )
     for ext in ("csv", "md", "tex")
 ]
@@ -252,6 +254,7 @@ AGG_EXTRA = [
 AGG_FIGURES = [
     f"{RESULTS}/figures/quality_vs_privacy.png",
     f"{RESULTS}/figures/efficiency.png",
+    f"{RESULTS}/figures/critical_difference.png",
 ] + [
     f"{RESULTS}/figures/{kind}_{d}{suffix}.png"
     for d in config["datasets"]

@@ -7,11 +7,14 @@ Outputs (fixed names, so Snakemake can declare them):
   ``table4_quality_privacy.{csv,md,tex}``, ``table5_ml_utility.{csv,md,tex}``,
   ``table6_efficiency.{csv,md,tex}``, ``table_privacy.{csv,md,tex}`` (raw privacy metrics per
   cell), ``table_fairness.{csv,md,tex}`` (per-group KL / TSTR AUC and gaps, from the per-cell
-  fairness CSVs), ``score_definitions.{csv,md}``,
+  fairness CSVs), ``table_intervals.{csv,md,tex}`` (Quality, Privacy, Harmonic, TSTR AUC with
+  95 % intervals per cell), ``table_ranking.{csv,md,tex}`` (Friedman / Nemenyi ranking of the
+  LLMs), ``score_definitions.{csv,md}``,
   ``paper_comparison.{csv,md}``, ``cell_scores.csv`` (one row per cell and repeat, with
   validation counts and durations), ``scores_summary.csv`` (one row per dataset x model x prompt).
 ``<figures-dir>/``
   ``harmonic_heatmap_{dataset}.png``, ``quality_vs_privacy.png``, ``efficiency.png``,
+  ``critical_difference.png``,
   ``distributions_{dataset}_best.png``, ``distributions_{dataset}_worst.png``.
 
 Scoring rules: :mod:`synllm.aggregate.scores` (also written to ``score_definitions.md``).
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synllm.aggregate import figures, paper, render, scores, tables
+from synllm.aggregate import figures, paper, ranking, render, scores, tables, uncertainty
 from synllm.aggregate.load import (
     KEY,
     META_FIELDS,
@@ -100,8 +103,12 @@ def aggregate(
     datasets: list[str] | None = None,
     make_figures: bool = True,
     fairness_paths: list[Path] | None = None,
+    normalisation: str = "run",
 ) -> dict[str, pd.DataFrame]:
     """Run the whole aggregation; returns the main frames (for tests and notebooks).
+
+    ``normalisation``: ``run`` (min-max over the run's cells, the paper's) or ``anchored``
+    (real holdout = 1, declared worst reference = 0; :mod:`synllm.aggregate.scores`).
 
     ``fairness_paths``: per-cell fairness CSVs; without them ``table_fairness`` is still
     written, with "–" for every cell.
@@ -120,17 +127,40 @@ def aggregate(
     kinds = scores.model_kinds(cells)
     names = paper.load_paper_names(paper_dir, registry)
 
-    norm = scores.normalise(metrics)
+    if normalisation == "anchored":
+        ok_cells = cells.loc[cells["status"] == "ok", ["dataset", "model"]]
+        have = set(map(tuple, ok_cells.to_numpy().tolist()))
+        for ds in sorted(set(cells["dataset"])):
+            missing = [m for m in scores.ANCHOR_MODELS if (ds, m) not in have]
+            if missing:
+                raise SynllmError(f"aggregate --normalisation anchored: dataset {ds!r} has no ok cell "
+                                  f"of the anchor baseline(s) {missing}")
+    norm = scores.normalise(metrics, normalisation)
     util = scores.utility_long(metrics, raw)
     util_cells = scores.utility_per_cell(util, classifier)
-    cell = scores.cell_scores(cells, norm, util_cells)
+    cell = scores.cell_scores(cells, norm, util_cells, normalisation)
     cell = cell.merge(cells[KEY + ["n_synthetic", "reason"]], on=KEY, how="left")
     cell = cell.merge(validation, on=KEY, how="left").merge(meta, on=KEY, how="left")
+    reps = uncertainty.replicate_long(raw)
+    point = cell[KEY + ["quality", "privacy", "harmonic"]]
+    if "tstr_auc" in util_cells:
+        point = point.merge(util_cells[KEY + ["tstr_auc"]], on=KEY, how="left")
+    intervals = uncertainty.cell_intervals(
+        uncertainty.replicate_scores(metrics, reps, cells, normalisation), point)
+    boot = len(intervals) > 0
+    if boot:
+        cell = cell.merge(intervals, on=KEY, how="left")
     cell.to_csv(out_dir / "cell_scores.csv", index=False)
     summary = scores.summarise_cells(cell)
-    summary.to_csv(out_dir / "scores_summary.csv", index=False)
+    # without replicates the summary file keeps its old columns (interval columns come after)
+    if not boot:
+        summary.to_csv(out_dir / "scores_summary.csv", index=False)
+    tstr = util_cells[KEY + ["tstr_auc"]] if "tstr_auc" in util_cells else util_cells[KEY]
+    summary = uncertainty.summary_intervals(summary, cell, intervals, tstr)
+    if boot:
+        summary.to_csv(out_dir / "scores_summary.csv", index=False)
 
-    t4, l4 = tables.table4(summary, kinds, names)
+    t4, l4 = tables.table4(summary, kinds, names, normalisation)
     _write_table(out_dir, "table4_quality_privacy", t4, l4)
     t5, l5 = tables.table5(
         scores.utility_by_model(util_cells), kinds, names, classifier, scores.reference_utility(util, classifier)
@@ -145,6 +175,12 @@ def aggregate(
     failed_cells = set(map(tuple, cells.loc[cells["status"] != "ok", KEY].to_numpy().tolist()))
     tf, lf = tables.table_fairness(fair, summary, kinds, names, failed_cells)
     _write_table(out_dir, "table_fairness", tf, lf)
+
+    ti, li = tables.table_intervals(summary, kinds, names)
+    _write_table(out_dir, "table_intervals", ti, li)
+    rank, rank_res, _ = ranking.ranking_table(summary, kinds)
+    tr, lr = tables.table_ranking(rank, rank_res, kinds, names)
+    _write_table(out_dir, "table_ranking", tr, lr)
 
     defs = tables.score_definitions(metrics)
     defs.to_csv(out_dir / "score_definitions.csv", index=False)
@@ -164,8 +200,10 @@ def aggregate(
             _distribution_figures(cell, ds, cards_dir, synthetic_dir, train_dir, figures_dir)
         figures.quality_vs_privacy(summary, kinds, figures_dir / "quality_vs_privacy.png")
         figures.efficiency_bars(eff, figures_dir / "efficiency.png")
+        ranking.cd_figure(rank_res, figures_dir / "critical_difference.png")
     return {"cells": cell, "summary": summary, "table4": t4, "table5": t5, "table6": t6,
-            "definitions": defs, "comparison": cmp, "metrics": norm, "privacy": tp, "fairness": tf}
+            "definitions": defs, "comparison": cmp, "metrics": norm, "privacy": tp, "fairness": tf,
+            "intervals": ti, "ranking": tr}
 
 
 def cli(argv: list[str]) -> int:
@@ -188,6 +226,9 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--utility-classifier", default="mean", choices=CLASSIFIERS,
                    help="Table V scores: mean over classifiers (default) or one classifier")
     p.add_argument("--datasets", nargs="*", default=[], help="datasets that must get figures even without cells")
+    p.add_argument("--normalisation", default="run", choices=scores.NORMALISATIONS,
+                   help="run: min-max over the run's cells (default); anchored: holdout = 1, "
+                        "worst reference = 0")
     p.add_argument("--no-figures", action="store_true")
     a = p.parse_args(argv)
     res = aggregate(
@@ -205,6 +246,7 @@ def cli(argv: list[str]) -> int:
         datasets=a.datasets,
         make_figures=not a.no_figures,
         fairness_paths=gather_paths(a.fairness_list, a.fairness),
+        normalisation=a.normalisation,
     )
     c = res["cells"]
     print(

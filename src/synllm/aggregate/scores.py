@@ -7,6 +7,17 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
   that 1 is best: ``x = (v - min) / (max - min)``, ``1 - x`` when the metric's ``direction``
   is ``lower``. A metric with the same value in every cell (``max - min <= 1e-12 * max(1, |max|)``)
   gives 1.0 to every cell. A failed metric value is skipped for that cell only.
+- **Anchored normalisation** (config ``scores.normalisation: anchored``; the default ``run``
+  is the min-max above). Per dataset and metric, ``x = (v - w) / (b - w)`` clipped to [0, 1],
+  with ``b`` the value of the real ``holdout`` baseline (scores 1) and ``w`` that of the worst
+  reference (scores 0): the ``uniform`` baseline (independent uniform values over the card's
+  ranges and categories) for every metric except score group ``privacy``, whose worst is
+  ``train_copy`` (verbatim train rows; uniform noise is the most private table there is).
+  Anchor values are the means over the anchor's ok cells; a missing one falls back to the
+  end of the metric's declared ``range``; when the anchors do not differ in the metric's
+  direction by 1 % of a bounded range, both range ends are used; an unbounded metric with such
+  anchors is left out for that dataset. A cell's anchored scores depend on that cell and the
+  anchors only, so they do not move when another model joins or leaves the run.
 - **Quality** of a cell = mean of its normalised metrics with ``score_group == "quality"``;
   **Privacy** likewise over ``"privacy"``; **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
   A failed cell (metrics ``status: failed``) has no scores ("–" in tables).
@@ -23,6 +34,11 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
   duration ``1 / mean(wall_seconds)``: 1 = fastest, 0 = slowest. Higher is better. Ranked
   models are the LLMs with at least one valid cell; baselines and models that never produced
   a valid record are listed without rank.
+- **Intervals.** With one repeat, a cell's 95 % interval comes from its bootstrap replicates
+  (synthetic records resampled, ``evaluation.bootstrap`` times), each replicate normalised like
+  the point value: the point score ± ``t_{0.975, B-1}`` x the replicates' SD (clipped to [0, 1])
+  below 100 replicates, the 2.5-97.5 % percentiles from 100 on
+  (:mod:`synllm.aggregate.uncertainty`).
 - **Repeats.** Scores are computed per repeat; tables show the mean over repeats and, when
   there is more than one, the half-width of the 95 % t-interval
   ``t_{0.975, n-1} * s / sqrt(n)``.
@@ -38,6 +54,7 @@ import pandas as pd
 from scipy import stats
 
 from synllm.aggregate.load import KEY
+from synllm.errors import SynllmError
 
 CONST_TOL = 1e-12
 SCORES = ["quality", "privacy", "harmonic", "utility", "clinical", "gfi"]
@@ -81,31 +98,124 @@ def minmax(values: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- cell scores
-def normalise(metrics: pd.DataFrame) -> pd.DataFrame:
+def normalise(
+    metrics: pd.DataFrame, mode: str = "run", anchors: pd.DataFrame | None = None,
+    by: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Add ``norm`` (in [0, 1], 1 = best) to the long metrics frame (see module doc).
 
-    ``metrics`` has ``KEY`` + ``name, direction, value`` (NaN for failed values).
+    ``metrics`` has ``KEY`` + ``name, direction, value`` (NaN for failed values); for
+    ``mode="anchored"`` also ``score_group`` and the declared ``range_lo`` / ``range_hi`` when
+    present. ``by``: extra columns that split the run's pool (bootstrap replicates).
+    ``anchors`` (anchored only): :func:`anchor_table` of the point estimates; default: taken
+    from ``metrics`` itself.
     """
+    if mode not in NORMALISATIONS:
+        raise SynllmError(
+            f"scores.normalisation must be one of {list(NORMALISATIONS)}, got {mode!r}")
     out = metrics.copy()
     out["norm"] = np.nan
     if out.empty:
         return out
-    scaled = out.groupby(["dataset", "name"], sort=False)["value"].transform(minmax)
+    if mode == "anchored":
+        return _anchored(out, anchor_table(metrics) if anchors is None else anchors)
+    keys = ["dataset", "name", *by]
+    scaled = out.groupby(keys, sort=False)["value"].transform(minmax)
     lower = out["direction"] == "lower"
-    lo = out.groupby(["dataset", "name"], sort=False)["value"].transform("min")
-    hi = out.groupby(["dataset", "name"], sort=False)["value"].transform("max")
+    lo = out.groupby(keys, sort=False)["value"].transform("min")
+    hi = out.groupby(keys, sort=False)["value"].transform("max")
     const = (hi - lo) <= CONST_TOL * np.maximum(1.0, hi.abs())
     out["norm"] = np.where(lower & ~const, 1.0 - scaled, scaled)
     return out
 
 
-def cell_scores(cells: pd.DataFrame, metrics: pd.DataFrame, util_cells: pd.DataFrame | None = None) -> pd.DataFrame:
+# --------------------------------------------------------------------------- anchored scores
+NORMALISATIONS = ("run", "anchored")
+ANCHOR_BEST = "holdout"
+"""Baseline model (registry slug) whose metrics score 1 under anchored normalisation."""
+ANCHOR_WORST = {"privacy": "train_copy"}
+"""Score group -> baseline that scores 0; every other group (quality, utility, clinical and
+reported-only metrics) uses :data:`ANCHOR_WORST_DEFAULT`. Independent uniform noise is the
+least private table there is, so privacy needs its own worst: verbatim train rows."""
+ANCHOR_WORST_DEFAULT = "uniform"
+ANCHOR_MODELS = (ANCHOR_BEST, "train_copy", ANCHOR_WORST_DEFAULT)
+
+
+def worst_anchor(score_group) -> str:
+    """Registry slug of the baseline that scores 0 for a metric of ``score_group``."""
+    if not isinstance(score_group, str):
+        return ANCHOR_WORST_DEFAULT
+    return ANCHOR_WORST.get(score_group, ANCHOR_WORST_DEFAULT)
+
+
+def anchor_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per ``dataset, name``: the anchors' values ``best`` and ``worst`` (means over their ok
+    cells, prompt ``none``) and ``anchored`` (False when the two do not differ in the metric's
+    direction, then the metric is left out of anchored scores for that dataset).
+
+    A missing anchor value falls back to the end of the metric's declared ``range`` (best:
+    the good end, worst: the bad end) when that end is finite. Anchors that do not differ in
+    the metric's direction by more than :data:`ANCHOR_MIN_GAP` of a bounded range are replaced
+    by both range ends; an unbounded metric with such anchors is left out (``anchored`` False).
+    """
+    cols = ["dataset", "name", "best", "worst", "anchored"]
+    if metrics.empty:
+        return pd.DataFrame(columns=cols)
+    m = metrics[metrics["prompt"] == "none"]
+    mean = m[m["value"].notna()].groupby(["dataset", "name", "model"])["value"].mean()
+    decl = metrics.drop_duplicates(["dataset", "name"]).set_index(["dataset", "name"])
+    rows = []
+    for (ds, name), d in decl.iterrows():
+        group = d.get("score_group") if "score_group" in d else None
+        lower = d["direction"] == "lower"
+        lo, hi = d.get("range_lo", -math.inf), d.get("range_hi", math.inf)
+        good_end, bad_end = (lo, hi) if lower else (hi, lo)
+        best = mean.get((ds, name, ANCHOR_BEST), math.nan)
+        worst = mean.get((ds, name, worst_anchor(group)), math.nan)
+        if not np.isfinite(best) and np.isfinite(good_end):
+            best = float(good_end)
+        if not np.isfinite(worst) and np.isfinite(bad_end):
+            worst = float(bad_end)
+        if not _usable(best, worst, lower, lo, hi) and np.isfinite(lo) and np.isfinite(hi):
+            best, worst = float(good_end), float(bad_end)
+        usable = _usable(best, worst, lower, lo, hi)
+        rows.append({"dataset": ds, "name": name, "best": best, "worst": worst, "anchored": usable})
+    return pd.DataFrame(rows, columns=cols)
+
+
+ANCHOR_MIN_GAP = 0.01
+"""Anchors closer than this share of a bounded metric's declared range are noise, not a scale
+(e.g. the attack AUC of 20 copied rows among 80,000 train rows is 0.5 like the holdout's)."""
+
+
+def _usable(best: float, worst: float, lower: bool, lo: float, hi: float) -> bool:
+    gap = (worst - best) if lower else (best - worst)
+    need = CONST_TOL * max(1.0, abs(best))
+    if np.isfinite(lo) and np.isfinite(hi):
+        need = max(need, ANCHOR_MIN_GAP * (hi - lo))
+    return bool(np.isfinite(gap) and gap > need)
+
+
+def _anchored(out: pd.DataFrame, anchors: pd.DataFrame) -> pd.DataFrame:
+    a = out[["dataset", "name"]].merge(anchors, on=["dataset", "name"], how="left")
+    usable = a["anchored"].fillna(False).astype(bool).to_numpy()
+    best, worst = a["best"].to_numpy(dtype=float), a["worst"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = (out["value"].to_numpy(dtype=float) - worst) / (best - worst)
+    out["norm"] = np.where(usable, np.clip(x, 0.0, 1.0), np.nan)
+    return out
+
+
+def cell_scores(
+    cells: pd.DataFrame, metrics: pd.DataFrame, util_cells: pd.DataFrame | None = None,
+    mode: str = "run",
+) -> pd.DataFrame:
     """One row per cell: ``KEY, status, quality, privacy, harmonic, utility, clinical, gfi``
     plus ``n_quality`` / ``n_privacy`` / ``n_utility`` / ``n_clinical`` (values that entered).
 
     ``metrics`` must carry ``norm`` (from :func:`normalise`); ``util_cells`` is
     :func:`utility_per_cell` (``KEY`` + ``tstr_accuracy`` ... ``trts_auc``). Failed cells get
-    NaN scores and GFI = 0.
+    NaN scores and GFI = 0. ``mode``: normalisation of the utility scores (see :func:`normalise`).
     """
     m = metrics
     fam = m["family"].str.lower()
@@ -117,7 +227,8 @@ def cell_scores(cells: pd.DataFrame, metrics: pd.DataFrame, util_cells: pd.DataF
     if util_cells is not None and len(util_cells):
         cols = [c for c in util_cells.columns if c not in KEY]
         long = util_cells.melt(id_vars=KEY, value_vars=cols, var_name="name", value_name="value")
-        parts["utility"] = normalise(long.assign(direction="higher"))
+        parts["utility"] = normalise(long.assign(direction="higher", score_group="utility",
+                                                 range_lo=0.0, range_hi=1.0), mode)
     else:
         parts["utility"] = pd.DataFrame(columns=KEY + ["norm"])
     out = cells[KEY + ["status"]].copy()

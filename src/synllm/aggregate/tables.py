@@ -17,10 +17,15 @@ from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.aggregate.render import DASH, Layout, fmt
 from synllm.aggregate.load import KEY as KEY_COLS
 from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES, mean_ci, parse_utility_key
+from synllm.aggregate.uncertainty import bracket, half_width
 
 SCORE_LABELS = {"quality": "Q", "privacy": "P", "harmonic": "H"}
 MEASURE_LABELS = {"accuracy": "Acc", "f1": "F1", "auc": "AUC"}
 NONE_GROUP = "reference (none)"
+BOOT_NOTE = ("With one repeat, ± is half the width of the 95% bootstrap interval over the cell's "
+             "synthetic records (every replicate normalised like the point value; point ± t x SD of "
+             "the replicates below 100 replicates, percentile ends from 100 on); the CSV gives "
+             "value [low, high].")
 
 
 def prompt_order(prompts) -> list[str]:
@@ -49,7 +54,8 @@ def _row_order(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, 
 
 
 # --------------------------------------------------------------------------- Table IV
-def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str]) -> tuple[pd.DataFrame, Layout]:
+def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str],
+           normalisation: str = "run") -> tuple[pd.DataFrame, Layout]:
     """Quality / Privacy / Harmonic per dataset x model (rows) and prompt (column groups).
 
     LLM rows expect every non-``none`` prompt of the run: a failed or absent cell shows "–".
@@ -62,6 +68,9 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
     keys = _row_order(summary, kinds) if len(summary) else []
     csv_rows, rows, breaks = [], [], []
     multi_rep = bool(len(summary)) and summary["n_reps"].max() > 1
+    # bootstrap interval columns exist only when some cell has replicates, so a run without
+    # them writes exactly the table it always did
+    boot = "quality_interval" in summary and (summary["quality_interval"] == "bootstrap").any()
     partial = False
     for i, (ds, model) in enumerate(keys):
         if i == 0 or keys[i - 1][0] != ds:
@@ -81,6 +90,13 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
                 ci = float(rec[f"{s}_ci95"]) if present else math.nan
                 crow[f"{p}_{s}"] = mean
                 crow[f"{p}_{s}_ci95"] = ci
+                if boot:
+                    lo = float(rec[f"{s}_low"]) if present else math.nan
+                    hi = float(rec[f"{s}_high"]) if present else math.nan
+                    crow[f"{p}_{s}_low"], crow[f"{p}_{s}_high"] = lo, hi
+                    crow[f"{p}_{s}_ci"] = bracket(mean, lo, hi)
+                    if present and rec[f"{s}_interval"] == "bootstrap":
+                        ci = half_width(lo, hi)
                 if status == "":
                     row.append("")
                 else:
@@ -89,9 +105,13 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
         csv_rows.append(crow)
         rows.append(row)
     groups = [(p if p != BASELINE_PROMPT else NONE_GROUP, list(SCORE_LABELS.values())) for p in prompts]
+    how = ("metrics min-max normalised within each dataset across all cells of the run, 1 = best"
+           if normalisation == "run" else
+           "metrics anchored per dataset: the real holdout baseline scores 1, the worst reference "
+           "(uniform noise for quality, verbatim train rows for privacy) 0, clipped to [0, 1]")
     notes = [
-        "Q = Quality, P = Privacy, H = Harmonic = 2QP/(Q+P); metrics min-max normalised within "
-        "each dataset across all cells of the run, 1 = best (definitions in score_definitions.md).",
+        f"Q = Quality, P = Privacy, H = Harmonic = 2QP/(Q+P); {how} "
+        "(definitions in score_definitions.md).",
         f"{DASH} = failed cell (no valid records or metrics failed) or cell missing from the run; "
         "blank = not part of that model's grid.",
         "(baseline) rows are reference generators that take no prompt; their scores are under "
@@ -99,6 +119,8 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
     ]
     if multi_rep:
         notes.append("Values are means over repeats ± half-width of the 95% t-interval.")
+    if boot:
+        notes.append(BOOT_NOTE)
     if partial:
         notes.append("Cells where some repeats failed show the mean over the successful repeats.")
     layout = Layout(
@@ -111,8 +133,9 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
         breaks=breaks,
     )
     cols = ["dataset", "model", "paper_name", "kind"]
+    extra = ("", "_ci95", "_low", "_high", "_ci") if boot else ("", "_ci95")
     for p in prompts:
-        cols += [f"{p}_status", f"{p}_n_reps"] + [f"{p}_{s}{k}" for s in SCORE_LABELS for k in ("", "_ci95")]
+        cols += [f"{p}_status", f"{p}_n_reps"] + [f"{p}_{s}{k}" for s in SCORE_LABELS for k in extra]
     return pd.DataFrame(csv_rows, columns=cols), layout
 
 
@@ -583,3 +606,95 @@ def table_fairness(
             "n_real", "n_synthetic", "n_holdout", "kl_mean", "kl_mean_ci95", "auc", "auc_ci95", "worst_feature",
             "kl_gap", "kl_gap_ci95", "auc_gap", "auc_gap_ci95", "reason"]
     return pd.DataFrame(csv_rows, columns=cols), layout
+
+
+# --------------------------------------------------------------------------- intervals
+INTERVAL_LABELS = {"quality": "Quality", "privacy": "Privacy", "harmonic": "Harmonic",
+                   "tstr_auc": "TSTR AUC"}
+
+
+def table_intervals(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str]
+                    ) -> tuple[pd.DataFrame, Layout]:
+    """Quality, Privacy, Harmonic and TSTR AUC per dataset x model x prompt with their 95 %
+    intervals (bootstrap over synthetic records with one repeat, t-interval over repeats).
+
+    CSV: ``<score>`` (value), ``<score>_low``, ``<score>_high``, ``<score>_ci`` (``value [low,
+    high]``) and ``<score>_interval`` (``bootstrap``, ``repeats`` or empty); Markdown / LaTeX:
+    ``value ± half-width``.
+    """
+    from synllm.aggregate.uncertainty import INTERVAL_SCORES
+
+    keys = _cell_rows(summary, kinds)
+    stat = summary.set_index(["dataset", "model", "prompt"]) if len(summary) else None
+    csv_rows, rows = [], []
+    for key in keys:
+        ds, model, prompt = key
+        kind = kinds.get(model, "LLM")
+        rec = stat.loc[key]
+        crow = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""),
+                "kind": kind, "prompt": prompt, "status": rec["status"], "n_reps": int(rec["n_reps"])}
+        row = [ds, display_model(model, kind), prompt]
+        for s in INTERVAL_SCORES:
+            v = float(rec.get(f"{s}_mean", math.nan))
+            lo, hi = float(rec.get(f"{s}_low", math.nan)), float(rec.get(f"{s}_high", math.nan))
+            crow.update({s: v, f"{s}_low": lo, f"{s}_high": hi, f"{s}_ci": bracket(v, lo, hi),
+                         f"{s}_interval": rec.get(f"{s}_interval", "") or ""})
+            row.append(fmt(v, half_width(lo, hi)))
+        csv_rows.append(crow)
+        rows.append(row)
+    notes = [
+        "Quality, Privacy and Harmonic as in Table IV; TSTR AUC = ROC-AUC on the real holdout of the "
+        "utility classifiers trained on the synthetic table (mean over classifiers), raw.",
+        "One repeat: ± is half the width of the 95% interval over bootstrap replicates of the cell's "
+        "synthetic records (evaluation.bootstrap), each normalised with the run's normalisation like "
+        "the point value: point ± t x SD of the replicates below 100 replicates, the 2.5-97.5% "
+        "percentiles from 100 on (clipped to [0, 1]). Several repeats: the 95% t-interval over repeats.",
+        f"{DASH} = failed cell or no value; a value without ± has no interval (bootstrap off, or a "
+        "metric that failed in the replicates).",
+    ]
+    layout = Layout(
+        index=["Dataset", "Model", "Prompt"],
+        groups=[("", [INTERVAL_LABELS[s] for s in INTERVAL_SCORES])],
+        rows=rows,
+        caption="Scores with 95% intervals per dataset, model and prompt.",
+        label="tab:intervals",
+        notes=notes,
+        breaks=_breaks(keys),
+    )
+    cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "n_reps"]
+    cols += [f"{s}{k}" for s in INTERVAL_SCORES for k in ("", "_low", "_high", "_ci", "_interval")]
+    return pd.DataFrame(csv_rows, columns=cols), layout
+
+
+# --------------------------------------------------------------------------- ranking
+def table_ranking(rank: pd.DataFrame, res: dict, kinds: dict[str, str],
+                  paper_names: dict[str, str]) -> tuple[pd.DataFrame, Layout]:
+    """Friedman / Nemenyi ranking of the LLMs (:mod:`synllm.aggregate.ranking`)."""
+    frame = rank.copy()
+    frame.insert(1, "paper_name", frame["model"].map(lambda m: paper_names.get(m, "") if m else ""))
+    if not res["ok"]:
+        rows = [[DASH, res["reason"], "", "", "", ""]]
+        notes = [res["reason"] + "."]
+    else:
+        rows = []
+        for i, r in enumerate(frame.itertuples(index=False), start=1):
+            p = DASH if not math.isfinite(r.nemenyi_p_vs_best) else f"{r.nemenyi_p_vs_best:.3f}"
+            rows.append([str(i), r.model, f"{r.mean_rank:.2f}", fmt(r.harmonic_mean), p, r.vs_best])
+        notes = [
+            f"Friedman test over {res['n']} (dataset, prompt) blocks and {res['k']} LLMs on the "
+            f"Harmonic score: chi2 = {res['chi2']:.2f}, p = {res['p']:.3g}.",
+            "Rank 1 = highest Harmonic in a block (ties share the mean rank); a failed or missing cell "
+            "counts as Harmonic 0. Baselines take no prompt and are not ranked.",
+            f"p vs best = Nemenyi post-hoc p-value against the best-ranked model (scikit-posthocs); "
+            f"'not significant' = not distinguishable from the best at alpha 0.05 (critical difference "
+            f"of mean ranks {res['cd']:.2f}).",
+        ]
+    layout = Layout(
+        index=["Rank", "Model"],
+        groups=[("", ["Mean rank", "Mean Harmonic", "p vs best", "vs best"])],
+        rows=rows,
+        caption="Model ranking: Friedman test and Nemenyi post-hoc comparison with the best model.",
+        label="tab:ranking",
+        notes=notes,
+    )
+    return frame, layout

@@ -12,6 +12,12 @@ the validator and every metric treat it exactly like a model's output:
   reference for correlation/ML-utility metrics.
 - ``copula``: a Gaussian copula on the train split with empirical margins (own code on
   numpy/scipy, see :func:`fit_copula`). Keeps marginals and the (rank) correlation structure.
+- ``uniform``: every column drawn independently and uniformly over the card's plausible range
+  (numerics; integers for ``int``) or its categories (categoricals; 0/1 for binaries), no
+  missing values. Knows nothing of the data: the worst reference of quality and utility for
+  ``scores.normalisation: anchored``.
+- ``train_copy``: real train rows sampled without replacement. A table of verbatim copies: the
+  worst reference of privacy for ``scores.normalisation: anchored``.
 
 Design decision (copula): the ``copulas`` package (installed as an sdmetrics dependency) was
 not used: it needs all-numeric frames without missing values and fits parametric margins
@@ -39,7 +45,7 @@ from synllm.split import DTYPES, read_split, to_records
 from synllm.errors import ConfigError, DataError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
 
-KINDS = ("holdout", "marginals", "copula")
+KINDS = ("holdout", "marginals", "copula", "uniform", "train_copy")
 _HERMITE_ORDER = 40  # terms of Mehler's expansion used to de-attenuate correlations
 _EPS = 1e-9  # keeps normal scores finite: u is clipped to [_EPS, 1 - _EPS]
 
@@ -68,6 +74,29 @@ def sample_marginals(train: pd.DataFrame, card: DatasetCard, n: int, seed: int) 
         values = train[name].to_numpy(dtype=object)
         out[name] = values[rng.integers(0, len(values), size=n)]
     return _typed(pd.DataFrame(out), card)
+
+
+def sample_uniform(card: DatasetCard, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows, each column independent and uniform over the card's range / categories.
+
+    ``int`` columns take integers in ``[lo, hi]``, ``float`` columns reals in ``[lo, hi)``,
+    binaries 0/1 and categoricals one of the card's categories, each with equal probability.
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name in card.feature_names:
+        spec = card.columns[name]
+        if spec.type == "categorical":
+            out[name] = rng.choice(np.array(spec.categories, dtype=object), size=n)
+        elif spec.type == "binary":
+            out[name] = rng.integers(0, 2, size=n)
+        else:
+            lo, hi = spec.range
+            if spec.type == "int":
+                out[name] = rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1, size=n)
+            else:
+                out[name] = rng.uniform(lo, hi, size=n)
+    return _typed(pd.DataFrame(out, columns=list(card.feature_names)), card)
 
 
 @dataclass(frozen=True)
@@ -243,13 +272,18 @@ def sample_copula(model: GaussianCopula, card: DatasetCard, n: int, seed: int) -
 def generate_table(
     kind: str, card: DatasetCard, train: pd.DataFrame, holdout: pd.DataFrame | None, n: int, seed: int
 ) -> pd.DataFrame:
-    """Synthetic table of baseline ``kind`` (holdout|marginals|copula), card dtypes."""
+    """Synthetic table of baseline ``kind`` (one of :data:`KINDS`), card dtypes."""
     if kind == "holdout":
         if holdout is None:
             raise ConfigError("baseline 'holdout' needs the holdout split (--holdout)")
         return sample_holdout(holdout, n, seed)
     if kind == "marginals":
         return sample_marginals(train, card, n, seed)
+    if kind == "uniform":
+        return sample_uniform(card, n, seed)
+    if kind == "train_copy":
+        _check_train(train, card)
+        return sample_holdout(train, n, seed)
     if kind == "copula":
         fit_seed, sample_seed = np.random.SeedSequence(seed).generate_state(2)
         return sample_copula(fit_copula(train, card, int(fit_seed)), card, n, int(sample_seed))
