@@ -30,13 +30,14 @@ from tests.conftest import ROOT
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 N = 600
 MODELS = {"leak-seed": "a", "leak-train5": "b", "fresh": "c"}
-# Normalisations the Privacy order is checked under. The `uncertainty` branch adds
-# scores.normalisation: anchored; add "anchored" here once it is merged (same assertions).
-NORMALISATIONS = ["run"]
+# Normalisations the Privacy order is checked under: the run is made anchored (the anchor
+# baselines join the grid), Table IV is kept, then aggregate alone reruns under `run`.
+NORMALISATIONS = ["run", "anchored"]
 
 
-def _config(work: Path) -> dict:
+def _config(work: Path, normalisation: str) -> dict:
     return {
+        "scores": {"normalisation": normalisation},
         "seed": 11,
         "model_registry": str(work / "models.yaml"),
         "datasets": ["stroke"],
@@ -52,9 +53,9 @@ def _config(work: Path) -> dict:
     }
 
 
-def _snakemake(work: Path, *targets: str) -> None:
+def _snakemake(work: Path, *targets: str, normalisation: str = "anchored") -> None:
     cfg = work / "config.yaml"
-    cfg.write_text(yaml.safe_dump(_config(work)))
+    cfg.write_text(yaml.safe_dump(_config(work, normalisation)))
     cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(work),
                        "--configfile", str(cfg), "--cores", "2", *targets]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
@@ -64,8 +65,10 @@ def _snakemake(work: Path, *targets: str) -> None:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     work = tmp_path_factory.mktemp("leaks")
+    anchors = {k: {"backend": "baseline", "kind": k, "family": "baseline"}
+               for k in ("holdout", "uniform", "train_copy")}
     (work / "models.yaml").write_text(yaml.safe_dump({"models": {
-        m: {"backend": "replay", "replay_name": m, "family": "test"} for m in MODELS}}))
+        m: {"backend": "replay", "replay_name": m, "family": "test"} for m in MODELS} | anchors}))
     res = work / "results"
     _snakemake(work, "results/prompts/stroke/SEEDEx.json", "results/data/stroke/reference.parquet")
     card = find_card("stroke", ROOT / "resources" / "datasets")
@@ -84,6 +87,9 @@ def planted(tmp_path_factory):
         f.parent.mkdir(parents=True)
         f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     _snakemake(work)
+    tdir = res / "tables"
+    (tdir / "table4_quality_privacy.csv").rename(tdir / "table4_anchored.csv")
+    _snakemake(work, normalisation="run")
     metrics = {}
     for m, label in MODELS.items():
         doc = json.loads((res / f"metrics/stroke/{m}/SEEDEx/r1.json").read_text())
@@ -133,7 +139,8 @@ def test_sdmetrics_checks_order_train_copies_above_fresh_rows(planted):
 @pytest.mark.parametrize("normalisation", NORMALISATIONS)
 def test_privacy_score_orders_fresh_over_partial_over_seed_copy(planted, normalisation):
     work, _ = planted
-    t4 = pd.read_csv(work / "results/tables/table4_quality_privacy.csv").set_index("model")
+    name = "table4_quality_privacy" if normalisation == "run" else "table4_anchored"
+    t4 = pd.read_csv(work / f"results/tables/{name}.csv").set_index("model")
     p = {MODELS[model]: t4.loc[model, "SEEDEx_privacy"] for model in MODELS}
     assert p["c"] > p["b"] > p["a"], p
     priv = pd.read_csv(work / "results/tables/table_privacy.csv").set_index("model")
