@@ -18,6 +18,14 @@ top-p 0.9 and one record per call:
 
 Runs alternate (workflow, wf-record, bare, ...) so machine load hits all alike. The
 acceptance bar of issue 9 is workflow >= 80 % of the bare rate. Prints a table and writes JSON.
+
+``--transformers`` measures the paper's path instead (issue 17): the embedded model's Hugging
+Face entry (``smollm2-135m-hf``: the same GGUF loaded by transformers, float32 on CPU),
+unconstrained, one cell of ``--n`` records (default 100) in mini-batches of 20, decoded
+sequentially (``max_parallel_sequences: 1``) and batched (``--widths``, default 5 = the
+cell's mini-batches in one call), alternating, one model load for all runs. Each mini-batch
+gets ``--max-new-tokens`` (default 64) so a CPU run takes minutes; the rate is output tokens
+/ seconds of ``run_batches``. Writes ``benchmarks/generation_transformers.json``.
 """
 
 from __future__ import annotations
@@ -89,14 +97,68 @@ def bare_run(llm, text: str, grammar, n: int, seed: int, budget: int) -> dict:
     return {"tokens": tokens, "gen_s": round(dt, 3), "tok_s": round(tokens / dt, 2)}
 
 
+def transformers_section(a) -> dict:
+    """Sequential vs batched decoding of one cell through the transformers backend."""
+    from synllm.cards import load_card
+    from synllm.generate import cli as gen
+    from synllm.generate.base import GenerationContext, GenerationSettings, get_backend
+
+    spec = load_registry(ROOT / "config/models.yaml").get("smollm2-135m-hf")
+    card = load_card(ROOT / "resources/datasets" / f"{a.dataset}.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        prompt = json.loads(render_prompt(Path(tmp), a.dataset, a.style, 20).read_text())
+    backend = get_backend("transformers")
+    t0 = time.perf_counter()
+    backend.load(spec, GenerationSettings(constrained=False), GenerationContext(card=card))
+    load_s = time.perf_counter() - t0
+    rows = []
+    for r in range(a.repeats):
+        for width in [1, *a.widths]:
+            settings = GenerationSettings(constrained=False, batch_size=20, max_attempts=1,
+                                          max_new_tokens=a.max_new_tokens,
+                                          max_parallel_sequences=width)
+            backend.stats.output_tokens = 0
+            t = time.perf_counter()
+            texts, summary = gen.run_batches(backend, prompt, a.n, 42 + r, settings, None)
+            dt = time.perf_counter() - t
+            rows.append({"width": width, "repeat": r, "tokens": backend.stats.output_tokens,
+                         "seconds": round(dt, 2), "tok_s": round(backend.stats.output_tokens / dt, 2),
+                         "batches": summary["batches"], "records_found": summary["records_found"],
+                         "loadavg_1m": round(os.getloadavg()[0], 2)})
+            print(json.dumps(rows[-1]), flush=True)
+    rate = {w: sum(x["tokens"] for x in rows if x["width"] == w)
+            / sum(x["seconds"] for x in rows if x["width"] == w) for w in [1, *a.widths]}
+    return {
+        "model": spec.slug, "dataset": a.dataset, "style": a.style, "records_per_cell": a.n,
+        "batch_size": 20, "max_new_tokens": a.max_new_tokens, "repeats": a.repeats,
+        "torch_threads": backend.stats.extra.get("threads"), "cpus": os.cpu_count(),
+        "load_seconds": round(load_s, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2),
+        "runs": rows, "tok_s": {str(w): round(v, 2) for w, v in rate.items()},
+        "batched_over_sequential": {str(w): round(rate[w] / rate[1], 2) for w in a.widths},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="stroke")
     p.add_argument("--style", default="FEATDESC")
-    p.add_argument("--n", type=int, default=10, help="records per run (one call each)")
+    p.add_argument("--n", type=int, default=None,
+                   help="records per run (default 10, one call each; --transformers: 100)")
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "generation.json"))
+    p.add_argument("--out", default=None)
+    p.add_argument("--transformers", action="store_true", help="sequential vs batched (issue 17)")
+    p.add_argument("--widths", type=int, nargs="+", default=[5])
+    p.add_argument("--max-new-tokens", type=int, default=64)
     a = p.parse_args(argv)
+    if a.transformers:
+        a.n = a.n or 100
+        result = transformers_section(a)
+        print(json.dumps({k: v for k, v in result.items() if k != "runs"}))
+        out = a.out or str(ROOT / "benchmarks" / "generation_transformers.json")
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
+    a.out = a.out or str(ROOT / "benchmarks" / "generation.json")
+    a.n = a.n or 10
 
     from llama_cpp import Llama, LlamaGrammar
 

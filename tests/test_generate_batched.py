@@ -194,3 +194,42 @@ def test_real_model_batched_and_sequential_give_the_same_kind_of_records(hf_back
     assert list(frames[0].columns) == list(frames[1].columns)
     assert dict(frames[0].dtypes) == dict(frames[1].dtypes)
     assert s1["records_found"] == count_records("\n".join(t1))
+
+
+def _cli(tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = None):
+    raws = [tmp_path / tag / f"{p.stem}.txt" for p in prompts]
+    metas = [tmp_path / tag / f"{p.stem}.meta.json" for p in prompts]
+    cmd = [sys.executable, "-m", "synllm", "generate", "--model", "smollm2-135m",
+           "--registry", str(ROOT / "config" / "models.yaml"),
+           "--prompt", *map(str, prompts), "--card", str(CARDS / "cirrhosis.yaml"),
+           "--n-records", "1", "--seed", "7",
+           "--settings", json.dumps({"batch_size": 1, "constrained": False, "max_new_tokens": 12}),
+           "--out-raw", *map(str, raws), "--out-meta", *map(str, metas)]
+    if resume is not None:
+        cmd += ["--resume-dir", str(resume)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [r.read_text() for r in raws], [json.loads(m.read_text()) for m in metas]
+
+
+def test_several_cells_one_load_and_resume(cirrhosis_prompt, tmp_path):
+    """One generate process for two prompts: one load (meta proves it), each cell's text is
+    that of a one-cell run, and a rerun with the resume folder keeps finished cells."""
+    prompts = []
+    for style in ("FEATDESC", "CLINRULE"):
+        path = tmp_path / f"{style}.json"
+        path.write_text(json.dumps({**cirrhosis_prompt, "style": style,
+                                    "user": cirrhosis_prompt["user"] + f"\n({style})"}))
+        prompts.append(path)
+    texts, metas = _cli(tmp_path, prompts, "both", resume=tmp_path / "resume")
+    assert [m["model_already_loaded"] for m in metas] == [False, True]
+    assert metas[0]["load_seconds"] == metas[0]["model_load_seconds"] > 0
+    assert metas[1]["load_seconds"] == 0 and metas[1]["model_load_seconds"] == metas[0]["model_load_seconds"]
+    alone, alone_meta = _cli(tmp_path, prompts[1:], "alone")
+    assert alone[0] == texts[1] and alone_meta[0]["model_already_loaded"] is False
+    # rerun after an interruption: the first cell is kept, only the second is generated
+    (tmp_path / "resume" / "CLINRULE.txt").unlink()
+    again, metas2 = _cli(tmp_path, prompts, "rerun", resume=tmp_path / "resume")
+    assert again == texts
+    assert metas2[0].get("resumed") is True and "resumed" not in metas2[1]
+    assert metas2[1]["model_already_loaded"] is False
