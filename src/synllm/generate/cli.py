@@ -207,6 +207,16 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
+def generator_kind(spec: ModelSpec, backend_name: str) -> str:
+    """``LLM``, ``baseline``, ``peer`` or ``external`` (a ``backend: replay`` registry entry:
+    a table made elsewhere); aggregation ranks every kind but ``baseline`` side by side."""
+    if backend_name in ("baseline", "peer"):
+        return backend_name
+    if spec.backend == "replay":
+        return "external"
+    return "LLM"
+
+
 def generate(
     spec: ModelSpec,
     settings: GenerationSettings,
@@ -220,7 +230,7 @@ def generate(
     warnings: list[str] = []
     if settings.backend_override == "replay" and spec.backend in LLM_BACKENDS:
         backend_name = "replay"
-    if context.prompt is None and backend_name != "baseline":
+    if context.prompt is None and spec.takes_prompt and backend_name != "baseline":
         raise ConfigError(f"generate: --prompt is required for model {spec.slug!r} (backend {backend_name})")
     extra = sorted(set(settings.model_extra or {}) - (OPENAI_SETTING_KEYS if spec.backend == "openai" else set()))
     if extra:
@@ -247,7 +257,10 @@ def generate(
         text = "\n".join(chunks)
         if text and not text.endswith("\n"):
             text += "\n"
-        summary = {"batches": 1 if chunks else 0, "attempts": 1, "records_found": count_records(text)}
+        # table-writing backends (peers: CSV) know their row count; JSON lines are counted
+        written = getattr(backend, "records_written", None)
+        found_now = written if written is not None else count_records(text)
+        summary = {"batches": 1 if chunks else 0, "attempts": 1, "records_found": found_now}
     wall = time.perf_counter() - t0
     stats = backend.stats
     gen_seconds = max(wall - load_seconds, 1e-9)
@@ -260,6 +273,7 @@ def generate(
     meta = {
         "model": spec.slug,
         "backend": backend_name,
+        "generator_kind": generator_kind(spec, backend_name),
         "hf_id": spec.hf_id,
         "quantization": stats.quantization,
         "device": stats.device,
@@ -289,6 +303,11 @@ def generate(
         "warnings": stats.warnings + warnings,
         **({"backend_info": stats.extra} if stats.extra else {}),
     }
+    if backend_name == "peer":
+        from synllm.generate.peers import META_KEYS
+
+        # Table VI times a peer as train + sample (the model is fitted once, by train_peer)
+        meta.update({k: stats.extra.get(k) for k in META_KEYS})
     for w in meta["warnings"]:
         log.warning("%s", w)
     return GenerationResult(text=text, meta=meta)
@@ -305,6 +324,7 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--n-records", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settings", help="the config's generation section: JSON text or file")
+    p.add_argument("--peer-model", help="fitted model of a peer generator (rule train_peer)")
     p.add_argument("--out-raw", required=True)
     p.add_argument("--out-meta", required=True)
     p.add_argument(
@@ -331,6 +351,7 @@ def cli(argv: list[str]) -> int:
         prompt=prompt,
         prompt_style=style,
         prompt_path=Path(a.prompt) if a.prompt else None,
+        peer_model=Path(a.peer_model) if a.peer_model else None,
     )
     result = generate(spec, settings, context, a.n_records, a.seed)
     for out, body in ((a.out_raw, result.text), (a.out_meta, json.dumps(result.meta, indent=2) + "\n")):
