@@ -14,6 +14,7 @@ if not config:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prompt.smk"
+include: "workflow/rules/peers.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/evaluate.smk"

@@ -43,7 +43,8 @@ if [ "$installed_key" != "$FLAGS_KEY" ]; then
 fi
 
 # --- everything else, pinned in pyproject.toml ----------------------------------------------
-.venv/bin/python -m pip install -q -e ".[dev]"
+# peers: SDV for the CTGAN/TVAE peer generators and their tests (docs/peers.md); no pin moves
+.venv/bin/python -m pip install -q -e ".[dev,peers]"
 .venv/bin/synllm --version >/dev/null
 
 # smoke test: evaluate a multi-token batch with the embedded model (the AMX crash above)

@@ -6,7 +6,7 @@ is in the registry. Any problem raises :class:`~synllm.errors.ConfigError` whose
 names the field, e.g. ``config field 'prompts[1]': 'FOO' is not one of [...]``.
 
 ``grid`` expands datasets x models x prompts x repeats into cells; generators that take no
-prompt (baselines) get the single prompt value ``none``.
+prompt (baselines, peers, external tables) get the single prompt value ``none``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def grid(config: dict, registry) -> list[Cell]:
     cells = []
     for d in config["datasets"]:
         for m in run_models(config):
-            takes_prompt = registry.get(m).backend != "baseline"
+            takes_prompt = registry.get(m).takes_prompt
             prompts = config["prompts"] if takes_prompt else [BASELINE_PROMPT]
             for p in prompts:
                 for r in range(1, int(config["repeats"]) + 1):

@@ -26,7 +26,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from synllm.errors import ConfigError
 
-Backend = Literal["transformers", "llamacpp", "openai", "baseline", "replay"]
+Backend = Literal["transformers", "llamacpp", "openai", "baseline", "replay", "peer"]
+PeerKind = Literal["ctgan", "tvae"]
+"""Peer synthesizers wired in (``synllm.generate.peers``); see docs/peers.md for the others."""
+
+
+class PeerBudget(BaseModel):
+    """Training budget of a peer generator (one of ``train`` / ``train_gpu`` in the registry)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(ge=1, description="Upper bound on training epochs.")
+    batch_size: int = Field(ge=2, description="Training batch size (rows).")
+    max_train_seconds: float | None = Field(
+        None, gt=0, description="Training stops after the epoch that crosses this (None = no limit)."
+    )
+    max_train_rows: int | None = Field(
+        None, ge=10, description="Seeded subsample of the train split (None = all train rows)."
+    )
 SLUG = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -77,6 +94,11 @@ class ModelSpec(BaseModel):
     kind: Literal["holdout", "marginals", "copula", "uniform", "train_copy"] | None = Field(
         None, description="Baselines only: which non-LLM generator."
     )
+    peer: PeerKind | None = Field(None, description="Peers only: which synthesizer.")
+    train: PeerBudget | None = Field(None, description="Peers: CPU-sized training budget.")
+    train_gpu: PeerBudget | None = Field(
+        None, description="Peers: paper-sized budget used with config peers.budget: gpu."
+    )
     base_url_env: str | None = Field(None, description="openai: env var with the server URL.")
     api_key_env: str | None = Field(None, description="openai: env var with the API key.")
     api_model: str | None = Field(None, description="openai: model name sent to the server.")
@@ -95,6 +117,10 @@ class ModelSpec(BaseModel):
             raise ValueError("baseline models need 'kind' (holdout|marginals|copula|uniform|train_copy)")
         if self.backend != "baseline" and self.kind is not None:
             raise ValueError("'kind' only applies to backend 'baseline'")
+        if self.backend == "peer" and (self.peer is None or self.train is None):
+            raise ValueError("peer models need 'peer' (the synthesizer) and 'train' (its budget)")
+        if self.backend != "peer" and (self.peer or self.train or self.train_gpu):
+            raise ValueError("'peer', 'train' and 'train_gpu' only apply to backend 'peer'")
         if self.backend == "openai" and not self.api_model:
             raise ValueError("openai models need 'api_model'")
         if "{user}" not in self.plain_format:
@@ -126,6 +152,18 @@ class ModelSpec(BaseModel):
                 f"models: {self.slug!r}: {self.gguf_file!r} not found in package {self.gguf_package!r}"
             )
         return path
+
+    @property
+    def takes_prompt(self) -> bool:
+        """False for generators without a prompt (cells with prompt ``none``): baselines,
+        peers, and ``backend: replay`` entries (tables made elsewhere, see docs/peers.md)."""
+        return self.backend not in ("baseline", "peer", "replay")
+
+    def budget(self, which: str = "cpu") -> "PeerBudget":
+        """The peer's training budget: ``train`` (cpu) or ``train_gpu`` (gpu, else ``train``)."""
+        if self.train is None:
+            raise ConfigError(f"models: {self.slug!r} has no training budget ('train')")
+        return self.train_gpu if which == "gpu" and self.train_gpu is not None else self.train
 
     @property
     def model_ref(self) -> str:

@@ -47,6 +47,7 @@ REGISTRY_FILE = resolve_path(config["model_registry"], BASE)
 REGISTRY = load_registry(REGISTRY_FILE)
 CELLS = grid(config, REGISTRY)
 GEN = config["generation"]
+PEER_BUDGET = config["peers"]["budget"]
 # sweeps (config section `sweeps`): variant datasets <dataset>~f<k> / <dataset>~n<N>
 try:
     SWEEP_POINTS = sweep_points(config, CARDS_DIR)
@@ -175,7 +176,24 @@ def generate_inputs(wildcards):
         inputs["prompt"] = (
             f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"
         )
+    if model_spec(wildcards).backend == "peer":
+        inputs["peer_model"] = peer_model_file(wildcards)
     return inputs
+
+
+def peer_model_file(wildcards):
+    """Fitted model a peer cell samples; a sample-size variant reuses its base dataset's."""
+    dataset = wildcards.dataset
+    variant = parse_variant(dataset)
+    if variant is not None and variant.axis == "sample_size":
+        dataset = variant.base
+    return f"{RESULTS}/peers/{dataset}/{wildcards.model}/r{wildcards.rep}/model.pkl"
+
+
+def peer_arg(wildcards, input):
+    if "peer_model" not in input.keys():
+        return ""
+    return f"--peer-model {shlex.quote(input.peer_model)}"
 
 
 def validate_inputs(wildcards):

@@ -26,6 +26,7 @@ rule generate:
         attempt=lambda wc, attempt: attempt,
     params:
         prompt=prompt_arg,
+        peer=peer_arg,
         n=lambda wc: n_records(config, wc.dataset),
         seed=cell_seed,
         settings=json_arg("generation"),
@@ -33,7 +34,7 @@ rule generate:
         "synllm generate --model {wildcards.model} --registry {input.registry:q} {params.prompt}"
         " --card {input.card:q} --train {input.train:q} --holdout {input.holdout:q}"
         " --n-records {params.n} --seed {params.seed} --settings {params.settings}"
-        " --attempt {resources.attempt}"
+        " --attempt {resources.attempt} {params.peer}"
         " --out-raw {output.raw:q} --out-meta {output.meta:q} > {log:q} 2>&1"
 
 

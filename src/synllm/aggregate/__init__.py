@@ -124,7 +124,7 @@ def aggregate(
     cells, metrics, raw = load_metrics(metrics_paths)
     meta = load_side_files(meta_paths, "raw meta", META_FIELDS)
     validation = load_side_files(validation_paths, "validation report", VALIDATION_FIELDS)
-    kinds = scores.model_kinds(cells)
+    kinds = scores.model_kinds(cells, meta)
     names = paper.load_paper_names(paper_dir, registry)
 
     if normalisation == "anchored":

@@ -4,7 +4,8 @@ Three inputs, all written by earlier steps (formats in ``docs/architecture.md``)
 
 - metrics JSON (``metrics/{dataset}/{model}/{prompt}/r{rep}.json``): the cell identity comes
   from its ``dataset``/``model``/``prompt``/``rep`` fields;
-- raw meta JSON (``raw/.../r{rep}.meta.json``): generation duration ``wall_seconds``;
+- raw meta JSON (``raw/.../r{rep}.meta.json``): generation duration ``wall_seconds``, the
+  ``generator_kind`` and, for peers, ``train_seconds`` / ``sample_seconds`` / ``epochs_run``;
 - validation reports (``validation/.../r{rep}.json``): ``valid`` record counts.
 
 Meta and validation files carry no full identity, so it is taken from their path (the last
@@ -215,19 +216,28 @@ def load_side_files(paths: list[Path], what: str, fields: dict[str, str]) -> pd.
         row = dict(ident)
         for src, dst in fields.items():
             v = data.get(src)
-            row[dst] = v if src == "status" else _number(v)
+            row[dst] = v if src in TEXT_FIELDS else _number(v)
         rows.append(row)
     df = pd.DataFrame(rows, columns=KEY + list(fields.values()))
     df = df.drop_duplicates(KEY, keep="last")
     return df
 
 
+TEXT_FIELDS = ("status", "generator_kind")
+"""Side-file fields kept as text; every other field is read as a number."""
+
 META_FIELDS = {
+    "generator_kind": "generator_kind",
     "wall_seconds": "wall_seconds",
     "load_seconds": "load_seconds",
     "output_tokens": "output_tokens",
     "tokens_per_second": "tokens_per_second",
     "peak_rss_mb": "peak_rss_mb",
+    # peers only (NaN for other cells): the fitted model's training, this cell's sampling
+    "train_seconds": "train_seconds",
+    "sample_seconds": "sample_seconds",
+    "epochs_run": "epochs_run",
+    "train_peak_rss_mb": "train_peak_rss_mb",
 }
 VALIDATION_FIELDS = {
     "candidate_lines": "candidate_lines",

@@ -247,11 +247,27 @@ def cell_scores(
     return out
 
 
-def model_kinds(cells: pd.DataFrame) -> dict[str, str]:
-    """``model -> "baseline"`` when every cell of the model has prompt ``none``, else ``"LLM"``."""
+PROMPTLESS_KINDS = ("peer", "external")
+"""``generator_kind`` (raw meta) of prompt-``none`` models that are competitors, not baselines."""
+COMPETITOR_KINDS = ("LLM", "peer", "external")
+"""Kinds ranked side by side (Tables IV order, V, VI); baselines are references only."""
+
+
+def model_kinds(cells: pd.DataFrame, meta: pd.DataFrame | None = None) -> dict[str, str]:
+    """``model -> kind``: ``"LLM"`` when a cell of the model has a prompt; a model whose cells
+    all have prompt ``none`` takes the ``generator_kind`` of its raw meta when that is ``"peer"``
+    (a tabular synthesizer) or ``"external"`` (a table made elsewhere), else ``"baseline"``."""
+    given: dict[str, str] = {}
+    if meta is not None and len(meta) and "generator_kind" in meta.columns:
+        known = meta.dropna(subset=["generator_kind"])
+        given = known.groupby("model")["generator_kind"].first().to_dict()
     kinds = {}
     for model, sub in cells.groupby("model"):
-        kinds[model] = "baseline" if (sub["prompt"] == "none").all() else "LLM"
+        if not (sub["prompt"] == "none").all():
+            kinds[model] = "LLM"
+        else:
+            kind = str(given.get(model))
+            kinds[model] = kind if kind in PROMPTLESS_KINDS else "baseline"
     return kinds
 
 
@@ -415,19 +431,27 @@ def efficiency_table(
 
     Columns: ``model, kind, n_cells, n_ok, mean_valid, mean_duration_s, gfi, norm_speed,
     efficiency, rank`` (``mean_valid``: mean valid records per cell from the validation reports).
-    Durations are ``wall_seconds`` of the cells' raw meta (cells of this run only). NormSpeed
-    is min-max scaled over the ranked models: LLMs with a duration and at least one ok cell.
+    Durations are ``wall_seconds`` of the cells' raw meta (cells of this run only); a peer's
+    cell adds the ``train_seconds`` of the model it samples (train + sample), reported apart
+    as ``mean_train_s``. NormSpeed is min-max scaled over the ranked models: LLMs, peers and
+    external tables (:data:`COMPETITOR_KINDS`) with a duration and at least one ok cell.
     Baselines (references) and models without any valid cell are listed with their duration
     and GFI but get no NormSpeed / Efficiency / rank.
     """
-    dur = scores[KEY].merge(meta[KEY + ["wall_seconds"]], on=KEY, how="left") if len(meta) else scores[KEY].assign(wall_seconds=np.nan)
+    cols = [c for c in ("wall_seconds", "train_seconds") if c in meta.columns]
+    dur = scores[KEY].merge(meta[KEY + cols], on=KEY, how="left") if len(meta) else scores[KEY]
+    for c in ("wall_seconds", "train_seconds"):
+        if c not in dur.columns:
+            dur[c] = np.nan
+    dur["duration"] = dur["wall_seconds"] + dur["train_seconds"].fillna(0.0)
     if validation is not None and len(validation):
         val = scores[KEY].merge(validation[KEY + ["valid"]], on=KEY, how="left")
     else:
         val = scores[KEY].assign(valid=np.nan)
     rows = []
     for model, sub in scores.groupby("model", sort=False):
-        d = dur[dur["model"] == model]["wall_seconds"]
+        d = dur[dur["model"] == model]["duration"]
+        tr = dur[dur["model"] == model]["train_seconds"]
         v = val[val["model"] == model]["valid"]
         rows.append(
             {
@@ -437,11 +461,15 @@ def efficiency_table(
                 "n_ok": int((sub["status"] == "ok").sum()),
                 "mean_valid": float(v.mean()) if v.notna().any() else math.nan,
                 "mean_duration_s": float(d.mean()) if d.notna().any() else math.nan,
+                "mean_train_s": float(tr.mean()) if tr.notna().any() else math.nan,
                 "gfi": float(sub["gfi"].mean()),
             }
         )
-    t = pd.DataFrame(rows, columns=["model", "kind", "n_cells", "n_ok", "mean_valid", "mean_duration_s", "gfi"])
-    ranked = (t["kind"] == "LLM") & t["mean_duration_s"].notna() & (t["n_ok"] > 0)
+    t = pd.DataFrame(
+        rows,
+        columns=["model", "kind", "n_cells", "n_ok", "mean_valid", "mean_duration_s", "mean_train_s", "gfi"],
+    )
+    ranked = t["kind"].isin(COMPETITOR_KINDS) & t["mean_duration_s"].notna() & (t["n_ok"] > 0)
     speed = 1.0 / t.loc[ranked, "mean_duration_s"].clip(lower=1e-9)
     t["norm_speed"] = np.nan
     t.loc[ranked, "norm_speed"] = minmax(speed)

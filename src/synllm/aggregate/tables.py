@@ -37,7 +37,8 @@ def prompt_order(prompts) -> list[str]:
 
 
 def display_model(model: str, kind: str) -> str:
-    return f"{model} (baseline)" if kind == "baseline" else model
+    """LLMs by name; every other kind (baseline, peer, external) says so in brackets."""
+    return model if kind in ("LLM", "reference") else f"{model} ({kind})"
 
 
 def _row_order(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, str]]:
@@ -76,7 +77,7 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
         if i == 0 or keys[i - 1][0] != ds:
             breaks.append(i)
         kind = kinds.get(model, "LLM")
-        expected = {BASELINE_PROMPT} if kind == "baseline" else set(llm_prompts)
+        expected = set(llm_prompts) if kind == "LLM" else {BASELINE_PROMPT}
         crow = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""), "kind": kind}
         row = [ds, display_model(model, kind)]
         for p in prompts:
@@ -115,7 +116,8 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
         f"{DASH} = failed cell (no valid records or metrics failed) or cell missing from the run; "
         "blank = not part of that model's grid.",
         "(baseline) rows are reference generators that take no prompt; their scores are under "
-        f"'{NONE_GROUP}'.",
+        f"'{NONE_GROUP}', like those of (peer) rows (tabular synthesizers trained on the train "
+        "split, ranked with the LLMs) and (external) rows (tables made elsewhere).",
     ]
     if multi_rep:
         notes.append("Values are means over repeats ± half-width of the 95% t-interval.")
@@ -177,7 +179,7 @@ def table5(
                 row[f"tstr_{m}_mean"] = getattr(r, m)
             ref_rows.append(row)
         frame = pd.concat([frame, pd.DataFrame(ref_rows, columns=frame_cols)], ignore_index=True)
-        order = frame["kind"].map({"LLM": 0, "baseline": 1, "reference": 2})
+        order = frame["kind"].map({"LLM": 0, "peer": 0, "external": 0, "baseline": 1, "reference": 2})
         frame = frame.assign(_o=order).sort_values(["dataset", "_o", "model"], kind="stable").drop(columns="_o")
     rows, breaks = [], []
     prev = None
@@ -226,10 +228,13 @@ def table6(eff: pd.DataFrame, paper_names: dict[str, str]) -> tuple[pd.DataFrame
     for r in frame.itertuples(index=False):
         rank = DASH if pd.isna(r.rank) else str(int(r.rank))
         dur = DASH if not math.isfinite(r.mean_duration_s) else f"{r.mean_duration_s:.2f}"
+        train = "" if not math.isfinite(r.mean_train_s) else f"{r.mean_train_s:.2f}"
         rows.append([
             rank,
             display_model(r.model, r.kind),
+            r.kind,
             dur,
+            train,
             fmt(r.gfi, digits=3),
             fmt(r.norm_speed, digits=3),
             fmt(r.efficiency, digits=3),
@@ -238,16 +243,20 @@ def table6(eff: pd.DataFrame, paper_names: dict[str, str]) -> tuple[pd.DataFrame
         ])
     notes = [
         "Efficiency = (NormSpeed + GFI) / 2, higher is better; rank 1 = most efficient.",
-        "NormSpeed = min-max normalised 1 / mean generation duration (wall_seconds of the raw meta, "
-        "mean over all cells of the model) across the ranked LLMs: 1 = fastest, 0 = slowest.",
+        "NormSpeed = min-max normalised 1 / mean duration (wall_seconds of the raw meta, "
+        "mean over all cells of the model) across the ranked models: 1 = fastest, 0 = slowest.",
+        "Kind: LLM (prompted), peer (tabular synthesizer: duration = training of its fitted model, "
+        "shown under Train (s), + sampling the cell), external (a table made elsewhere); LLMs, "
+        "peers and external tables are ranked together.",
         "GFI = mean over the model's cells of mean(Quality, Privacy, Utility, Clinical consistency), "
         "each normalised to [0, 1] with 1 = best; a failed cell counts as 0.",
         "Baselines and models without any valid cell are shown for reference and not ranked; ok cells = cells with valid records / all cells; "
         "Valid records = mean valid records per cell (validation reports).",
     ]
     layout = Layout(
-        index=["Rank", "Model"],
-        groups=[("", ["Mean duration (s)", "GFI", "NormSpeed", "Efficiency", "ok cells", "Valid records"])],
+        index=["Rank", "Model", "Kind"],
+        groups=[("", ["Mean duration (s)", "Train (s)", "GFI", "NormSpeed", "Efficiency",
+                      "ok cells", "Valid records"])],
         rows=rows,
         caption="Table VI. Efficiency ranking: Efficiency = (NormSpeed + GFI) / 2, higher is better.",
         label="tab:efficiency",

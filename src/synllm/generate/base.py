@@ -47,6 +47,7 @@ BACKENDS: dict[str, str] = {
     "replay": "synllm.generate.replay",
     "baseline": "synllm.generate.baselines",
     "openai": "synllm.generate.openai_backend",
+    "peer": "synllm.generate.peers",
 }
 """Backend name -> module (imported only when that backend is used)."""
 
@@ -117,7 +118,8 @@ class GenerationContext:
     """What a backend may need beyond the prompt: dataset card, splits, prompt, paths.
 
     ``prompt`` is the prompt JSON (None for baselines); ``prompt_style`` its style
-    (``SEEDEx`` ... or ``none``); ``train_path``/``holdout_path`` are split parquets.
+    (``SEEDEx`` ... or ``none``); ``train_path``/``holdout_path`` are split parquets;
+    ``peer_model`` is the fitted model a peer samples from (rule ``train_peer``).
     """
 
     card: "DatasetCard"
@@ -126,6 +128,7 @@ class GenerationContext:
     prompt: dict | None = None
     prompt_style: str | None = None
     prompt_path: Path | None = None
+    peer_model: Path | None = None
 
 
 @dataclass

@@ -270,6 +270,16 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
+def generator_kind(spec: ModelSpec, backend_name: str) -> str:
+    """``LLM``, ``baseline``, ``peer`` or ``external`` (a ``backend: replay`` registry entry:
+    a table made elsewhere); aggregation ranks every kind but ``baseline`` side by side."""
+    if backend_name in ("baseline", "peer"):
+        return backend_name
+    if spec.backend == "replay":
+        return "external"
+    return "LLM"
+
+
 def generate(
     spec: ModelSpec,
     settings: GenerationSettings,
@@ -300,7 +310,7 @@ def generate_cells(
     if settings.backend_override == "replay" and spec.backend in LLM_BACKENDS:
         backend_name = "replay"
     for context in contexts:
-        if context.prompt is None and backend_name != "baseline":
+        if context.prompt is None and spec.takes_prompt and backend_name != "baseline":
             raise ConfigError(f"generate: --prompt is required for model {spec.slug!r} (backend {backend_name})")
     extra = sorted(set(settings.model_extra or {}) - (OPENAI_SETTING_KEYS if spec.backend == "openai" else set()))
     seed_everything(seed)
@@ -347,7 +357,10 @@ def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: Generation
         text = "\n".join(chunks)
         if text and not text.endswith("\n"):
             text += "\n"
-        summary = {"batches": 1 if chunks else 0, "attempts": 1, "records_found": count_records(text)}
+        # table-writing backends (peers: CSV) know their row count; JSON lines are counted
+        written = getattr(backend, "records_written", None)
+        found_now = written if written is not None else count_records(text)
+        summary = {"batches": 1 if chunks else 0, "attempts": 1, "records_found": found_now}
     wall = time.perf_counter() - t0
     stats = backend.stats
     gen_seconds = max(wall - load_seconds, 1e-9)
@@ -360,6 +373,7 @@ def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: Generation
     meta = {
         "model": spec.slug,
         "backend": backend_name,
+        "generator_kind": generator_kind(spec, backend_name),
         "hf_id": spec.hf_id,
         "quantization": stats.quantization,
         "device": stats.device,
@@ -392,6 +406,11 @@ def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: Generation
         "warnings": stats.warnings + warnings,
         **({"backend_info": stats.extra} if stats.extra else {}),
     }
+    if backend_name == "peer":
+        from synllm.generate.peers import META_KEYS
+
+        # Table VI times a peer as train + sample (the model is fitted once, by train_peer)
+        meta.update({k: stats.extra.get(k) for k in META_KEYS})
     for w in meta["warnings"]:
         log.warning("%s", w)
     return GenerationResult(text=text, meta=meta)
@@ -431,6 +450,7 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--n-records", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--settings", help="the config's generation section: JSON text or file")
+    p.add_argument("--peer-model", help="fitted model of a peer generator (rule train_peer)")
     p.add_argument("--out-raw", required=True, nargs="+", help="raw text, one per cell")
     p.add_argument("--out-meta", required=True, nargs="+", help="meta JSON, one per cell")
     p.add_argument(
@@ -466,6 +486,7 @@ def cli(argv: list[str]) -> int:
             prompt=prompt,
             prompt_style="none" if prompt is None else (prompt.get("style") or Path(path).stem),
             prompt_path=Path(path) if path else None,
+            peer_model=Path(a.peer_model) if a.peer_model else None,
         ))
     resume = Path(a.resume_dir) if a.resume_dir else None
     names = [c.prompt_style or f"cell{k}" for k, c in enumerate(contexts)]

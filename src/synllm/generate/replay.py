@@ -4,6 +4,11 @@ Reads ``<replay_dir>/<dataset>/<replay_name>/prompt<N>.txt`` where N = 1..4 for 
 FEATDESC, STATGUIDE, CLINRULE. No model runs (meta: ``generated: false``, zero tokens). A
 missing file, a model without ``replay_name`` or a non-paper prompt style gives empty text and
 the warning ``no replay output: ...``; the validator then reports zero records.
+
+Bring your own table: a registry entry with ``backend: replay`` takes no prompt (cells with
+prompt ``none``) and reads ``<replay_dir>/<dataset>/<replay_name or slug>.csv``, a synthetic
+table made by any generator (CSV with a header of card column names), which then goes through
+the same validator, metrics and tables as every other cell (kind ``external``).
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from synllm import PROMPT_STYLES
+from synllm import BASELINE_PROMPT, PROMPT_STYLES
 from synllm.errors import ConfigError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
 
 
 def replay_path(replay_dir: str | Path, dataset: str, replay_name: str, style: str) -> Path | None:
-    """File holding the authors' output for one cell, or None for a non-paper prompt style."""
+    """File holding the authors' output for one cell (``<name>.csv`` for prompt ``none``: a
+    table made elsewhere), or None for a non-paper prompt style."""
+    if style == BASELINE_PROMPT:
+        return Path(replay_dir) / dataset / f"{replay_name}.csv"
     if style not in PROMPT_STYLES:
         return None
     return Path(replay_dir) / dataset / replay_name / f"prompt{PROMPT_STYLES.index(style) + 1}.txt"
@@ -40,10 +48,11 @@ class ReplayBackend:
         if not Path(settings.replay_dir).is_dir():
             raise ConfigError(f"generation: field 'replay_dir': directory {settings.replay_dir!r} not found")
         style = context.prompt_style or (context.prompt or {}).get("style") or "none"
-        if not spec.replay_name:
+        name = spec.replay_name or (spec.slug if style == BASELINE_PROMPT else None)
+        if not name:
             self.stats.warnings.append(f"no replay output: model {spec.slug!r} has no replay_name")
             return
-        path = replay_path(settings.replay_dir, context.card.name, spec.replay_name, style)
+        path = replay_path(settings.replay_dir, context.card.name, name, style)
         if path is None:
             self.stats.warnings.append(f"no replay output: prompt style {style!r} is not a paper prompt")
             return

@@ -120,7 +120,7 @@ def sweep_cells(config: dict, registry, points: list[SweepPoint]):
     cells = []
     for p in points:
         for m in sweep_models(config):
-            prompts = sweep_prompts(config) if registry.get(m).backend != "baseline" else [BASELINE_PROMPT]
+            prompts = sweep_prompts(config) if registry.get(m).takes_prompt else [BASELINE_PROMPT]
             for pr in prompts:
                 for r in range(1, int(config["repeats"]) + 1):
                     cells.append(Cell(p.dataset, m, pr, r))

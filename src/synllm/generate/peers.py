@@ -1,0 +1,371 @@
+"""Peer generators: tabular synthesizers people already use, as grid "models" (prompt ``none``).
+
+Two steps, so one fitted model serves every cell that samples from it:
+
+- ``synllm train-peer`` (rule ``train_peer``, one job per dataset x generator x rep) fits the
+  synthesizer on the **train split only** and writes ``model.pkl`` plus ``train.json``
+  (train seconds, epochs run, peak memory, rows used, budget);
+- ``synllm generate`` with backend ``peer`` loads that file (``--peer-model``), samples the
+  cell's records with the cell's seed and returns them as CSV text (header in card column
+  order), so the validator and every metric treat them exactly like a model's output.
+
+Wired synthesizers (registry field ``peer``): ``ctgan`` and ``tvae`` from SDV (PyPI ``sdv``,
+extra ``peers``), with SDV metadata built from the dataset card. TabularARGN, REaLTabFormer
+and GReaT are discussed in docs/peers.md (pin conflicts and status).
+
+Budgets come from the registry (``train`` for CPU, ``train_gpu`` with config
+``peers.budget: gpu``): ``epochs``, ``batch_size``, ``max_train_seconds`` (training stops
+after the epoch that crosses it; ``epochs_run`` records how many ran) and ``max_train_rows``
+(a seeded subsample of the train split, for CPU-sized runs on the 80k-row diabetes table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import importlib.util
+import io
+import json
+import logging
+import pickle
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from synllm.cards import DatasetCard, load_card
+from synllm.split import read_split, to_records
+from synllm.errors import ConfigError, DataError
+from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
+
+log = logging.getLogger("synllm.peers")
+
+PEER_EXTRA = 'pip install -e ".[peers]"'
+PEER_PACKAGES: dict[str, str] = {"ctgan": "sdv", "tvae": "sdv"}
+"""Peer kind -> the PyPI package it needs (import name = package name with ``_``)."""
+
+META_KEYS = ("train_seconds", "sample_seconds", "epochs_run", "train_peak_rss_mb", "train_rows")
+"""Peer facts copied to the top level of the raw meta (Table VI reads them)."""
+
+
+def require(kind: str) -> None:
+    """ConfigError in one line naming the package and the extra when it is not installed."""
+    if kind not in PEER_PACKAGES:
+        raise ConfigError(f"models: unknown peer {kind!r} (known: {sorted(PEER_PACKAGES)})")
+    package = PEER_PACKAGES[kind]
+    if importlib.util.find_spec(package.replace("-", "_")) is None:
+        raise ConfigError(
+            f"peer {kind!r} needs the package {package!r}, which is not installed "
+            f"({PEER_EXTRA})"
+        )
+
+
+# -- card -> SDV ------------------------------------------------------------------------
+
+
+def sdv_metadata_dict(card: DatasetCard) -> dict:
+    """SDV single-table metadata (spec V1) of the card's columns.
+
+    Binary columns are categorical for SDV (two modes, not a continuous 0-1 range); numeric
+    columns are numerical (SDV 2 learns their rounding from the data; ints are rounded again
+    by :func:`from_sdv_frame`).
+    """
+    columns: dict[str, dict] = {}
+    for name, col in card.columns.items():
+        sdtype = "numerical" if col.is_numeric else "categorical"
+        columns[name] = {"sdtype": sdtype}
+    return {
+        "METADATA_SPEC_VERSION": "V1",
+        "tables": {card.name: {"columns": columns}},
+    }
+
+
+def to_sdv_frame(train: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
+    """Card-typed train frame as SDV takes it: numerics float64 (NaN), binaries as strings."""
+    out = {}
+    for name, col in card.columns.items():
+        s = train[name]
+        if col.type == "binary":
+            out[name] = s.astype("Int64").astype(object).where(s.notna(), np.nan).map(
+                lambda v: v if pd.isna(v) else str(int(v))
+            )
+        elif col.is_numeric:
+            out[name] = pd.to_numeric(s, errors="coerce").astype("float64")
+        else:
+            out[name] = s.astype(object).where(s.notna(), np.nan)
+    return pd.DataFrame(out)
+
+
+def from_sdv_frame(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
+    """Sampled SDV frame back to the card's dtypes (see :func:`synllm.split.read_split`)."""
+    out = {}
+    for name, col in card.columns.items():
+        s = df[name]
+        if col.type == "categorical":
+            out[name] = s.astype(object).where(s.notna(), np.nan)
+        else:
+            num = pd.to_numeric(s, errors="coerce")
+            out[name] = num.round().astype("Int64") if col.type != "float" else num.astype("float64")
+    return pd.DataFrame(out)
+
+
+# -- training ---------------------------------------------------------------------------
+
+
+@contextmanager
+def epoch_budget(max_seconds: float | None, counter: dict) -> Iterator[None]:
+    """Stop CTGAN/TVAE training after the epoch that crosses ``max_seconds``.
+
+    The ctgan package drives its epoch loop through the module-level ``tqdm``; replacing it
+    for the duration of ``fit`` is the only hook it offers (no callbacks). ``counter["epochs"]``
+    counts the epochs that ran.
+    """
+    import ctgan.synthesizers.ctgan as ctgan_mod
+    import ctgan.synthesizers.tvae as tvae_mod
+
+    t0 = time.perf_counter()
+
+    class _Budgeted:
+        def __init__(self, iterable, *args, **kwargs) -> None:
+            self.iterable = iterable
+
+        def set_description(self, *args, **kwargs) -> None:
+            pass
+
+        def __iter__(self):
+            for item in self.iterable:
+                yield item
+                counter["epochs"] += 1
+                if max_seconds is not None and time.perf_counter() - t0 >= max_seconds:
+                    counter["stopped_by_time"] = True
+                    return
+
+    saved = (ctgan_mod.tqdm, tvae_mod.tqdm)
+    ctgan_mod.tqdm = tvae_mod.tqdm = _Budgeted
+    try:
+        yield
+    finally:
+        ctgan_mod.tqdm, tvae_mod.tqdm = saved
+
+
+def seed_all(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def subsample(train: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` train rows (seeded, without replacement), else the whole split."""
+    if max_rows is None or len(train) <= max_rows:
+        return train.reset_index(drop=True)
+    return train.sample(n=max_rows, random_state=seed).reset_index(drop=True)
+
+
+def fit_peer(
+    kind: str,
+    card: DatasetCard,
+    train: pd.DataFrame,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    max_train_seconds: float | None = None,
+    use_gpu: bool = False,
+) -> tuple[Any, dict]:
+    """Fit one synthesizer on ``train`` (card-typed rows); returns (model, facts)."""
+    require(kind)
+    from sdv.metadata import Metadata
+    from sdv.single_table import CTGANSynthesizer, TVAESynthesizer
+
+    if len(train) == 0:
+        raise DataError(f"dataset {card.name!r}: train split is empty")
+    metadata = Metadata.load_from_dict(sdv_metadata_dict(card))
+    # CTGAN needs batch_size to be a multiple of pac (10); both models need >= 2 rows/batch
+    size = max(2, min(batch_size, len(train)))
+    if kind == "ctgan":
+        size = max(10, size - size % 10)
+        synth = CTGANSynthesizer(
+            metadata, epochs=epochs, batch_size=size, enable_gpu=use_gpu, verbose=False
+        )
+    else:
+        synth = TVAESynthesizer(
+            metadata, epochs=epochs, batch_size=size, enable_gpu=use_gpu, verbose=False
+        )
+    seed_all(seed)
+    counter = {"epochs": 0, "stopped_by_time": False}
+    t0 = time.perf_counter()
+    with epoch_budget(max_train_seconds, counter):
+        synth.fit({card.name: to_sdv_frame(train, card)})  # SDV 2: table name -> frame
+    facts = {
+        "train_seconds": round(time.perf_counter() - t0, 3),
+        "epochs_run": counter["epochs"],
+        "stopped_by_time": counter["stopped_by_time"],
+        "batch_size": size,
+        "train_rows": len(train),
+    }
+    return synth, facts
+
+
+def sample_peer(model: Any, card: DatasetCard, n: int, seed: int) -> pd.DataFrame:
+    """``n`` card-typed records from a fitted synthesizer, reproducible from ``seed``."""
+    seed_all(seed)
+    # SDV otherwise reseeds every sample() call with one fixed seed: same rows in every rep
+    model.reset_sampling()
+    model._set_random_state(int(seed) % 2**32)
+    tables = model.sample(num_rows=n)  # SDV 2: table name -> frame
+    return from_sdv_frame(next(iter(tables.values())), card)
+
+
+def to_csv_text(df: pd.DataFrame, card: DatasetCard) -> str:
+    """CSV with a header in card column order; missing values are empty fields."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(card.feature_names)
+    for rec in to_records(df, card):
+        writer.writerow(["" if v is None else v for v in rec.values()])
+    return buf.getvalue()
+
+
+def peak_rss_mb() -> float:
+    from synllm.generate.cli import peak_rss_mb as _peak
+
+    return _peak()
+
+
+def save_model(model: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump(model, fh)
+
+
+def load_model(path: Path) -> Any:
+    if not Path(path).is_file():
+        raise ConfigError(f"peer model not found: {path} (run rule train_peer first)")
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+# -- generate backend -------------------------------------------------------------------
+
+
+class PeerBackend:
+    """Backend ``peer``: ``load`` reads the fitted model, ``generate`` returns one CSV chunk."""
+
+    name = "peer"
+    batched = False
+
+    def __init__(self) -> None:
+        self.stats = BackendStats(device="cpu", quantization="none", constrained=False)
+        self.model: Any = None
+        self.card: DatasetCard | None = None
+        self.records_written: int | None = None
+
+    def load(self, spec, settings: GenerationSettings, context: GenerationContext) -> None:
+        require(spec.peer)
+        import torch
+
+        torch.set_num_threads(spec.threads)
+        if context.peer_model is None:
+            raise ConfigError(f"generate: model {spec.slug!r} (backend peer) needs --peer-model")
+        self.card = context.card
+        self.model = load_model(context.peer_model)
+        info_path = Path(context.peer_model).with_name("train.json")
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        self.stats.extra.update({"peer": spec.peer, "model_file": str(context.peer_model)})
+        for key in ("train_seconds", "epochs_run", "train_rows", "stopped_by_time", "budget"):
+            if key in info:
+                self.stats.extra[key] = info[key]
+        if "peak_rss_mb" in info:
+            self.stats.extra["train_peak_rss_mb"] = info["peak_rss_mb"]
+        self.stats.device = info.get("device", "cpu")
+
+    def count_tokens(self, text: str) -> int:
+        return 0
+
+    def generate(self, system: str, user: str, n_records: int, seed: int,
+                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+        assert self.card is not None
+        t0 = time.perf_counter()
+        df = sample_peer(self.model, self.card, n_records, seed)
+        self.stats.extra["sample_seconds"] = round(time.perf_counter() - t0, 3)
+        self.records_written = len(df)
+        return [to_csv_text(df, self.card)]
+
+
+def create() -> PeerBackend:
+    """Entry point used by :func:`synllm.generate.base.get_backend`."""
+    return PeerBackend()
+
+
+# -- synllm train-peer ------------------------------------------------------------------
+
+
+def train(
+    spec, card: DatasetCard, train_path: Path, seed: int, budget_name: str = "cpu"
+) -> tuple[Any, dict]:
+    """Fit ``spec``'s synthesizer on the train split at ``train_path``; returns (model, info)."""
+    if spec.backend != "peer":
+        raise ConfigError(f"train-peer: model {spec.slug!r} is not a peer (backend {spec.backend})")
+    require(spec.peer)
+    budget = spec.budget(budget_name)
+    import torch
+
+    use_gpu = budget_name == "gpu" and torch.cuda.is_available()
+    rows = subsample(read_split(train_path, card), budget.max_train_rows, seed)
+    model, facts = fit_peer(
+        spec.peer, card, rows, seed, budget.epochs, budget.batch_size,
+        budget.max_train_seconds, use_gpu,
+    )
+    info = {
+        "model": spec.slug,
+        "peer": spec.peer,
+        "dataset": card.name,
+        "seed": seed,
+        "train_file": str(train_path),
+        "budget_name": budget_name,
+        "budget": budget.model_dump(),
+        "device": "cuda" if use_gpu else "cpu",
+        **facts,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    return model, info
+
+
+def cli_train(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="synllm train-peer", description="fit one peer synthesizer on a train split"
+    )
+    p.add_argument("--model", required=True, help="registry slug (backend peer)")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--card", required=True)
+    p.add_argument("--train", required=True, help="train split parquet (the only rows read)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--out-model", required=True, help="fitted model (pickle)")
+    p.add_argument("--out-info", required=True, help="train.json: seconds, epochs, memory")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from synllm.registry import load_registry
+
+    spec = load_registry(a.registry).get(a.model)
+    card = load_card(a.card)
+    import torch
+
+    torch.set_num_threads(max(1, a.threads))
+    model, info = train(spec, card, Path(a.train), a.seed, a.budget)
+    save_model(model, Path(a.out_model))
+    Path(a.out_info).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out_info).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "%s on %s: %d rows, %d epochs in %.1f s",
+        spec.slug, card.name, info["train_rows"], info["epochs_run"], info["train_seconds"],
+    )
+    return 0
