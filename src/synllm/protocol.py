@@ -254,7 +254,7 @@ def _cirrhosis_line(line: str, age_cap: bool) -> list[str] | None:
             *(v.upper() for v in yn), *(str(v) for v in vals), stage]
 
 
-def parse_batch(dataset: str, text: str, age_cap: bool = True) -> list[list[str]]:
+def parse_batch(dataset: str, text: str, age_cap: bool = False) -> list[list[str]]:
     """Records (raw strings, :data:`COLUMNS` order) of one batch; [] for a failed batch."""
     rows = []
     prefix = _NUM_PREFIX_CIRRHOSIS if dataset == "cirrhosis" else _NUM_PREFIX
@@ -360,14 +360,17 @@ def to_frame(dataset: str, rows: list[list[str]]) -> pd.DataFrame:
     return df
 
 
-def paper_table(dataset: str, text: str, protocol: Protocol = PAPER, age_cap: bool = True,
+def paper_table(dataset: str, text: str, protocol: Protocol = PAPER, age_cap: bool = False,
                 n: int = CELL_ROWS) -> PaperCell:
     """Parse one raw file as the authors did (see module doc)."""
     batches = split_batches(dataset, text)
     parsed = [parse_batch(dataset, b, age_cap) for b in batches]
     counts = [len(r) for r in parsed]
     first, last = select_run(counts, n)
-    run_batches = batches[first:last]
+    # every batch of a run starts with the same echoed prompt (the first batch may carry a
+    # chat-template line before the system prompt)
+    marker = SYSTEM_PROMPTS[dataset]
+    run_batches = [b[m.start():] if (m := marker.search(b)) else b for b in batches[first:last]]
     examples = [tuple(r) for r in parse_batch(dataset, "\n".join(
         _common_prefix_lines(run_batches)), age_cap)] if len(run_batches) > 1 else []
     ex_set = set(examples)
@@ -381,7 +384,9 @@ def paper_table(dataset: str, text: str, protocol: Protocol = PAPER, age_cap: bo
     run_rows = len(rows)
     kept = rows[:n]
     table = None
-    if len(kept) >= n:
+    # the authors wrote no table below n rows; without their example rows a cell keeps what
+    # it has, as the project's validator does (no row at all is still a failed cell)
+    if len(kept) >= n or (not protocol.count_example_rows and kept):
         table = to_frame(dataset, kept)
         if dataset == "cirrhosis" and age_cap:
             table["Age"] = table["Age"].clip(18, 100)

@@ -1,5 +1,6 @@
 rule evaluate:
     input:
+        unpack(paper_evaluate_inputs),
         synthetic=rules.validate.output.csv,
         report=rules.validate.output.report,
         card=card_file,
@@ -21,8 +22,9 @@ rule evaluate:
     params:
         seed=cell_seed,
         settings=json_arg("evaluation"),
+        paper=paper_evaluate_args,
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
         " --seed {params.seed} --settings {params.settings} --out {output.metrics:q}"
-        " --out-fairness {output.fairness:q} > {log:q} 2>&1"
+        " --out-fairness {output.fairness:q} {params.paper} > {log:q} 2>&1"

@@ -51,6 +51,7 @@ import pandas as pd
 from synllm.cards import DatasetCard, load_card
 from synllm.data import read_split
 from synllm.errors import ConfigError, DataError
+from synllm.protocol import PROTOCOLS
 from synllm.metrics import clinical, fidelity, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
 from synllm.metrics_extra import fairness
@@ -66,6 +67,8 @@ DEFAULT_SETTINGS: dict = {
     "kl_epsilon": 1e-4,
     "top_pairs": 5,
     "n_jobs": 1,
+    "protocol": "project",
+    "privacy_seeds": 20,
 }
 
 
@@ -93,7 +96,11 @@ def parse_settings(text: str | None) -> dict:
     bad = [m for m in out["utility_models"] if m not in utility.MODELS]
     if bad or not isinstance(out["utility_models"], list):
         raise ConfigError(f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})")
-    for key in ("distance_sample", "mia_sample", "xgb_n_estimators", "bins", "mi_bins", "n_jobs"):
+    if out["protocol"] not in PROTOCOLS:
+        raise ConfigError(f"{src}: field 'protocol' must be one of {list(PROTOCOLS)}, "
+                          f"got {out['protocol']!r}")
+    for key in ("distance_sample", "mia_sample", "xgb_n_estimators", "bins", "mi_bins", "n_jobs",
+                "privacy_seeds"):
         if not isinstance(out[key], int) or out[key] < 1:
             raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
     if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
@@ -201,6 +208,38 @@ def read_validation(path: str | Path) -> dict:
     return rep
 
 
+def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
+    """``evaluation.protocol: paper`` (:mod:`synllm.metrics.paper`)."""
+    from synllm.metrics.paper import evaluate_paper_cell
+    from synllm.validate import read_raw
+
+    for flag, value in (("--raw", a.raw), ("--real-table", a.real_table)):
+        if value is None or not Path(value).is_file():
+            raise DataError(f"protocol paper: {flag} file not found: {value}")
+    try:
+        syn = pd.read_csv(a.synthetic)
+    except pd.errors.EmptyDataError:
+        syn = None
+    real = pd.read_csv(a.real_table)
+    doc = evaluate_paper_cell(card, syn, read_raw(a.raw), real, train, holdout, a.seed,
+                              settings, age_cap=a.age_cap)
+    cell = cell_from_path(a.out)
+    cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
+                 if v is not None})
+    doc = {"dataset": card.name, **cell, **doc}
+    doc["validation"] = {k: v for k, v in read_validation(a.validation).items()
+                         if k in ("status", "kept", "run_batches", "example_copies")}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if a.out_fairness:  # declared output of the rule; the paper protocol scores no groups
+        Path(a.out_fairness).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out_fairness).write_text("dataset,model,prompt,rep,group_by,group\n")
+    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: paper protocol, "
+          f"{doc['status']} -> {out}")
+    return 0
+
+
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--card", required=True, help="dataset card YAML")
@@ -216,6 +255,12 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--prompt", default=None)
     p.add_argument("--rep", type=int, default=None)
+    p.add_argument("--raw", default=None,
+                   help="protocol paper: the raw output (re-parsed for the divergence steps)")
+    p.add_argument("--real-table", default=None,
+                   help="protocol paper: the full real table file (the authors sampled from it)")
+    p.add_argument("--age-cap", action="store_true",
+                   help="protocol paper: the cell's outputs came from the authors' capped generator")
     a = p.parse_args(argv)
 
     settings = parse_settings(a.settings)
@@ -224,6 +269,8 @@ def cli(argv: list[str]) -> int:
         if not Path(path).is_file():
             raise DataError(f"{what} split not found: {path}")
     train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    if settings["protocol"] == "paper":
+        return _paper_cli(a, card, train, holdout, settings)
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
 

@@ -89,14 +89,16 @@ BINARY = {
     "cirrhosis": ["Sex", "Ascites", "Hepatomegaly", "Spiders"],
 }
 TARGET = {"diabetes": "diabetes", "stroke": "stroke"}
-STABLE_METRICS = ("paper_wasserstein_age", "paper_wasserstein_bmi", "paper_corr_distance",
-                  "paper_hba1c_gap", "paper_identifiability")
+# divergence step 4 runs the project's metrics on at most this many (seeded) train rows
+STEP4_TRAIN_ROWS = 5_000
+
 
 
 def clean(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """The authors' evaluator cleaning of one table (real or synthetic)."""
     df = df.copy()
-    for col in list(df.columns):
+    # only text can hold the words; numeric columns are skipped for speed (same result)
+    for col in [c for c in df.columns if df[c].dtype == object]:
         mask = df[col].astype(str).str.contains("generate|format", case=False, na=False)
         df = df[~mask]
     num = [c for c in NUMERICAL[dataset] if c in df.columns]
@@ -174,9 +176,12 @@ def nn_ratio(real: pd.DataFrame, syn: pd.DataFrame, cols: list[str],
     return _nn_mean(s) / mr if mr > 0 else 1.0
 
 
+def _row_set(df: pd.DataFrame) -> set[tuple]:
+    return set(map(tuple, df.fillna("MISSING").astype(str).to_numpy().tolist()))
+
+
 def identifiability(real: pd.DataFrame, syn: pd.DataFrame) -> float:
-    rt = set(real.fillna("MISSING").astype(str).apply(tuple, axis=1))
-    st = set(syn.fillna("MISSING").astype(str).apply(tuple, axis=1))
+    rt, st = _row_set(real), _row_set(syn)
     return len(st & rt) / len(st) if st else 0.0
 
 
@@ -215,25 +220,29 @@ def overall_privacy(real: pd.DataFrame, syn: pd.DataFrame, num: list[str],
         pass
     changes = []
     size = int(0.9 * len(syn))
+    full = {c: np.histogram(syn[c], bins=20, density=True) for c in num}
     for _ in range(20):
         sub = syn.loc[rng.choice(syn.index, size=size, replace=False)]
         for col in num:
-            full, bins = np.histogram(syn[col], bins=20, density=True)
-            part, _ = np.histogram(sub[col], bins=bins, density=True)
-            changes.append(jensenshannon(full + 1e-10, part + 1e-10))
+            part, _ = np.histogram(sub[col], bins=full[col][1], density=True)
+            changes.append(jensenshannon(full[col][0] + 1e-10, part + 1e-10))
     comps.append(1.0 - float(np.mean(changes)))
     return float(np.mean(comps) * 100)
 
 
 def cell_metrics(dataset: str, syn_raw: pd.DataFrame, real_full: pd.DataFrame,
-                 protocol: Protocol = PAPER, seeds: tuple[int, ...] = (0,)) -> dict:
+                 protocol: Protocol = PAPER, seeds: tuple[int, ...] = (0,),
+                 real_clean: pd.DataFrame | None = None) -> dict:
     """``{"values": {metric: value}, "privacy_seeds": {metric: [value per seed]}}``.
 
     ``values`` holds the seed-independent metrics and the median of the seeded ones.
+    ``real_clean``: ``clean(real_full)`` when already computed (``real_rows="full"`` only).
     """
     n = len(syn_raw)
-    real = real_full if protocol.real_rows == "full" else downsample_real(real_full, n)
-    real = clean(real, dataset)
+    if protocol.real_rows == "full":
+        real = real_clean if real_clean is not None else clean(real_full, dataset)
+    else:
+        real = clean(downsample_real(real_full, n), dataset)
     syn = clean(syn_raw, dataset)
     num = [c for c in NUMERICAL[dataset] if c in syn.columns]
     vals: dict[str, float] = {}
@@ -262,3 +271,83 @@ def cell_metrics(dataset: str, syn_raw: pd.DataFrame, real_full: pd.DataFrame,
         arr = np.asarray(v, dtype=float)
         vals[name] = float(np.nanmedian(arr)) if np.isfinite(arr).any() else math.nan
     return {"values": {m: vals.get(m, math.nan) for m in wanted}, "privacy_seeds": per_seed}
+
+
+# --------------------------------------------------------------------------- one cell
+def _results(values: dict[str, float]) -> list[dict]:
+    out = []
+    for name, v in values.items():
+        m = PAPER_METRICS[name]
+        ok = v is not None and np.isfinite(v)
+        out.append({"name": name, "family": m.family, "score_group": m.score_group,
+                    "direction": m.direction, "range": list(m.range),
+                    "value": float(v) if ok else None, "status": "ok" if ok else "failed",
+                    "reason": None if ok else "undefined on this table (constant column or "
+                              "no rows left after the authors' cleaning)"})
+    return out
+
+
+def typed_table(table: pd.DataFrame, card) -> pd.DataFrame:
+    """The authors' table typed by the card (rows the card's coercion rejects dropped), for
+    the project's metrics."""
+    from synllm.validate import coerce_records, typed_output
+
+    recs = [{k: ("" if pd.isna(v) else str(v)) for k, v in row.items() if k in card.columns}
+            for row in table.to_dict(orient="records")]
+    frame, reason, _ = coerce_records(recs, card)
+    return typed_output(frame[reason == ""], card)
+
+
+def evaluate_paper_cell(card, syn: pd.DataFrame | None, raw_text: str, real_full: pd.DataFrame,
+                        train: pd.DataFrame, holdout: pd.DataFrame, seed: int, settings: dict,
+                        age_cap: bool = False, divergence: bool = True) -> dict:
+    """The metrics-JSON body of one cell under the paper protocol.
+
+    ``syn``: the validated authors' table (None or empty: a "–" cell). ``metrics``: the paper
+    metrics (privacy = median over the K seeds, all K values in ``privacy_seeds``);
+    ``variants``: the cumulative divergence steps 1-4 of :data:`synllm.protocol.DIVERGENCE_STEPS`
+    (steps 5-6 change only the aggregation).
+    """
+    from synllm.metrics.cli import evaluate as project_evaluate
+    from synllm.protocol import divergence_protocols, paper_table
+
+    ds = card.name
+    k = int(settings.get("privacy_seeds", 20))
+    seeds = tuple(seed + i for i in range(k))
+    doc: dict = {"dataset": ds, "protocol": "paper", "seed": seed, "privacy_seeds_used": list(seeds),
+                 "settings": settings, "warnings": []}
+    if syn is None or len(syn) == 0:
+        doc.update(status="short", reason="the cell never reached 100 rows ('–' in Table IV)",
+                   n_synthetic=0, metrics=[], privacy_seeds={}, variants={})
+        return doc
+    main = cell_metrics(ds, syn, real_full, PAPER, seeds)
+    doc.update(status="ok", reason=None, n_synthetic=int(len(syn)),
+               metrics=_results(main["values"]), privacy_seeds=main["privacy_seeds"])
+    variants: dict = {}
+    if divergence:
+        steps = {p.name: p for p in divergence_protocols()}
+        cell = paper_table(ds, raw_text, steps["1_no_example_rows"], age_cap=age_cap)
+        t1 = cell.table
+        full_clean = clean(real_full, ds) if t1 is not None else None
+        for label in ("1_no_example_rows", "2_full_real", "3_raw_wasserstein"):
+            if t1 is None:
+                variants[label] = {"status": "short", "metrics": []}
+                continue
+            res = cell_metrics(ds, t1, real_full, steps[label], (seed,), real_clean=full_clean)
+            variants[label] = {"status": "ok", "n_synthetic": int(len(t1)),
+                               "metrics": _results(res["values"])}
+        label = "4_project_metrics"
+        typed = typed_table(t1, card) if t1 is not None else None
+        if typed is None or len(typed) == 0:
+            variants[label] = {"status": "short", "metrics": []}
+        else:
+            if len(train) > STEP4_TRAIN_ROWS:  # cost: the project's metrics scan the split
+                train = train.sample(STEP4_TRAIN_ROWS, random_state=seed)
+            proj = project_evaluate(card, typed, train, holdout, seed,
+                                    {**settings, "protocol": "project"})
+            variants[label] = {"status": proj["status"], "n_synthetic": int(len(typed)),
+                               "metrics": [m for m in proj["metrics"]
+                                           if m.get("score_group") in ("quality", "privacy")]}
+    doc["variants"] = variants
+    return doc
+
