@@ -265,7 +265,7 @@ def reproduction_summary(rep: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- divergence
 def divergence(docs: list[dict], paper: pd.DataFrame, names: dict[str, str],
-               printed_models: set[str] | None = None) -> pd.DataFrame:
+               printed_models: set[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Spearman (per dataset, per-model mean over prompts) of ours vs the printed "Harmonic"
     after each cumulative step of :data:`DIVERGENCE_STEPS`; also Quality alone."""
     out = []
@@ -279,7 +279,9 @@ def divergence(docs: list[dict], paper: pd.DataFrame, names: dict[str, str],
         pool = "run" if _reached(label, "5_run_normalisation") else "dataset"
         how = "harmonic" if _reached(label, "6_true_harmonic") else "mean"
         if pool == "run":
-            keep = rows["paper_model"].isin(printed_models or set(pv["model"]))
+            # the run = the cells a replay of the printed table holds (its models per dataset)
+            shown = printed_models or set(zip(pv["dataset"], pv["model"]))
+            keep = [(d, m) in shown for d, m in zip(rows["dataset"], rows["paper_model"])]
             rows = rows[keep].reset_index(drop=True)
         sc = score_frame(rows, decl, pool)
         sc["paper_model"] = rows["paper_model"].to_numpy()
