@@ -291,11 +291,12 @@ def divergence(docs: list[dict], paper: pd.DataFrame, names: dict[str, str],
             p = pv[pv["dataset"] == ds]
             both = s.merge(p, left_on=["paper_model", "prompt"], right_on=["model", "prompt"],
                            suffixes=("", "_paper"))
-            ours = both.groupby("paper_model")["combined"].mean()
-            theirs = both.groupby("paper_model")["harmonic_paper"].mean()
+            # rounded: models with identical tables tie exactly, whatever the summation order
+            ours = both.groupby("paper_model")["combined"].mean().round(10)
+            theirs = both.groupby("paper_model")["harmonic_paper"].mean().round(10)
             r = spearman(ours, theirs)
-            q = spearman(both.groupby("paper_model")["quality"].mean(),
-                         both.groupby("paper_model")["quality_paper"].mean())
+            q = spearman(both.groupby("paper_model")["quality"].mean().round(10),
+                         both.groupby("paper_model")["quality_paper"].mean().round(10))
             out.append({"step": label, "dataset": ds, "combined": how, "n_models": r["n"],
                         "spearman_harmonic": r["rho"], "spearman_quality": q["rho"],
                         "n_cells": len(both)})
