@@ -240,6 +240,14 @@ def reproduction(docs: list[dict], paper: pd.DataFrame, names: dict[str, str]) -
     return out.reindex(columns=cols)
 
 
+def _flags(s: pd.Series) -> pd.Series:
+    return s.astype("boolean").fillna(False).astype(bool)
+
+
+def _count(s: pd.Series) -> int:
+    return int(_flags(s).sum())
+
+
 def reproduction_summary(rep: pd.DataFrame) -> pd.DataFrame:
     """Per dataset: printed cells, matches per column, "–" cells reproduced."""
     rows = []
@@ -250,9 +258,9 @@ def reproduction_summary(rep: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "dataset": ds,
             "printed_cells": len(val),
-            "quality_match": int(val["quality_match"].astype("boolean").fillna(False).astype(bool).sum()),
-            "privacy_in_seed_range": int(val["privacy_in_range"].astype("boolean").fillna(False).astype(bool).sum()),
-            "mean_qp_in_seed_range": int(val["mean_qp_in_range"].astype("boolean").fillna(False).astype(bool).sum()),
+            "quality_match": _count(val["quality_match"]),
+            "privacy_in_seed_range": _count(val["privacy_in_range"]),
+            "mean_qp_in_seed_range": _count(val["mean_qp_in_range"]),
             "privacy_median_match": int(sum(at_printed_precision(a, b) for a, b in zip(
                 val["privacy_paper"], val["privacy_ours_median"]))),
             "mean_qp_match": int(sum(at_printed_precision(a, b) for a, b in zip(
@@ -346,7 +354,7 @@ def reproduction_figure(rep: pd.DataFrame, path: Path) -> None:
         sub = rep[(rep["dataset"] == ds) & rep["quality_paper"].notna()]
         ax = axes[0, j]
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
-        ok = sub["quality_match"].astype("boolean").fillna(False).astype(bool)
+        ok = _flags(sub["quality_match"])
         ax.scatter(sub["quality_paper"][ok], sub["quality_ours"][ok], s=14, label="match")
         ax.scatter(sub["quality_paper"][~ok], sub["quality_ours"][~ok], s=14, marker="x",
                    color="C3", label="differs")
@@ -362,7 +370,7 @@ def reproduction_figure(rep: pd.DataFrame, path: Path) -> None:
         ax.vlines(x, lo, hi, color="C0", lw=2, label="ours, K seeds [min, max]")
         ax.scatter(x, sub["privacy_paper"].to_numpy()[order], s=10, color="k", zorder=3,
                    label="printed")
-        inside = sub["privacy_in_range"].astype("boolean").fillna(False).astype(bool).mean() if len(sub) else 0
+        inside = _count(sub["privacy_in_range"]) / len(sub) if len(sub) else 0
         ax.set_title(f"{DATASET_TITLES[ds]}: Privacy ({inside:.0%} inside)")
         ax.set_xlabel("printed cells (sorted by printed Privacy)")
         ax.legend(fontsize=7)
