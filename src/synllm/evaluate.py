@@ -65,6 +65,7 @@ from synllm.cards import DatasetCard, load_card
 from synllm.split import read_split
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import bootstrap, clinical, fidelity, leaks, privacy, utility
+from synllm.protocol import PROTOCOLS
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
 from synllm.metrics import fairness
 from synllm.validate import read_prompt
@@ -84,6 +85,8 @@ DEFAULT_SETTINGS: dict = {
     "n_jobs": 1,
     "bootstrap": 20,
     "bootstrap_reference": 1000,
+    "protocol": "project",
+    "privacy_seeds": 20,
 }
 
 
@@ -113,8 +116,11 @@ def parse_settings(text: str | None) -> dict:
         raise ConfigError(f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})")
     if not isinstance(out["bootstrap"], int) or isinstance(out["bootstrap"], bool) or out["bootstrap"] < 0:
         raise ConfigError(f"{src}: field 'bootstrap' must be an integer >= 0, got {out['bootstrap']!r}")
+    if out["protocol"] not in PROTOCOLS:
+        raise ConfigError(f"{src}: field 'protocol' must be one of {list(PROTOCOLS)}, "
+                          f"got {out['protocol']!r}")
     for key in ("distance_sample", "mia_sample", "sdmetrics_sample", "xgb_n_estimators", "bins",
-                "mi_bins", "n_jobs", "bootstrap_reference"):
+                "mi_bins", "n_jobs", "bootstrap_reference", "privacy_seeds"):
         if not isinstance(out[key], int) or out[key] < 1:
             raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
     if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
@@ -276,6 +282,103 @@ def read_validation(path: str | Path) -> dict:
     return rep
 
 
+def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
+    """``evaluation.protocol: paper`` (:mod:`synllm.metrics.paper`)."""
+    from synllm.validate import read_raw
+
+    for flag, value in (("--raw", a.raw), ("--real-table", a.real_table)):
+        if value is None or not Path(value).is_file():
+            raise DataError(f"protocol paper: {flag} file not found: {value}")
+    try:
+        syn = pd.read_csv(a.synthetic)
+    except pd.errors.EmptyDataError:
+        syn = None
+    real = pd.read_csv(a.real_table)
+    doc = evaluate_paper_cell(card, syn, read_raw(a.raw), real, train, holdout, a.seed,
+                              settings, age_cap=a.age_cap)
+    cell = cell_from_path(a.out)
+    cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
+                 if v is not None})
+    doc = {"dataset": card.name, **cell, **doc}
+    doc["validation"] = {k: v for k, v in read_validation(a.validation).items()
+                         if k in ("status", "kept", "run_batches", "example_copies")}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if a.out_fairness:  # declared output of the rule; the paper protocol scores no groups
+        Path(a.out_fairness).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out_fairness).write_text("dataset,model,prompt,rep,group_by,group\n")
+    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: paper protocol, "
+          f"{doc['status']} -> {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- paper protocol
+def typed_table(table: pd.DataFrame, card) -> pd.DataFrame:
+    """The authors' table typed by the card (rows the card's coercion rejects dropped), for
+    the project's metrics."""
+    from synllm.validate import coerce_records, typed_output
+
+    recs = [{k: ("" if pd.isna(v) else str(v)) for k, v in row.items() if k in card.columns}
+            for row in table.to_dict(orient="records")]
+    frame, reason, _ = coerce_records(recs, card)
+    return typed_output(frame[reason == ""], card)
+
+
+def evaluate_paper_cell(card, syn: pd.DataFrame | None, raw_text: str, real_full: pd.DataFrame,
+                        train: pd.DataFrame, holdout: pd.DataFrame, seed: int, settings: dict,
+                        age_cap: bool = False, divergence: bool = True) -> dict:
+    """The metrics-JSON body of one cell under the paper protocol.
+
+    ``syn``: the validated authors' table (None or empty: a "–" cell). ``metrics``: the paper
+    metrics (privacy = median over the K seeds, all K values in ``privacy_seeds``);
+    ``variants``: the cumulative divergence steps 1-4 of :data:`synllm.protocol.DIVERGENCE_STEPS`
+    (steps 5-6 change only the aggregation).
+    """
+    from synllm.metrics.paper import PAPER, STEP4_TRAIN_ROWS, paper_results, cell_metrics, clean
+    from synllm.protocol import divergence_protocols, paper_table
+
+    ds = card.name
+    k = int(settings.get("privacy_seeds", 20))
+    seeds = tuple(seed + i for i in range(k))
+    doc: dict = {"dataset": ds, "protocol": "paper", "seed": seed, "privacy_seeds_used": list(seeds),
+                 "settings": settings, "warnings": []}
+    if syn is None or len(syn) == 0:
+        doc.update(status="short", reason="the cell never reached 100 rows ('–' in Table IV)",
+                   n_synthetic=0, metrics=[], privacy_seeds={}, variants={})
+        return doc
+    main = cell_metrics(ds, syn, real_full, PAPER, seeds)
+    doc.update(status="ok", reason=None, n_synthetic=int(len(syn)),
+               metrics=paper_results(main["values"]), privacy_seeds=main["privacy_seeds"])
+    variants: dict = {}
+    if divergence:
+        steps = {p.name: p for p in divergence_protocols()}
+        cell = paper_table(ds, raw_text, steps["1_no_example_rows"], age_cap=age_cap)
+        t1 = cell.table
+        full_clean = clean(real_full, ds) if t1 is not None else None
+        for label in ("1_no_example_rows", "2_full_real", "3_raw_wasserstein"):
+            if t1 is None:
+                variants[label] = {"status": "short", "metrics": []}
+                continue
+            res = cell_metrics(ds, t1, real_full, steps[label], (seed,), real_clean=full_clean)
+            variants[label] = {"status": "ok", "n_synthetic": int(len(t1)),
+                               "metrics": paper_results(res["values"])}
+        label = "4_project_metrics"
+        typed = typed_table(t1, card) if t1 is not None else None
+        if typed is None or len(typed) == 0:
+            variants[label] = {"status": "short", "metrics": []}
+        else:
+            if len(train) > STEP4_TRAIN_ROWS:  # cost: the project's metrics scan the split
+                train = train.sample(STEP4_TRAIN_ROWS, random_state=seed)
+            proj = evaluate(card, typed, train, holdout, seed,
+                                    {**settings, "protocol": "project"})
+            variants[label] = {"status": proj["status"], "n_synthetic": int(len(typed)),
+                               "metrics": [m for m in proj["metrics"]
+                                           if m.get("score_group") in ("quality", "privacy")]}
+    doc["variants"] = variants
+    return doc
+
+
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--card", required=True, help="dataset card YAML")
@@ -295,6 +398,12 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--model", default=None)
     p.add_argument("--prompt", default=None)
     p.add_argument("--rep", type=int, default=None)
+    p.add_argument("--raw", default=None,
+                   help="protocol paper: the raw output (re-parsed for the divergence steps)")
+    p.add_argument("--real-table", default=None,
+                   help="protocol paper: the full real table file (the authors sampled from it)")
+    p.add_argument("--age-cap", action="store_true",
+                   help="protocol paper: the cell's outputs came from the authors' capped generator")
     a = p.parse_args(argv)
 
     settings = parse_settings(a.settings)
@@ -303,6 +412,8 @@ def cli(argv: list[str]) -> int:
         if not Path(path).is_file():
             raise DataError(f"{what} split not found: {path}")
     train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    if settings["protocol"] == "paper":
+        return _paper_cli(a, card, train, holdout, settings)
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
     shown = leaks.prompt_rows(read_prompt(a.prompt_json), card) if a.prompt_json else None

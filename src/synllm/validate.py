@@ -39,6 +39,7 @@ import pandas as pd
 from synllm.cards import Column, DatasetCard, load_card
 from synllm.errors import ConfigError, DataError, SynllmError
 from synllm.parsing import Candidate, norm_category, parse_text
+from synllm.protocol import PROTOCOLS
 
 REASONS = ("parse_error", "missing_field", "type", "range", "category", "clinical_rule", "duplicate")
 _FIELD_REASONS = ("missing_field", "type", "range", "category")
@@ -439,6 +440,27 @@ def validate_file(
     return report
 
 
+def validate_paper_file(card: DatasetCard, raw_path, out_csv, out_report,
+                        source_model: str | None = None) -> dict:
+    """``evaluation.protocol: paper``: the authors' table of one cell (``synllm.protocol``).
+
+    The CSV holds the authors' columns and values (numeric columns coerced), header only for a
+    cell that never reached 100 rows; the report says which batches formed the run.
+    """
+    from synllm.protocol import COLUMNS, age_capped, paper_table
+
+    cap = age_capped(card.name, source_model)
+    cell = paper_table(card.name, read_raw(raw_path), age_cap=cap)
+    report = {"dataset": card.name, **cell.report(), "age_capped": cap, "raw": str(raw_path),
+              "valid": 0 if cell.table is None else len(cell.table)}
+    for p in (out_csv, out_report):
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    table = cell.table if cell.table is not None else pd.DataFrame(columns=COLUMNS[card.name])
+    table.to_csv(out_csv, index=False)
+    Path(out_report).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm validate", description=__doc__.splitlines()[0])
     p.add_argument("--card", required=True, help="dataset card YAML")
@@ -449,10 +471,19 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--out-report", required=True)
     p.add_argument("--clinical-rules", choices=("reject", "flag"), default="reject")
     p.add_argument("--n-records", type=int, default=None, help="keep at most the first N valid")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="project",
+                   help="paper: the SynLLM authors' line parser and 100-row cells (synllm.protocol)")
+    p.add_argument("--source-model", default=None,
+                   help="protocol paper: the authors' model directory (their Age cap is per model)")
     a = p.parse_args(argv)
     if a.n_records is not None and a.n_records < 0:
         raise ConfigError(f"--n-records must be >= 0, got {a.n_records}")
     card = load_card(a.card)
+    if a.protocol == "paper":
+        rep = validate_paper_file(card, a.raw, a.out_csv, a.out_report, a.source_model)
+        print(f"{card.name}: paper protocol, {rep['batches']} batches, run {rep['run_batches']}, "
+              f"{rep['kept']} rows kept ({rep['example_copies']} example copies, {rep['status']})")
+        return 0
     rep = validate_file(card, a.raw, a.out_csv, a.out_report, a.prompt, a.train,
                         a.clinical_rules, a.n_records)
     print(

@@ -49,6 +49,7 @@ rule aggregate:
         normalisation=config["scores"]["normalisation"],
         # results/ (the parent of the tables folder): synthetic/, data/, figures/ live there
         results=lambda wc, output: os.path.dirname(os.path.dirname(output.lists[0])),
+        protocol=f"--protocol {PROTOCOL}",
     shell:
         "(printf '%s\\n' {input.metrics:q} > {output.lists[0]:q}"
         " && printf '%s\\n' {input.meta:q} > {output.lists[1]:q}"
@@ -57,7 +58,7 @@ rule aggregate:
         " && synllm aggregate --metrics-list {output.lists[0]:q} --meta-list {output.lists[1]:q}"
         " --validation-list {output.lists[2]:q} --fairness-list {output.lists[3]:q}"
         " --cards-dir {params.cards_dir:q}"
-        " --registry {params.registry:q} --paper-dir {params.paper_dir:q}"
+        " --registry {params.registry:q} --paper-dir {params.paper_dir:q} {params.protocol}"
         " --normalisation {params.normalisation}"
         " --synthetic-dir {params.results}/synthetic --train-dir {params.results}/data"
         " --out-dir {params.results}/tables --figures-dir {params.results}/figures)"

@@ -218,6 +218,36 @@ def validate_inputs(wildcards):
     return inputs
 
 
+PROTOCOL = config["evaluation"].get("protocol", "project")
+
+
+def protocol_arg(wildcards):
+    """validate: the paper protocol parses as the authors did (their model directory: Age cap)."""
+    if PROTOCOL != "paper":
+        return ""
+    name = model_spec(wildcards).replay_name or wildcards.model
+    return f"--protocol paper --source-model {shlex.quote(name)}"
+
+
+def paper_evaluate_inputs(wildcards):
+    """evaluate under the paper protocol: the raw output and the full real table."""
+    if PROTOCOL != "paper":
+        return {}
+    raw = f"{RESULTS}/raw/{wildcards.dataset}/{wildcards.model}/{wildcards.prompt}/r{wildcards.rep}.txt"
+    return {"raw": raw, "real": data_file(wildcards)}
+
+
+def paper_evaluate_args(wildcards, input):
+    if PROTOCOL != "paper":
+        return ""
+    from synllm.protocol import age_capped
+
+    cap = age_capped(wildcards.dataset, model_spec(wildcards).replay_name)
+    return f"--raw {shlex.quote(input.raw)} --real-table {shlex.quote(input.real)}" + (
+        " --age-cap" if cap else ""
+    )
+
+
 def prompt_arg(wildcards, input):
     return f"--prompt {shlex.quote(input.prompt)}" if "prompt" in input.keys() else ""
 
@@ -227,6 +257,10 @@ def evaluate_prompt(wildcards):
     if wildcards.prompt == BASELINE_PROMPT:
         return {}
     return {"prompt": f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"}
+
+
+def evaluate_extra_inputs(wildcards):
+    return {**evaluate_prompt(wildcards), **paper_evaluate_inputs(wildcards)}
 
 
 def prompt_json_arg(wildcards, input):
@@ -282,6 +316,27 @@ AGG_FIGURES = [
         ("distributions", "_worst"),
     )
 ]
+if PROTOCOL == "paper":
+    # the authors' protocol reproduces Table IV (synllm.aggregate.reproduction)
+    AGG_TABLES = [
+        f"{RESULTS}/tables/{name}.{ext}"
+        for name in ("paper_reproduction", "paper_divergence")
+        for ext in ("csv", "md")
+    ]
+    AGG_EXTRA = [
+        f"{RESULTS}/tables/{name}"
+        for name in (
+            "paper_reproduction_summary.csv",
+            "paper_reproduction_summary.md",
+            "paper_protocol_scores.csv",
+            "paper_comparison.csv",
+            "paper_comparison.md",
+        )
+    ]
+    AGG_FIGURES = [
+        f"{RESULTS}/figures/paper_reproduction.png",
+        f"{RESULTS}/figures/paper_divergence.png",
+    ]
 
 
 def sweep_base_inputs(wildcards):

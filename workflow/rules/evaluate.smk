@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        unpack(evaluate_prompt),
+        unpack(evaluate_extra_inputs),
         synthetic=rules.validate.output.csv,
         report=rules.validate.output.report,
         card=card_file,
@@ -24,12 +24,14 @@ rule evaluate:
         seed=cell_seed,
         settings=json_arg("evaluation"),
         prompt=prompt_json_arg,
+        paper=paper_evaluate_args,
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
         " {params.prompt}"
         " --seed {params.seed} --settings {params.settings} --out {output.metrics:q}"
-        " --out-fairness {output.fairness:q} --real-fits {input.real_fits:q} > {log:q} 2>&1"
+        " --out-fairness {output.fairness:q} --real-fits {input.real_fits:q} {params.paper}"
+        " > {log:q} 2>&1"
 
 
 rule real_fits:

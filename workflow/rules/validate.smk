@@ -14,7 +14,9 @@ rule validate:
         prompt=prompt_arg,
         rules=config["validation"]["clinical_rules"],
         n=lambda wc: n_records(config, wc.dataset),
+        protocol=protocol_arg,
     shell:
         "synllm validate --card {input.card:q} --raw {input.raw:q} {params.prompt}"
+        " {params.protocol}"
         " --train {input.train:q} --clinical-rules {params.rules} --n-records {params.n}"
         " --out-csv {output.csv:q} --out-report {output.report:q} > {log:q} 2>&1"

@@ -28,7 +28,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from synllm.aggregate import figures, paper, ranking, render, scores, tables, uncertainty
+from synllm.aggregate import (
+    figures,
+    paper,
+    ranking,
+    render,
+    reproduction,
+    scores,
+    tables,
+    uncertainty,
+)
 from synllm.aggregate.load import (
     KEY,
     META_FIELDS,
@@ -39,6 +48,7 @@ from synllm.aggregate.load import (
     load_side_files,
 )
 from synllm.errors import SynllmError
+from synllm.protocol import PROTOCOLS
 
 __all__ = ["cli", "aggregate"]
 
@@ -186,10 +196,12 @@ def aggregate(
     defs.to_csv(out_dir / "score_definitions.csv", index=False)
     (out_dir / "score_definitions.md").write_text(tables.definitions_markdown(defs, scores.__doc__, classifier))
 
-    cmp = pd.DataFrame(columns=["dataset", "prompt", "paper_rows", "n", "rho", "p", "models"])
+    cmp = pd.DataFrame(columns=["dataset", "prompt", "n", "rho", "p", "models"])
     if paper_dir is not None:
         published = paper.load_paper_table4(paper_dir)
-        cmp = paper.compare_harmonic(summary, published, names)
+        # the printed "Harmonic" is (Q + P) / 2: compare like with like
+        qp = summary.assign(mean_qp=(summary["quality_mean"] + summary["privacy_mean"]) / 2)
+        cmp = paper.compare_harmonic(qp, published, names, value="mean_qp")
     cmp.to_csv(out_dir / "paper_comparison.csv", index=False, na_rep="n/a")
     (out_dir / "paper_comparison.md").write_text(paper.comparison_markdown(cmp))
 
@@ -230,7 +242,19 @@ def cli(argv: list[str]) -> int:
                    help="run: min-max over the run's cells (default); anchored: holdout = 1, "
                         "worst reference = 0")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="project",
+                   help="paper: reproduce Table IV under the authors' protocol (paper_* outputs)")
     a = p.parse_args(argv)
+    if a.protocol == "paper":
+        if a.paper_dir is None:
+            raise SynllmError("aggregate --protocol paper needs --paper-dir")
+        res = reproduction.write_outputs(
+            gather_paths(a.metrics_list, a.metrics), a.out_dir, a.figures_dir, a.paper_dir,
+            paper.load_paper_names(a.paper_dir, a.registry), make_figures=not a.no_figures)
+        s = res["summary"]
+        print(f"aggregate (paper protocol): {len(res['reproduction'])} printed cells; quality "
+              f"matches {dict(zip(s['dataset'], s['quality_match']))} -> {a.out_dir}")
+        return 0
     res = aggregate(
         gather_paths(a.metrics_list, a.metrics),
         gather_paths(a.meta_list, a.meta),

@@ -3,10 +3,9 @@
 Model names: our slugs map to the paper's names through the registry's ``paper_name``
 (``config/models.yaml``) and, for slugs the registry lacks, ``<paper_dir>/model_names.csv``.
 
-The paper's Table IV has an ambiguous row-to-dataset mapping (``<paper_dir>/README.md``);
-``table4_uncertain_rows.csv`` lists those rows. Every correlation is reported twice:
-``paper_rows = as_printed`` (all rows; duplicated dataset x model x prompt rows averaged) and
-``paper_rows = certain`` (uncertain rows left out).
+The dataset of each Table IV row is resolved (rows 1-17 diabetes, 18-33 stroke, 34-44
+cirrhosis; the CSV's ``dataset`` column). The printed "Harmonic" is (Q + P) / 2 (166 of 166
+cells, ``<paper_dir>/PROTOCOL.md``), so it is compared with our (Q + P) / 2, like with like.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ def load_paper_names(paper_dir: str | Path | None, registry: str | Path | None) 
 
 def load_paper_table4(paper_dir: str | Path) -> pd.DataFrame:
     """The published Table IV: ``row, dataset (lower case), model, prompt, quality, privacy,
-    harmonic, uncertain`` (bool, from ``table4_uncertain_rows.csv`` if present)."""
+    harmonic`` ("harmonic" is the printed column, (Q + P) / 2)."""
     f = Path(paper_dir) / "table4_quality_privacy_harmonic.csv"
     if not f.is_file():
         raise SynllmError(f"paper table not found: {f} (copy it from the paper material into --paper-dir)")
@@ -58,9 +57,6 @@ def load_paper_table4(paper_dir: str | Path) -> pd.DataFrame:
     if not need <= set(df.columns):
         raise SynllmError(f"{f}: needs columns {sorted(need)}")
     df["dataset"] = df["dataset"].str.strip().str.lower()
-    unc = Path(paper_dir) / "table4_uncertain_rows.csv"
-    rows = set(pd.read_csv(unc)["row"].astype(int)) if unc.is_file() else set()
-    df["uncertain"] = df["row"].astype(int).isin(rows)
     return df
 
 
@@ -81,58 +77,61 @@ def spearman(ours: pd.Series, theirs: pd.Series) -> dict:
     return res
 
 
-def compare_harmonic(ours: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[str, str]) -> pd.DataFrame:
-    """Spearman correlations of Harmonic scores, ours vs the paper's.
+def compare_harmonic(ours: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[str, str],
+                     value: str = "harmonic_mean") -> pd.DataFrame:
+    """Spearman correlations of our ``value`` column with the printed "Harmonic".
 
-    ``ours``: ``dataset, model, prompt, harmonic_mean`` (NaN for failed cells). For every
-    dataset and paper-row variant: one row per prompt both tables have (models correlated on
-    that prompt's Harmonic) and one row ``prompt = "mean"`` (Harmonic averaged over the
-    prompts with a value, per model). Columns: ``dataset, prompt, paper_rows, n, rho, p,
-    models``; fewer than 3 common models -> rho and p NaN.
+    ``ours``: ``dataset, model, prompt, <value>`` (NaN for failed cells); pass (Q + P) / 2 to
+    compare like with like. Per dataset: one row per prompt both tables have (models
+    correlated on that prompt) and one row ``prompt = "mean"`` (averaged over the prompts
+    with a value, per model). Columns: ``dataset, prompt, n, rho, p, models``; fewer than 3
+    common models -> rho and p NaN.
     """
     o = ours[ours["model"].isin(paper_names)].copy()
     o["paper_model"] = o["model"].map(paper_names)
     rows = []
-    for variant in ("as_printed", "certain"):
-        pv = paper if variant == "as_printed" else paper[~paper["uncertain"]]
-        pv = pv.groupby(["dataset", "model", "prompt"], as_index=False)["harmonic"].mean()
-        for ds in sorted(o["dataset"].unique()):
-            od = o[o["dataset"] == ds]
-            pd_ = pv[pv["dataset"] == ds]
-            common_prompts = [p for p in od["prompt"].unique() if p in set(pd_["prompt"])]
-            for prompt in sorted(common_prompts, key=lambda p: list(pd_["prompt"].unique()).index(p)):
-                a = od[od["prompt"] == prompt].groupby("paper_model")["harmonic_mean"].mean()
-                b = pd_[pd_["prompt"] == prompt].set_index("model")["harmonic"]
-                rows.append({"dataset": ds, "prompt": prompt, "paper_rows": variant, **spearman(a, b)})
-            a = od[od["prompt"].isin(common_prompts)].groupby("paper_model")["harmonic_mean"].mean()
-            b = pd_.groupby("model")["harmonic"].mean()
-            rows.append({"dataset": ds, "prompt": "mean", "paper_rows": variant, **spearman(a, b)})
-    return pd.DataFrame(rows, columns=["dataset", "prompt", "paper_rows", "n", "rho", "p", "models"])
+    pv = paper.groupby(["dataset", "model", "prompt"], as_index=False)["harmonic"].mean()
+    for ds in sorted(o["dataset"].unique()):
+        od = o[o["dataset"] == ds]
+        pd_ = pv[pv["dataset"] == ds]
+        common_prompts = [p for p in od["prompt"].unique() if p in set(pd_["prompt"])]
+        for prompt in sorted(common_prompts, key=lambda p: list(pd_["prompt"].unique()).index(p)):
+            a = od[od["prompt"] == prompt].groupby("paper_model")[value].mean()
+            b = pd_[pd_["prompt"] == prompt].set_index("model")["harmonic"]
+            rows.append({"dataset": ds, "prompt": prompt, **spearman(a, b)})
+        a = od[od["prompt"].isin(common_prompts)].groupby("paper_model")[value].mean()
+        b = pd_.groupby("model")["harmonic"].mean()
+        rows.append({"dataset": ds, "prompt": "mean", **spearman(a, b)})
+    return pd.DataFrame(rows, columns=["dataset", "prompt", "n", "rho", "p", "models"])
 
 
-def comparison_markdown(cmp: pd.DataFrame) -> str:
+def comparison_markdown(cmp: pd.DataFrame,
+                        ours: str = "our (Q + P) / 2 under this project's protocol") -> str:
     """``paper_comparison.md``: the correlations, "n/a" where fewer than 3 common models."""
     lines = [
-        "**Spearman rank correlation between our Harmonic scores and the SynLLM paper's Table IV**",
+        "**Spearman rank correlation between our scores and the SynLLM paper's Table IV "
+        "\"Harmonic\"**",
         "",
-        "| Dataset | Prompt | Paper rows | n | rho | p | Models |",
-        "|---|---|---|---:|---:|---:|---|",
+        f"Ours: {ours}. The printed \"Harmonic\" is (Q + P) / 2 (PROTOCOL.md), so both sides "
+        "are the arithmetic mean of Quality and Privacy.",
+        "",
+        "| Dataset | Prompt | n | rho | p | Models |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for r in cmp.itertuples(index=False):
         rho = "n/a" if not math.isfinite(r.rho) else f"{r.rho:.2f}"
         p = "n/a" if not math.isfinite(r.p) else f"{r.p:.3g}"
-        lines.append(f"| {r.dataset} | {r.prompt} | {r.paper_rows} | {r.n} | {rho} | {p} | {r.models.replace(';', ', ')} |")
+        lines.append(f"| {r.dataset} | {r.prompt} | {r.n} | {rho} | {p} | {r.models.replace(';', ', ')} |")
     if cmp.empty:
-        lines.append("| – | – | – | 0 | n/a | n/a | (no model of this run is in the paper's Table IV) |")
+        lines.append("| – | – | 0 | n/a | n/a | (no model of this run is in the paper's Table IV) |")
     lines += [
         "",
-        "- n = models present in both tables with a finite Harmonic (failed cells and '–' paper "
+        "- n = models present in both tables with a finite value (failed cells and '–' paper "
         "cells are left out); rho/p are n/a when n < 3 or one side is constant.",
-        "- prompt 'mean' correlates each model's Harmonic averaged over the prompts both tables have.",
-        "- paper_rows 'certain' leaves out the paper rows whose dataset assignment is uncertain "
-        "(rows 30-31 and 40-44, see resources/paper/README.md); 'as_printed' keeps them and averages "
-        "models listed twice under one dataset.",
-        "- Our scores are normalised within our run; the paper normalised within its own grid, so "
-        "only the rank order is comparable, not the values.",
+        "- prompt 'mean' correlates each model's value averaged over the prompts both tables have.",
+        "- Paper rows: the resolved mapping (rows 1-17 diabetes, 18-33 stroke, 34-44 cirrhosis).",
+        "- Under this project's protocol scores are normalised within our run and the paper's "
+        "within its own pool, so only the rank order is comparable; "
+        "`evaluation.protocol: paper` recomputes the printed values themselves.",
     ]
     return "\n".join(lines) + "\n"
