@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synllm.aggregate import aggregate
+from synllm.aggregate.cli import aggregate
 from synllm.aggregate.load import load_fairness
 from synllm.cli import main
 from synllm.split import split_table

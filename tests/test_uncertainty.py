@@ -16,7 +16,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from synllm.aggregate import aggregate, ranking, scores, uncertainty
+from synllm.aggregate import ranking, scores, uncertainty
+from synllm.aggregate.cli import aggregate
 from synllm.aggregate.load import KEY, load_metrics
 from synllm.cards import find_card
 from synllm.split import load_table, split_table

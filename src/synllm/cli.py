@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("synllm.validate", "parse raw model output into typed records + report"),
     "evaluate": ("synllm.evaluate", "score one synthetic table against the real data"),
     "real-fits": ("synllm.evaluate:cli_real_fits", "fits on real data shared by a dataset's cells"),
-    "aggregate": ("synllm.aggregate", "build Tables IV-VI, figures and score definitions"),
+    "aggregate": ("synllm.aggregate.cli", "build Tables IV-VI, figures and score definitions"),
     "fetch-models": ("synllm.fetch", "download a config's Hugging Face models into the HF cache"),
     "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
     "sweep-card": ("synllm.sweeps.card", "card and split of one sweep variant (features / sample size)"),

@@ -25,10 +25,10 @@ rule aggregate:
                 caption=f"../report/{Path(f).stem}.rst",
                 category="Tables",
             )
-            for f in AGG_TABLES
+            for f in AGG["tables"]
         ],
-        extra=[report(f, category="Tables") for f in AGG_EXTRA],
-        figures=[report(f, category="Figures") for f in AGG_FIGURES],
+        extra=[report(f, category="Tables") for f in AGG["extra"]],
+        figures=[report(f, category="Figures") for f in AGG["figures"]],
         lists=multiext(
             f"{RESULTS}/tables/inputs",
             ".metrics.txt",

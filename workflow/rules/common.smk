@@ -20,6 +20,7 @@ os.environ["PATH"] = (
 )
 
 from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES, names
+from synllm.aggregate import outputs as aggregate_outputs
 from synllm.config import check_config, grid, n_records, resolve_path
 from synllm.errors import SynllmError
 from synllm.fetch import hub_models
@@ -284,59 +285,10 @@ def cell_files(pattern):
     ]
 
 
-AGG_TABLES = [
-    f"{RESULTS}/tables/{name}.{ext}"
-    for name in (
-        "table4_quality_privacy",
-        "table5_ml_utility",
-        "table6_efficiency",
-        "table_privacy",
-        "table_fairness",
-        "table_intervals",
-        "table_ranking",
-    )
-    for ext in ("csv", "md", "tex")
-]
-AGG_EXTRA = [
-    f"{RESULTS}/tables/score_definitions.csv",
-    f"{RESULTS}/tables/score_definitions.md",
-    f"{RESULTS}/tables/paper_comparison.csv",
-    f"{RESULTS}/tables/paper_comparison.md",
-]
-AGG_FIGURES = [
-    f"{RESULTS}/figures/quality_vs_privacy.png",
-    f"{RESULTS}/figures/efficiency.png",
-    f"{RESULTS}/figures/critical_difference.png",
-] + [
-    f"{RESULTS}/figures/{kind}_{d}{suffix}.png"
-    for d in config["datasets"]
-    for kind, suffix in (
-        ("harmonic_heatmap", ""),
-        ("distributions", "_best"),
-        ("distributions", "_worst"),
-    )
-]
-if PROTOCOL == "paper":
-    # the authors' protocol reproduces Table IV (synllm.aggregate.reproduction)
-    AGG_TABLES = [
-        f"{RESULTS}/tables/{name}.{ext}"
-        for name in ("paper_reproduction", "paper_divergence")
-        for ext in ("csv", "md")
-    ]
-    AGG_EXTRA = [
-        f"{RESULTS}/tables/{name}"
-        for name in (
-            "paper_reproduction_summary.csv",
-            "paper_reproduction_summary.md",
-            "paper_protocol_scores.csv",
-            "paper_comparison.csv",
-            "paper_comparison.md",
-        )
-    ]
-    AGG_FIGURES = [
-        f"{RESULTS}/figures/paper_reproduction.png",
-        f"{RESULTS}/figures/paper_divergence.png",
-    ]
+AGG = {
+    part: [f"{RESULTS}/{p}" for p in paths]
+    for part, paths in aggregate_outputs(config["datasets"], PROTOCOL).items()
+}
 
 
 def sweep_base_inputs(wildcards):
@@ -385,4 +337,4 @@ def get_final_output():
         for axis in SWEEP_POINTS
         for f in [sweep_outputs(axis)["csv"]] + sweep_outputs(axis)["figures"]
     ]
-    return AGG_TABLES + AGG_EXTRA + AGG_FIGURES + sweeps
+    return AGG["tables"] + AGG["extra"] + AGG["figures"] + sweeps
