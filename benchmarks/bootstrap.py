@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synllm.cards import find_card  # noqa: E402
-from synllm.split import load_table, split_table  # noqa: E402
 from synllm.evaluate import evaluate, parse_settings  # noqa: E402
+from synllm.split import load_table, split_table  # noqa: E402
 
 CELLS_PER_DATASET = 7
 CORES = 2
@@ -45,15 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         secs = {}
         for b in (0, a.b):
             t = time.perf_counter()
-            out = evaluate(card, syn, train, holdout, 42, parse_settings(json.dumps({"bootstrap": b})))
+            out = evaluate(
+                card, syn, train, holdout, 42, parse_settings(json.dumps({"bootstrap": b}))
+            )
             secs[b] = time.perf_counter() - t
-        rows[ds] = {"evaluate_s": round(secs[0], 2), f"evaluate_b{a.b}_s": round(secs[a.b], 2),
-                    "added_s": round(secs[a.b] - secs[0], 2),
-                    "bootstrap_block_s": out["bootstrap"]["seconds"]}
+        rows[ds] = {
+            "evaluate_s": round(secs[0], 2),
+            f"evaluate_b{a.b}_s": round(secs[a.b], 2),
+            "added_s": round(secs[a.b] - secs[0], 2),
+            "bootstrap_block_s": out["bootstrap"]["seconds"],
+        }
     added = sum(r["added_s"] for r in rows.values())
-    result = {"B": a.b, "n_synthetic": a.n, "datasets": rows,
-              "default_grid_added_wall_s": round(CELLS_PER_DATASET * added / CORES, 1),
-              "load_average_1min": round(os.getloadavg()[0], 2)}
+    result = {
+        "B": a.b,
+        "n_synthetic": a.n,
+        "datasets": rows,
+        "default_grid_added_wall_s": round(CELLS_PER_DATASET * added / CORES, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
     text = json.dumps(result, indent=1)
     print(text)
     if a.out:

@@ -33,8 +33,9 @@ project validator's valid count (``synllm.validate.validate_text`` with the prom
 n_records=N: also rejects echoed prompt rows and clinical-rule violations). Shares are of the
 N records asked for. llama.cpp keeps the prompt in its KV cache between calls (one untimed
 prefill per dataset block, as after the workflow's first call); transformers prefills the
-prompt on every call, as the project's transformers backend does. Methods run interleaved (repeat r, dataset, method; order reversed on odd
-repeats) so machine load hits all alike. Prints a table and writes JSON.
+prompt on every call, as the project's transformers backend does. Methods run interleaved
+(repeat r, dataset, method; order reversed on odd repeats) so machine load hits all alike.
+Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -84,15 +85,49 @@ def render_prompt(work: Path, dataset: str, style: str, n: int) -> dict:
     w = work / dataset
     w.mkdir(parents=True, exist_ok=True)
     steps = [
-        ["split", "--card", card, "--data-dir", ROOT / "resources/data", "--seed", "42",
-         "--holdout-fraction", "0.2", "--reference-fraction", "0.1",
-         "--reference", w / "reference.parquet", "--train", w / "train.parquet",
-         "--holdout", w / "holdout.parquet"],
+        [
+            "split",
+            "--card",
+            card,
+            "--data-dir",
+            ROOT / "resources/data",
+            "--seed",
+            "42",
+            "--holdout-fraction",
+            "0.2",
+            "--reference-fraction",
+            "0.1",
+            "--reference",
+            w / "reference.parquet",
+            "--train",
+            w / "train.parquet",
+            "--holdout",
+            w / "holdout.parquet",
+        ],
         ["profile", "--card", card, "--train", w / "train.parquet", "--out", w / "profile.json"],
-        ["prompt", "--card", card, "--profile", w / "profile.json", "--train", w / "train.parquet",
-         "--style", style, "--batch-records", str(n), "--n-seed-rows", "5", "--seed", "42",
-         "--templates", ROOT / "resources/prompts", "--out-json", w / "prompt.json",
-         "--out-txt", w / "prompt.txt"],
+        [
+            "prompt",
+            "--card",
+            card,
+            "--profile",
+            w / "profile.json",
+            "--train",
+            w / "train.parquet",
+            "--style",
+            style,
+            "--batch-records",
+            str(n),
+            "--n-seed-rows",
+            "5",
+            "--seed",
+            "42",
+            "--templates",
+            ROOT / "resources/prompts",
+            "--out-json",
+            w / "prompt.json",
+            "--out-txt",
+            w / "prompt.txt",
+        ],
     ]
     for step in steps:
         subprocess.run(py + [str(s) for s in step], check=True, cwd=ROOT, capture_output=True)
@@ -131,8 +166,9 @@ def score(text: str, n: int, card: Any, prompt: dict, schema: dict) -> dict:
     objs = json_objects(text)[:n]
     typed = jsonschema.Draft202012Validator(without_ranges(schema))
     full = jsonschema.Draft202012Validator(schema)
-    _, report = validate_text(text if text.endswith("\n") else text + "\n", card, prompt=prompt,
-                              n_records=n)
+    _, report = validate_text(
+        text if text.endswith("\n") else text + "\n", card, prompt=prompt, n_records=n
+    )
     return {
         "json": len(objs),
         "schema_typed": sum(typed.is_valid(o) for o in objs),
@@ -182,8 +218,14 @@ class LlamaSide:
         return self.grammars[key]
 
     def complete(self, text: str, budget: int, seed: int, grammar: Any = None) -> tuple[str, int]:
-        out = self.llm.create_completion(text, max_tokens=budget, temperature=TEMPERATURE,
-                                         top_p=TOP_P, seed=seed, grammar=grammar)
+        out = self.llm.create_completion(
+            text,
+            max_tokens=budget,
+            temperature=TEMPERATURE,
+            top_p=TOP_P,
+            seed=seed,
+            grammar=grammar,
+        )
         return out["choices"][0]["text"], int(out["usage"]["completion_tokens"])
 
 
@@ -231,26 +273,39 @@ class HFSide:
         if self._xgr_info is None:
             t0 = time.perf_counter()
             self._xgr_info = xgr.TokenizerInfo.from_huggingface(
-                self.tok, vocab_size=self.model.config.vocab_size)
+                self.tok, vocab_size=self.model.config.vocab_size
+            )
             self._xgr_compiler = xgr.GrammarCompiler(self._xgr_info)
             self.tokenizer_setup_s["hf-xgrammar"] = time.perf_counter() - t0
         if dataset not in self._xgr_compiled:
             t0 = time.perf_counter()
             self._xgr_compiled[dataset] = self._xgr_compiler.compile_json_schema(
-                json.dumps(schema), any_whitespace=False, separators=(", ", ": "))
+                json.dumps(schema), any_whitespace=False, separators=(", ", ": ")
+            )
             self.setup_s[("hf-xgrammar", dataset)] = time.perf_counter() - t0
         return self._xgr_compiled[dataset]
 
-    def complete(self, text: str, budget: int, seed: int, prefix_fn: Any = None,
-                 processors: list | None = None) -> tuple[str, int]:
+    def complete(
+        self,
+        text: str,
+        budget: int,
+        seed: int,
+        prefix_fn: Any = None,
+        processors: list | None = None,
+    ) -> tuple[str, int]:
         import torch
         from transformers import LogitsProcessorList
 
         enc = self.tok([text], return_tensors="pt", add_special_tokens=False)
         n_prompt = int(enc["input_ids"].shape[1])
         torch.manual_seed(seed)
-        kwargs: dict[str, Any] = dict(max_new_tokens=budget, do_sample=True, temperature=TEMPERATURE,
-                                      top_p=TOP_P, pad_token_id=self.tok.pad_token_id)
+        kwargs: dict[str, Any] = dict(
+            max_new_tokens=budget,
+            do_sample=True,
+            temperature=TEMPERATURE,
+            top_p=TOP_P,
+            pad_token_id=self.tok.pad_token_id,
+        )
         if prefix_fn is not None:
             kwargs["prefix_allowed_tokens_fn"] = prefix_fn
         if processors:
@@ -287,23 +342,33 @@ def run_method(method: str, sides: dict, ds: dict, n: int, seed: int) -> dict:
             return {"text": out, "tokens": tok, "gen_s": time.perf_counter() - t0, "calls": 1}
         if method == "hf-lmfe":
             side.lmfe_setup(ds["name"], schema)
-            calls = [lambda i: side.complete(text, one, call_seed(seed, i),
-                                             prefix_fn=side.backend._prefix_fn(schema))] * n
+            calls = [
+                lambda i: side.complete(
+                    text, one, call_seed(seed, i), prefix_fn=side.backend._prefix_fn(schema)
+                )
+            ] * n
         else:
             import xgrammar as xgr  # noqa: F401
             from xgrammar.contrib.hf import LogitsProcessor
 
             compiled = side.xgr_compiled(ds["name"], schema)
-            calls = [lambda i: side.complete(text, one, call_seed(seed, i),
-                                             processors=[LogitsProcessor(compiled)])] * n
+            calls = [
+                lambda i: side.complete(
+                    text, one, call_seed(seed, i), processors=[LogitsProcessor(compiled)]
+                )
+            ] * n
     texts, tokens = [], 0
     t0 = time.perf_counter()
     for i, call in enumerate(calls):
         out, tok = call(i)
         texts.append(out.strip().replace("\n", " "))
         tokens += tok
-    return {"text": "\n".join(texts), "tokens": tokens, "gen_s": time.perf_counter() - t0,
-            "calls": n}
+    return {
+        "text": "\n".join(texts),
+        "tokens": tokens,
+        "gen_s": time.perf_counter() - t0,
+        "calls": n,
+    }
 
 
 def xgrammar_status() -> str | None:
@@ -323,11 +388,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=5, help="records per run (constrained: one call each)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
-    p.add_argument("--prompt-dir", default=None,
-                   help="take <dir>/<dataset>/<style>.json instead of rendering the prompt")
+    p.add_argument(
+        "--prompt-dir",
+        default=None,
+        help="take <dir>/<dataset>/<style>.json instead of rendering the prompt",
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "constrained_decoding.json"))
-    p.add_argument("--summarise", metavar="JSON", default=None,
-                   help="only rebuild the summary table of a (possibly partial) result file")
+    p.add_argument(
+        "--summarise",
+        metavar="JSON",
+        default=None,
+        help="only rebuild the summary table of a (possibly partial) result file",
+    )
     a = p.parse_args(argv)
     if a.summarise:
         data = json.loads(Path(a.summarise).read_text())
@@ -375,35 +447,68 @@ def main(argv: list[str] | None = None) -> int:
         seed = 42 + r
         for ds in datasets:
             order = methods if r % 2 == 0 else methods[::-1]
-            if "llamacpp" in sides:  # prompt into llama.cpp's KV cache (untimed), as after a first call
+            if (
+                "llamacpp" in sides
+            ):  # prompt into llama.cpp's KV cache (untimed), as after a first call
                 sides["llamacpp"].complete(ds["text_llamacpp"], 1, 0)
             for m in order:
                 res = run_method(m, sides, ds, a.n, seed)
                 sc = score(res["text"], a.n, ds["card"], ds["prompt"], ds["schema"])
-                row = {"method": m, "dataset": ds["name"], "repeat": r, "seed": seed,
-                       "n": a.n, "calls": res["calls"], "tokens": res["tokens"],
-                       "gen_s": round(res["gen_s"], 3), **sc,
-                       "loadavg_1m": round(os.getloadavg()[0], 2), **load_info(m, ds["name"], sides),
-                       "sample": res["text"].splitlines()[:2]}
+                row = {
+                    "method": m,
+                    "dataset": ds["name"],
+                    "repeat": r,
+                    "seed": seed,
+                    "n": a.n,
+                    "calls": res["calls"],
+                    "tokens": res["tokens"],
+                    "gen_s": round(res["gen_s"], 3),
+                    **sc,
+                    "loadavg_1m": round(os.getloadavg()[0], 2),
+                    **load_info(m, ds["name"], sides),
+                    "sample": res["text"].splitlines()[:2],
+                }
                 runs.append(row)
-                Path(a.out).write_text(json.dumps(
-                    {"partial": True, "records_per_run": a.n, "loadavg_start": load0,
-                     "versions": _versions(), "runs": runs}, indent=2) + "\n")
-                print(f"r{r} {ds['name']:9s} {m:26s} {res['tokens']:5d} tok {res['gen_s']:7.1f} s  "
-                      f"json {sc['json']}/{a.n} typed {sc['schema_typed']} full {sc['schema_full']} "
-                      f"validator {sc['validator_valid']}  (load {row['loadavg_1m']})", flush=True)
+                Path(a.out).write_text(
+                    json.dumps(
+                        {
+                            "partial": True,
+                            "records_per_run": a.n,
+                            "loadavg_start": load0,
+                            "versions": _versions(),
+                            "runs": runs,
+                        },
+                        indent=2,
+                    )
+                    + "\n"
+                )
+                print(
+                    f"r{r} {ds['name']:9s} {m:26s} {res['tokens']:5d} tok {res['gen_s']:7.1f} s  "
+                    f"json {sc['json']}/{a.n} typed {sc['schema_typed']} full {sc['schema_full']} "
+                    f"validator {sc['validator_valid']}  (load {row['loadavg_1m']})",
+                    flush=True,
+                )
 
     summary = summarise(runs)
     result = {
-        "style": a.style, "records_per_run": a.n, "repeats": a.repeats, "datasets": a.datasets,
-        "temperature": TEMPERATURE, "top_p": TOP_P,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "loadavg_start": [round(x, 2) for x in load0],
-                    "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
-        "versions": _versions(), "skipped": skipped,
+        "style": a.style,
+        "records_per_run": a.n,
+        "repeats": a.repeats,
+        "datasets": a.datasets,
+        "temperature": TEMPERATURE,
+        "top_p": TOP_P,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_start": [round(x, 2) for x in load0],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "versions": _versions(),
+        "skipped": skipped,
         "total_s": round(time.perf_counter() - t_start, 1),
-        "summary": summary, "runs": runs,
+        "summary": summary,
+        "runs": runs,
     }
     print_table(summary)
     for m, why in skipped.items():
@@ -430,19 +535,30 @@ def summarise(runs: list[dict]) -> list[dict]:
         asked = sum(x.get("n", 0) for x in rows) or None
         tok, sec = sum(x["tokens"] for x in rows), sum(x["gen_s"] for x in rows)
         ml, cs = rows[0].get("model_load_s"), rows[0].get("constraint_setup_s")
-        out.append({
-            "method": m, "dataset": d, "runs": len(rows), "records_asked": asked,
-            "model_load_s": ml, "constraint_setup_s": cs,
-            "load_s": round(ml + cs, 2) if ml is not None and cs is not None else None,
-            "tokens": tok, "tok_s": round(tok / sec, 2) if sec else None,
-            "s_per_record": round(sec / asked, 2) if asked else None,
-            "json_share": round(sum(x["json"] for x in rows) / asked, 3) if asked else None,
-            "typed_share": round(sum(x["schema_typed"] for x in rows) / asked, 3) if asked else None,
-            "full_share": round(sum(x["schema_full"] for x in rows) / asked, 3) if asked else None,
-            "validator_valid": sum(x["validator_valid"] for x in rows),
-            "validator_rejected": _add([x["validator_rejected"] for x in rows]),
-            "loadavg_1m_mean": round(sum(x["loadavg_1m"] for x in rows) / len(rows), 2),
-        })
+        out.append(
+            {
+                "method": m,
+                "dataset": d,
+                "runs": len(rows),
+                "records_asked": asked,
+                "model_load_s": ml,
+                "constraint_setup_s": cs,
+                "load_s": round(ml + cs, 2) if ml is not None and cs is not None else None,
+                "tokens": tok,
+                "tok_s": round(tok / sec, 2) if sec else None,
+                "s_per_record": round(sec / asked, 2) if asked else None,
+                "json_share": round(sum(x["json"] for x in rows) / asked, 3) if asked else None,
+                "typed_share": round(sum(x["schema_typed"] for x in rows) / asked, 3)
+                if asked
+                else None,
+                "full_share": round(sum(x["schema_full"] for x in rows) / asked, 3)
+                if asked
+                else None,
+                "validator_valid": sum(x["validator_valid"] for x in rows),
+                "validator_rejected": _add([x["validator_rejected"] for x in rows]),
+                "loadavg_1m_mean": round(sum(x["loadavg_1m"] for x in rows) / len(rows), 2),
+            }
+        )
     return out
 
 
@@ -450,13 +566,17 @@ def print_table(summary: list[dict]) -> None:
     def f(v: Any, fmt: str) -> str:
         return "-".rjust(int(fmt.split(".")[0])) if v is None else format(v, fmt)
 
-    print(f"\n{'method':26s} {'dataset':9s} {'load s':>7s} {'tok/s':>6s} {'s/rec':>6s} "
-          f"{'json':>5s} {'typed':>5s} {'full':>5s} {'valid':>6s} {'load1m':>6s}")
+    print(
+        f"\n{'method':26s} {'dataset':9s} {'load s':>7s} {'tok/s':>6s} {'s/rec':>6s} "
+        f"{'json':>5s} {'typed':>5s} {'full':>5s} {'valid':>6s} {'load1m':>6s}"
+    )
     for s in summary:
-        print(f"{s['method']:26s} {s['dataset']:9s} {f(s['load_s'], '7.2f')} {f(s['tok_s'], '6.1f')} "
-              f"{f(s['s_per_record'], '6.2f')} {f(s['json_share'], '5.2f')} {f(s['typed_share'], '5.2f')} "
-              f"{f(s['full_share'], '5.2f')} {s['validator_valid']:>3d}/{s['records_asked'] or 0:<2d} "
-              f"{s['loadavg_1m_mean']:6.2f}")
+        print(
+            f"{s['method']:26s} {s['dataset']:9s} {f(s['load_s'], '7.2f')} {f(s['tok_s'], '6.1f')} "
+            f"{f(s['s_per_record'], '6.2f')} {f(s['json_share'], '5.2f')} {f(s['typed_share'], '5.2f')} "
+            f"{f(s['full_share'], '5.2f')} {s['validator_valid']:>3d}/{s['records_asked'] or 0:<2d} "
+            f"{s['loadavg_1m_mean']:6.2f}"
+        )
 
 
 def _add(counts: list[dict]) -> dict:
@@ -471,8 +591,14 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("llama_cpp_python", "torch", "transformers", "lm-format-enforcer", "xgrammar",
-                "jsonschema"):
+    for pkg in (
+        "llama_cpp_python",
+        "torch",
+        "transformers",
+        "lm-format-enforcer",
+        "xgrammar",
+        "jsonschema",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -41,11 +41,17 @@ def timed(cmd: list[str], env: dict) -> dict:
         raise SystemExit(proc.stdout + proc.stderr)
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
     h, m, s = (float(x) if x else 0.0 for x in wall.groups())
-    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1))
-              for k in ("User", "System"))
+    cpu = sum(
+        float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1))
+        for k in ("User", "System")
+    )
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
-    return {"wall_s": round(h * 3600 + m * 60 + s, 2), "cpu_s": round(cpu, 2),
-            "peak_rss_mb": round(rss_kb / 1024, 1), "load_avg_1min": round(os.getloadavg()[0], 2)}
+    return {
+        "wall_s": round(h * 3600 + m * 60 + s, 2),
+        "cpu_s": round(cpu, 2),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,57 +74,99 @@ def main(argv: list[str] | None = None) -> int:
         syn = holdout.sample(a.n_synthetic, random_state=a.seed)
         syn.to_csv(d / "r1.csv", index=False)
         (d / "r1.report.json").write_text(json.dumps({"status": "ok", "valid": len(syn)}))
-        common = ["--card", str(ROOT / "resources" / "datasets" / "diabetes.yaml"),
-                  "--train", str(d / "train.parquet"), "--holdout", str(d / "holdout.parquet"),
-                  "--seed", str(a.seed), "--settings", a.settings]
+        common = [
+            "--card",
+            str(ROOT / "resources" / "datasets" / "diabetes.yaml"),
+            "--train",
+            str(d / "train.parquet"),
+            "--holdout",
+            str(d / "holdout.parquet"),
+            "--seed",
+            str(a.seed),
+            "--settings",
+            a.settings,
+        ]
 
         def evaluate(label: str, src: Path, extra: list[str]) -> tuple[dict, dict]:
             out = d / "metrics" / label / "holdout-sample" / "none" / "r1.json"
-            cmd = [sys.executable, "-m", "synllm", "evaluate", *common,
-                   "--synthetic", str(d / "r1.csv"), "--validation", str(d / "r1.report.json"),
-                   "--out", str(out), *extra]
+            cmd = [
+                sys.executable,
+                "-m",
+                "synllm",
+                "evaluate",
+                *common,
+                "--synthetic",
+                str(d / "r1.csv"),
+                "--validation",
+                str(d / "r1.report.json"),
+                "--out",
+                str(out),
+                *extra,
+            ]
             row = timed(cmd, dict(os.environ, PYTHONPATH=str(src)))
             return row, json.loads(out.read_text())
 
         if not a.compare:
             row, doc = evaluate("this", ROOT / "src", [])
-            result = {"n_train": len(train), "n_synthetic": a.n_synthetic, "cores": os.cpu_count(),
-                      **row, "evaluate_seconds": doc["seconds"], "status": doc["status"],
-                      "metrics_ok": sum(x["status"] == "ok" for x in doc["metrics"]),
-                      "metrics": len(doc["metrics"])}
+            result = {
+                "n_train": len(train),
+                "n_synthetic": a.n_synthetic,
+                "cores": os.cpu_count(),
+                **row,
+                "evaluate_seconds": doc["seconds"],
+                "status": doc["status"],
+                "metrics_ok": sum(x["status"] == "ok" for x in doc["metrics"]),
+                "metrics": len(doc["metrics"]),
+            }
             print(json.dumps(result))
             return 0
 
         old_src = d / "old"
         old_src.mkdir()
-        tar = subprocess.run(["git", "-C", str(ROOT), "archive", a.compare, "src"],
-                             capture_output=True, check=True).stdout
+        tar = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", a.compare, "src"], capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(old_src)], input=tar, check=True)
         fits = d / "real_fits.pkl"
-        fit_row = timed([sys.executable, "-m", "synllm", "real-fits", *common, "--out", str(fits)],
-                        dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+        fit_row = timed(
+            [sys.executable, "-m", "synllm", "real-fits", *common, "--out", str(fits)],
+            dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        )
         rows, docs = [], {}
         for r in range(a.repeats):
-            for label, src, extra in (("old", old_src / "src", []),
-                                      ("cached", ROOT / "src", ["--real-fits", str(fits)])):
+            for label, src, extra in (
+                ("old", old_src / "src", []),
+                ("cached", ROOT / "src", ["--real-fits", str(fits)]),
+            ):
                 row, docs[label] = evaluate(label, src, extra)
-                rows.append({"side": label, "repeat": r, **row,
-                             "evaluate_seconds": docs[label]["seconds"]})
+                rows.append(
+                    {"side": label, "repeat": r, **row, "evaluate_seconds": docs[label]["seconds"]}
+                )
                 print(json.dumps(rows[-1]), flush=True)
     old = {m["name"]: m["value"] for m in docs["old"]["metrics"]}
     new = {m["name"]: m["value"] for m in docs["cached"]["metrics"]}
-    diff = max((abs(old[k] - new[k]) for k in old if old[k] is not None and new.get(k) is not None),
-               default=0.0)
+    diff = max(
+        (abs(old[k] - new[k]) for k in old if old[k] is not None and new.get(k) is not None),
+        default=0.0,
+    )
     same = set(old) == set(new) and all((old[k] is None) == (new[k] is None) for k in old)
-    mean = {side: sum(x["wall_s"] for x in rows if x["side"] == side) / a.repeats
-            for side in ("old", "cached")}
+    mean = {
+        side: sum(x["wall_s"] for x in rows if x["side"] == side) / a.repeats
+        for side in ("old", "cached")
+    }
     result = {
-        "n_train": len(train), "n_synthetic": a.n_synthetic, "cores": os.cpu_count(),
-        "compare": a.compare, "repeats": a.repeats, "runs": rows,
-        "real_fits_once": fit_row, "old_wall_s": round(mean["old"], 2),
+        "n_train": len(train),
+        "n_synthetic": a.n_synthetic,
+        "cores": os.cpu_count(),
+        "compare": a.compare,
+        "repeats": a.repeats,
+        "runs": rows,
+        "real_fits_once": fit_row,
+        "old_wall_s": round(mean["old"], 2),
         "cached_wall_s": round(mean["cached"], 2),
         "speedup": round(mean["old"] / mean["cached"], 2),
-        "metrics_same_set": same, "max_abs_metric_diff": diff,
+        "metrics_same_set": same,
+        "max_abs_metric_diff": diff,
         "utility_real_fits": docs["cached"]["utility"].get("real_fits"),
     }
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}))

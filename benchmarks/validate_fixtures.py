@@ -22,11 +22,16 @@ from synllm.validate import read_raw, validate_text  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fixtures", default=str(ROOT / ".." / "shared" / "fixtures" / "raw_llm_outputs"))
+    ap.add_argument(
+        "--fixtures", default=str(ROOT / ".." / "shared" / "fixtures" / "raw_llm_outputs")
+    )
     ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args(argv)
     files = sorted(Path(a.fixtures).glob("*/*/*.txt"))
-    cards = {d: find_card(d, ROOT / "resources" / "datasets") for d in {p.parent.parent.name for p in files}}
+    cards = {
+        d: find_card(d, ROOT / "resources" / "datasets")
+        for d in {p.parent.parent.name for p in files}
+    }
     texts = [(cards[p.parent.parent.name], read_raw(p)) for p in files]
     mb = sum(len(t.encode()) for _, t in texts) / 1e6
     best = float("inf")
@@ -38,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
             parsed += rep["parsed"]
             valid += rep["valid"]
         best = min(best, time.perf_counter() - t0)
-    print(f"files={len(files)} MB={mb:.1f} seconds={best:.2f} MB/s={mb / best:.2f} "
-          f"parsed={parsed} valid={valid} records/s={parsed / best:.0f}")
+    print(
+        f"files={len(files)} MB={mb:.1f} seconds={best:.2f} MB/s={mb / best:.2f} "
+        f"parsed={parsed} valid={valid} records/s={parsed / best:.0f}"
+    )
     return 0
 
 

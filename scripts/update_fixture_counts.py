@@ -26,8 +26,16 @@ FIXTURES = ROOT / ".." / "shared" / "fixtures" / "raw_llm_outputs"
 CARDS = ROOT / "resources" / "datasets"
 OUT = ROOT / "tests" / "data" / "fixture_validation_counts.csv"
 COLUMNS = (
-    ["dataset", "model", "prompt", "candidate_lines", "parsed", "valid", "echoed_examples_removed",
-     "echo_copied_in_output"]
+    [
+        "dataset",
+        "model",
+        "prompt",
+        "candidate_lines",
+        "parsed",
+        "valid",
+        "echoed_examples_removed",
+        "echo_copied_in_output",
+    ]
     + [f"rejected_{r}" for r in REASONS]
     + ["within_duplicates", "format_detected", "status"]
 )

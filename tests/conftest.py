@@ -16,7 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 DATASETS = ("diabetes", "stroke", "cirrhosis")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_real(name: str):
     """(card, full typed table) of a shipped dataset, loaded once per session."""
     from synllm.cards import find_card
@@ -34,5 +34,7 @@ def real():
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.fail("../shared is missing: tests need the shared datasets and fixtures beside the repo")
+        pytest.fail(
+            "../shared is missing: tests need the shared datasets and fixtures beside the repo"
+        )
     return SHARED

@@ -40,18 +40,43 @@ DECL = {
 
 # cell -> metric values (None = metric failed for that cell; missing key = not computed)
 VALUES = {
-    ("diabetes", "model_a", "SEEDEx"): {"ks_mean": 0.1, "range_coverage": 0.9, "constant_q": 0.5, "nndr": 1.2,
-                                        "identifiability": 0.0, "tstr_xgboost_accuracy": 0.9,
-                                        "tstr_random_forest_accuracy": 0.8, "clinical_deviation": 0.1},
-    ("diabetes", "model_b", "SEEDEx"): {"ks_mean": 0.3, "range_coverage": 0.5, "constant_q": 0.5, "nndr": 0.8,
-                                        "identifiability": 0.1, "tstr_xgboost_accuracy": 0.8,
-                                        "clinical_deviation": 0.3},
-    ("diabetes", "model_c", "SEEDEx"): {"ks_mean": 0.5, "range_coverage": 0.7, "constant_q": 0.5, "nndr": None,
-                                        "identifiability": 0.2, "tstr_xgboost_accuracy": 0.7,
-                                        "clinical_deviation": 0.2},
-    ("diabetes", "marginals", "none"): {"ks_mean": 0.2, "range_coverage": 1.0, "constant_q": 0.5, "nndr": 1.0,
-                                        "identifiability": 0.0, "tstr_xgboost_accuracy": 0.85,
-                                        "clinical_deviation": 0.1},
+    ("diabetes", "model_a", "SEEDEx"): {
+        "ks_mean": 0.1,
+        "range_coverage": 0.9,
+        "constant_q": 0.5,
+        "nndr": 1.2,
+        "identifiability": 0.0,
+        "tstr_xgboost_accuracy": 0.9,
+        "tstr_random_forest_accuracy": 0.8,
+        "clinical_deviation": 0.1,
+    },
+    ("diabetes", "model_b", "SEEDEx"): {
+        "ks_mean": 0.3,
+        "range_coverage": 0.5,
+        "constant_q": 0.5,
+        "nndr": 0.8,
+        "identifiability": 0.1,
+        "tstr_xgboost_accuracy": 0.8,
+        "clinical_deviation": 0.3,
+    },
+    ("diabetes", "model_c", "SEEDEx"): {
+        "ks_mean": 0.5,
+        "range_coverage": 0.7,
+        "constant_q": 0.5,
+        "nndr": None,
+        "identifiability": 0.2,
+        "tstr_xgboost_accuracy": 0.7,
+        "clinical_deviation": 0.2,
+    },
+    ("diabetes", "marginals", "none"): {
+        "ks_mean": 0.2,
+        "range_coverage": 1.0,
+        "constant_q": 0.5,
+        "nndr": 1.0,
+        "identifiability": 0.0,
+        "tstr_xgboost_accuracy": 0.85,
+        "clinical_deviation": 0.1,
+    },
 }
 FAILED = ("diabetes", "model_d", "SEEDEx")  # zero valid records
 DURATIONS = {"model_a": 10.0, "model_b": 20.0, "model_c": 40.0, "model_d": 5.0, "marginals": 0.1}
@@ -64,18 +89,39 @@ def metrics_json(ds, model, prompt, rep, values, status="ok"):
         if values is not None and name not in values:
             continue
         v = None if values is None else values[name]
-        ms.append({"name": name, "family": fam, "score_group": group, "direction": direction, "range": rng,
-                   "value": v, "status": "ok" if v is not None else "failed",
-                   "reason": None if v is not None else "not computable"})
-    return {"dataset": ds, "model": model, "prompt": prompt, "rep": rep, "status": status,
-            "reason": None if status == "ok" else "zero valid records",
-            "n_synthetic": 0 if status != "ok" else 40, "metrics": ms, "per_column": {}, "utility": {}, "privacy": {}}
+        ms.append(
+            {
+                "name": name,
+                "family": fam,
+                "score_group": group,
+                "direction": direction,
+                "range": rng,
+                "value": v,
+                "status": "ok" if v is not None else "failed",
+                "reason": None if v is not None else "not computable",
+            }
+        )
+    return {
+        "dataset": ds,
+        "model": model,
+        "prompt": prompt,
+        "rep": rep,
+        "status": status,
+        "reason": None if status == "ok" else "zero valid records",
+        "n_synthetic": 0 if status != "ok" else 40,
+        "metrics": ms,
+        "per_column": {},
+        "utility": {},
+        "privacy": {},
+    }
 
 
 def write_run(root: Path, values=VALUES, failed=FAILED, rep=1) -> dict[str, list[Path]]:
     """Write metrics / meta / validation JSON under ``root`` in the results/ layout."""
     paths = {"metrics": [], "meta": [], "validation": []}
-    cells = [(k, v, "ok") for k, v in values.items()] + ([(failed, None, "failed")] if failed else [])
+    cells = [(k, v, "ok") for k, v in values.items()] + (
+        [(failed, None, "failed")] if failed else []
+    )
     for (ds, model, prompt), vals, status in cells:
         rel = Path(ds) / model / prompt
         m = root / "metrics" / rel / f"r{rep}.json"
@@ -83,12 +129,24 @@ def write_run(root: Path, values=VALUES, failed=FAILED, rep=1) -> dict[str, list
         m.write_text(json.dumps(metrics_json(ds, model, prompt, rep, vals, status)))
         meta = root / "raw" / rel / f"r{rep}.meta.json"
         meta.parent.mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"model": model, "backend": "replay", "wall_seconds": DURATIONS[model] * rep,
-                                    "n_records_requested": 100}))
+        meta.write_text(
+            json.dumps(
+                {
+                    "model": model,
+                    "backend": "replay",
+                    "wall_seconds": DURATIONS[model] * rep,
+                    "n_records_requested": 100,
+                }
+            )
+        )
         val = root / "validation" / rel / f"r{rep}.json"
         val.parent.mkdir(parents=True, exist_ok=True)
         n = VALID[model]
-        val.write_text(json.dumps({"candidate_lines": 100, "parsed": n, "valid": n, "status": "ok" if n else "empty"}))
+        val.write_text(
+            json.dumps(
+                {"candidate_lines": 100, "parsed": n, "valid": n, "status": "ok" if n else "empty"}
+            )
+        )
         paths["metrics"].append(m)
         paths["meta"].append(meta)
         paths["validation"].append(val)
@@ -210,7 +268,9 @@ def test_utility_table_mean_over_classifiers(tmp_path, run):
     assert t5.loc["model_b", "tstr_accuracy_mean"] == pytest.approx(0.8)
     assert "model_d" not in t5.index  # failed cell: no utility
     res = aggregate_run(root, tmp_path / "out2", figures=False, classifier="xgboost")
-    assert res["table5"].set_index("model").loc["model_a", "tstr_accuracy_mean"] == pytest.approx(0.9)
+    assert res["table5"].set_index("model").loc["model_a", "tstr_accuracy_mean"] == pytest.approx(
+        0.9
+    )
 
 
 @pytest.mark.parametrize(
@@ -233,10 +293,13 @@ def test_parse_utility_key(key, expected):
 def test_utility_per_cell_prefers_classifiers_and_falls_back_to_mean():
     key = ["diabetes", "m", "SEEDEx", 1]
     util = pd.DataFrame(
-        [key + ["tstr", "xgboost", "accuracy", 0.9], key + ["tstr", "decision_tree", "accuracy", 0.7],
-         key + ["tstr", "all", "accuracy", 0.5],  # ignored: per-classifier scores exist
-         key + ["tstr", "all", "f1", 0.6],  # used: no per-classifier F1
-         key + ["reference", "xgboost", "accuracy", 0.97]],
+        [
+            key + ["tstr", "xgboost", "accuracy", 0.9],
+            key + ["tstr", "decision_tree", "accuracy", 0.7],
+            key + ["tstr", "all", "accuracy", 0.5],  # ignored: per-classifier scores exist
+            key + ["tstr", "all", "f1", 0.6],  # used: no per-classifier F1
+            key + ["reference", "xgboost", "accuracy", 0.97],
+        ],
         columns=["dataset", "model", "prompt", "rep", "scheme", "classifier", "measure", "value"],
     )
     w = scores.utility_per_cell(util).iloc[0]
@@ -252,10 +315,23 @@ def aggregate_run(root, out, figures=False, classifier="mean", **kw):
     lists = {}
     for kind in ("metrics", "raw", "validation"):
         pattern = "*.meta.json" if kind == "raw" else "*.json"
-        lists[kind] = sorted((root / "results" / kind).rglob(pattern)) if (root / "results" / kind).exists() else []
+        lists[kind] = (
+            sorted((root / "results" / kind).rglob(pattern))
+            if (root / "results" / kind).exists()
+            else []
+        )
     return aggregate(
-        lists["metrics"], lists["raw"], lists["validation"], cards_dir=CARDS, out_dir=out / "tables",
-        figures_dir=out / "figures", paper_dir=PAPER, registry=None, classifier=classifier, make_figures=figures, **kw,
+        lists["metrics"],
+        lists["raw"],
+        lists["validation"],
+        cards_dir=CARDS,
+        out_dir=out / "tables",
+        figures_dir=out / "figures",
+        paper_dir=PAPER,
+        registry=None,
+        classifier=classifier,
+        make_figures=figures,
+        **kw,
     )
 
 
@@ -270,11 +346,20 @@ def test_failed_cell_renders_as_dash(tmp_path, run):
     assert cells[5:] == ["", "", ""]
     base = next(line for line in md.splitlines() if "marginals (baseline)" in line)
     h_marg = 2 * (2.75 / 3) * 0.75 / (2.75 / 3 + 0.75)  # = 0.825
-    assert [c.strip() for c in base.strip("|").split("|")][2:] == ["", "", "", "0.92", "0.75", f"{h_marg:.2f}"]
+    assert [c.strip() for c in base.strip("|").split("|")][2:] == [
+        "",
+        "",
+        "",
+        "0.92",
+        "0.75",
+        f"{h_marg:.2f}",
+    ]
     tex = (tmp_path / "out" / "tables" / "table4_quality_privacy.tex").read_text()
     assert re.search(r"model\\_d & -- & -- & --", tex)
     csv = pd.read_csv(tmp_path / "out" / "tables" / "table4_quality_privacy.csv").set_index("model")
-    assert csv.loc["model_d", "SEEDEx_status"] == "failed" and math.isnan(csv.loc["model_d", "SEEDEx_harmonic"])
+    assert csv.loc["model_d", "SEEDEx_status"] == "failed" and math.isnan(
+        csv.loc["model_d", "SEEDEx_harmonic"]
+    )
     assert csv.loc["model_a", "SEEDEx_harmonic"] == pytest.approx(2 * (2.8 / 3) / (2.8 / 3 + 1))
 
 
@@ -292,8 +377,12 @@ def test_missing_cell_renders_as_dash(tmp_path):
 
 def test_repeats_give_mean_and_ci(tmp_path):
     for rep in (1, 2, 3):
-        vals = {k: {n: (v * rep if isinstance(v, float) and n == "ks_mean" else v) for n, v in d.items()}
-                for k, d in VALUES.items()}
+        vals = {
+            k: {
+                n: (v * rep if isinstance(v, float) and n == "ks_mean" else v) for n, v in d.items()
+            }
+            for k, d in VALUES.items()
+        }
         write_run(tmp_path / "results", values=vals, failed=FAILED, rep=rep)
     res = aggregate_run(tmp_path, tmp_path / "out")
     s = res["summary"].set_index("model")
@@ -350,8 +439,13 @@ def test_score_definitions_come_from_declarations(tmp_path, run):
     assert set(d[d["score"] == "quality"]["metric"]) == {"ks_mean", "range_coverage", "constant_q"}
     assert set(d[d["score"] == "privacy"]["metric"]) == {"nndr", "identifiability"}
     assert set(d[d["score"] == "clinical"]["metric"]) == {"clinical_deviation"}
-    assert set(d[d["score"] == "utility"]["metric"]) == {"tstr_xgboost_accuracy", "tstr_random_forest_accuracy"}
-    assert d.set_index(["score", "metric"]).loc[("quality", "constant_q"), "constant_in"] == "diabetes"
+    assert set(d[d["score"] == "utility"]["metric"]) == {
+        "tstr_xgboost_accuracy",
+        "tstr_random_forest_accuracy",
+    }
+    assert (
+        d.set_index(["score", "metric"]).loc[("quality", "constant_q"), "constant_in"] == "diabetes"
+    )
     md = (tmp_path / "out" / "tables" / "score_definitions.md").read_text()
     assert "constant" in md and "Harmonic" in md
 
@@ -390,22 +484,36 @@ def test_duplicate_cells_and_conflicting_declarations(tmp_path):
 # --------------------------------------------------------------------------- paper comparison
 def test_spearman_small_example():
     names = {"a": "A", "b": "B", "c": "C", "d": "D", "e": "E"}
-    ours = pd.DataFrame({
-        "dataset": "diabetes", "model": ["a", "b", "c", "d", "e"], "prompt": "SEEDEx",
-        "harmonic_mean": [0.9, 0.7, 0.5, 0.3, np.nan],  # e failed
-    })
-    published = pd.DataFrame({
-        "row": [1, 2, 3, 4, 5], "dataset": "diabetes", "model": ["A", "B", "C", "D", "E"], "prompt": "SEEDEx",
-        "quality": 0.5, "privacy": 0.5, "harmonic": [0.6, 0.5, 0.55, 0.2, 0.4],
-    })
+    ours = pd.DataFrame(
+        {
+            "dataset": "diabetes",
+            "model": ["a", "b", "c", "d", "e"],
+            "prompt": "SEEDEx",
+            "harmonic_mean": [0.9, 0.7, 0.5, 0.3, np.nan],  # e failed
+        }
+    )
+    published = pd.DataFrame(
+        {
+            "row": [1, 2, 3, 4, 5],
+            "dataset": "diabetes",
+            "model": ["A", "B", "C", "D", "E"],
+            "prompt": "SEEDEx",
+            "quality": 0.5,
+            "privacy": 0.5,
+            "harmonic": [0.6, 0.5, 0.55, 0.2, 0.4],
+        }
+    )
     cmp = paper.compare_harmonic(ours, published, names).set_index("prompt")
     # ranks ours 4,3,2,1; paper 4,2,3,1 -> d^2 sum 2 -> rho = 1 - 6*2/(4*(16-1)) = 0.8
     r = cmp.loc["SEEDEx"]
     assert r["n"] == 4 and r["rho"] == pytest.approx(0.8)
-    assert r["p"] == pytest.approx(stats.spearmanr([0.9, 0.7, 0.5, 0.3], [0.6, 0.5, 0.55, 0.2]).pvalue)
+    assert r["p"] == pytest.approx(
+        stats.spearmanr([0.9, 0.7, 0.5, 0.3], [0.6, 0.5, 0.55, 0.2]).pvalue
+    )
     # another column of ours can be compared (like with like: (Q + P) / 2)
-    alt = paper.compare_harmonic(ours.assign(mean_qp=[0.3, 0.5, 0.7, 0.9, np.nan]), published,
-                                 names, value="mean_qp").set_index("prompt")
+    alt = paper.compare_harmonic(
+        ours.assign(mean_qp=[0.3, 0.5, 0.7, 0.9, np.nan]), published, names, value="mean_qp"
+    ).set_index("prompt")
     assert alt.loc["SEEDEx", "rho"] == pytest.approx(-0.8)
     # fewer than 3 common models -> n/a
     few = paper.compare_harmonic(ours[ours["model"].isin(["a", "b"])], published, names)
@@ -476,13 +584,33 @@ def test_cli_end_to_end_with_real_data(tmp_path, run):
         lists[kind] = tmp_path / f"{kind}.txt"
         lists[kind].write_text("\n".join(str(p) for p in paths[kind]) + "\n")
     out = tmp_path / "out"
-    rc = cli([
-        "--metrics-list", str(lists["metrics"]), "--meta-list", str(lists["meta"]),
-        "--validation-list", str(lists["validation"]), "--cards-dir", str(CARDS),
-        "--out-dir", str(out / "tables"), "--figures-dir", str(out / "figures"), "--paper-dir", str(PAPER),
-        "--synthetic-dir", str(root / "results" / "synthetic"), "--train-dir", str(root / "results" / "data"),
-        "--registry", str(tmp_path / "absent.yaml"), "--datasets", "diabetes", "stroke",
-    ])
+    rc = cli(
+        [
+            "--metrics-list",
+            str(lists["metrics"]),
+            "--meta-list",
+            str(lists["meta"]),
+            "--validation-list",
+            str(lists["validation"]),
+            "--cards-dir",
+            str(CARDS),
+            "--out-dir",
+            str(out / "tables"),
+            "--figures-dir",
+            str(out / "figures"),
+            "--paper-dir",
+            str(PAPER),
+            "--synthetic-dir",
+            str(root / "results" / "synthetic"),
+            "--train-dir",
+            str(root / "results" / "data"),
+            "--registry",
+            str(tmp_path / "absent.yaml"),
+            "--datasets",
+            "diabetes",
+            "stroke",
+        ]
+    )
     assert rc == 0
     # what the step writes is exactly what it declares (synllm.aggregate.outputs, read by the
     # Snakemake rule), besides the two undeclared per-cell companions
@@ -499,5 +627,15 @@ def test_cli_end_to_end_with_real_data(tmp_path, run):
 
 def test_cli_rejects_missing_list(tmp_path):
     with pytest.raises(SynllmError, match="list file not found"):
-        cli(["--metrics-list", str(tmp_path / "nope.txt"), "--cards-dir", str(CARDS),
-             "--out-dir", str(tmp_path / "t"), "--figures-dir", str(tmp_path / "f")])
+        cli(
+            [
+                "--metrics-list",
+                str(tmp_path / "nope.txt"),
+                "--cards-dir",
+                str(CARDS),
+                "--out-dir",
+                str(tmp_path / "t"),
+                "--figures-dir",
+                str(tmp_path / "f"),
+            ]
+        )

@@ -15,11 +15,11 @@ import pytest
 from scipy import stats
 
 from synllm.cards import find_card
-from synllm.split import load_table, split_table
 from synllm.errors import ConfigError
 from synllm.generate import baselines
 from synllm.generate.base import GenerationContext, GenerationSettings
 from synllm.registry import parse_registry
+from synllm.split import load_table, split_table
 
 CARDS, DATA = "resources/datasets", "resources/data"
 N = 2000
@@ -183,12 +183,28 @@ def test_generate_step_runs_baselines_with_meta(tmp_path: Path, cirrhosis):
         "models:\n  copula:\n    backend: baseline\n    kind: copula\n"
     )
     raw, meta_path = tmp_path / "r1.txt", tmp_path / "r1.meta.json"
-    rc = cli([
-        "--model", "copula", "--registry", str(tmp_path / "models.yaml"),
-        "--card", "resources/datasets/cirrhosis.yaml", "--train", str(tmp_path / "train.parquet"),
-        "--holdout", str(tmp_path / "holdout.parquet"), "--n-records", "30", "--seed", "4",
-        "--out-raw", str(raw), "--out-meta", str(meta_path),
-    ])
+    rc = cli(
+        [
+            "--model",
+            "copula",
+            "--registry",
+            str(tmp_path / "models.yaml"),
+            "--card",
+            "resources/datasets/cirrhosis.yaml",
+            "--train",
+            str(tmp_path / "train.parquet"),
+            "--holdout",
+            str(tmp_path / "holdout.parquet"),
+            "--n-records",
+            "30",
+            "--seed",
+            "4",
+            "--out-raw",
+            str(raw),
+            "--out-meta",
+            str(meta_path),
+        ]
+    )
     assert rc == 0
     recs = [json.loads(line) for line in raw.read_text().splitlines()]
     assert len(recs) == 30 and all(list(r) == card.feature_names for r in recs)

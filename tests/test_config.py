@@ -42,7 +42,10 @@ def test_defaults_are_filled_in():
     "change, expected",
     [
         ({"prompts": ["SEEDEx", "FOO"]}, "config field 'prompts[1]': 'FOO' is not one of"),
-        ({"datasets": ["diabetes", "diabetis"]}, "config field 'datasets[1]': unknown dataset 'diabetis'"),
+        (
+            {"datasets": ["diabetes", "diabetis"]},
+            "config field 'datasets[1]': unknown dataset 'diabetis'",
+        ),
         ({"models": ["smollm2-135m", "gpt-5"]}, "config field 'models[1]': unknown model 'gpt-5'"),
         ({"repeats": "two"}, "config field 'repeats': 'two' is not of type 'integer'"),
         ({"holdout_fraction": 1.5}, "config field 'holdout_fraction'"),

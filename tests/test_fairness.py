@@ -8,7 +8,6 @@ import pytest
 from scipy.stats import entropy
 
 from synllm.cards import find_card
-from synllm.split import load_table, split_table
 from synllm.metrics.fairness import (
     age_band,
     fairness_gaps,
@@ -16,6 +15,7 @@ from synllm.metrics.fairness import (
     kl_divergence,
 )
 from synllm.metrics.membership import membership_inference
+from synllm.split import load_table, split_table
 
 CARDS, DATA = "resources/datasets", "resources/data"
 
@@ -64,8 +64,16 @@ def test_identical_table_has_zero_kl_in_every_group(diabetes):
 def test_shuffled_table_has_larger_kl_in_every_group(diabetes):
     card, train, _ = diabetes
     shuf = shuffled(train, keep=["gender"], seed=3)
-    kl = fairness_table(card, train, shuf).query("metric == 'kl_mean'").set_index(["grouping", "group"])
-    same = fairness_table(card, train, train.copy()).query("metric == 'kl_mean'").set_index(["grouping", "group"])
+    kl = (
+        fairness_table(card, train, shuf)
+        .query("metric == 'kl_mean'")
+        .set_index(["grouping", "group"])
+    )
+    same = (
+        fairness_table(card, train, train.copy())
+        .query("metric == 'kl_mean'")
+        .set_index(["grouping", "group"])
+    )
     # gender is only weakly tied to the other features (measured KL 0.002-0.005), age strongly
     assert (kl.value > same.value + 1e-3).all(), kl.value
     assert (kl.loc["age_band"].value > 0.015).all()  # measured 0.019-0.045
@@ -115,5 +123,7 @@ def test_membership_inference_copy_vs_independent():
     assert leak["mia_auc"] > 0.95 and leak["mia_advantage"] > 0.9
     from synllm.generate.baselines import sample_marginals
 
-    safe = membership_inference(card, train, holdout, sample_marginals(train, card, 2000, 0), n=500, seed=0)
+    safe = membership_inference(
+        card, train, holdout, sample_marginals(train, card, 2000, 0), n=500, seed=0
+    )
     assert abs(safe["mia_auc"] - 0.5) < 0.06 and safe["exact_match_rate_members"] < 0.01

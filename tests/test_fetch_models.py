@@ -36,14 +36,27 @@ def _fake_model(cache: Path, hf_id: str, files: dict[str, str]) -> None:
 @pytest.fixture()
 def cache(tmp_path):
     c = tmp_path / "hub"
-    _fake_model(c, "openai-community/gpt2", {"config.json": "{}", "model.safetensors": "w",
-                                             "tokenizer.json": "{}"})
+    _fake_model(
+        c,
+        "openai-community/gpt2",
+        {"config.json": "{}", "model.safetensors": "w", "tokenizer.json": "{}"},
+    )
     # an interrupted download: the index names two shards, one is there
-    index = {"weight_map": {"a": "model-00001-of-00002.safetensors",
-                            "b": "model-00002-of-00002.safetensors"}}
-    _fake_model(c, "openai-community/gpt2-medium", {
-        "config.json": "{}", "model.safetensors.index.json": json.dumps(index),
-        "model-00001-of-00002.safetensors": "w"})
+    index = {
+        "weight_map": {
+            "a": "model-00001-of-00002.safetensors",
+            "b": "model-00002-of-00002.safetensors",
+        }
+    }
+    _fake_model(
+        c,
+        "openai-community/gpt2-medium",
+        {
+            "config.json": "{}",
+            "model.safetensors.index.json": json.dumps(index),
+            "model-00001-of-00002.safetensors": "w",
+        },
+    )
     return c
 
 
@@ -66,7 +79,14 @@ def registry():
 
 def test_offline_check_reports_present_and_missing(cache, registry, monkeypatch, no_network):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    models = ["gpt2", "gpt2-medium", "llama-2-7b-chat", "smollm2-135m", "smollm2-135m-hf", "holdout"]
+    models = [
+        "gpt2",
+        "gpt2-medium",
+        "llama-2-7b-chat",
+        "smollm2-135m",
+        "smollm2-135m-hf",
+        "holdout",
+    ]
     got = {s.slug: s for s in fetch.fetch_models(models, registry, str(cache))}
     # the embedded GGUF models and baselines never need the Hub
     assert set(got) == {"gpt2", "gpt2-medium", "llama-2-7b-chat"}
@@ -74,8 +94,9 @@ def test_offline_check_reports_present_and_missing(cache, registry, monkeypatch,
     assert got["gpt2-medium"].status == "missing"  # a shard is absent: not loadable
     assert got["llama-2-7b-chat"].status == "missing"
     assert "fetch-models" in got["llama-2-7b-chat"].detail
-    assert fetch.missing_files(cache / "models--openai-community--gpt2-medium" / "snapshots" / COMMIT) \
-        == ["model-00002-of-00002.safetensors"]
+    assert fetch.missing_files(
+        cache / "models--openai-community--gpt2-medium" / "snapshots" / COMMIT
+    ) == ["model-00002-of-00002.safetensors"]
 
 
 def test_gated_and_unknown_models_give_one_line_with_the_fix(cache, registry, monkeypatch):
@@ -96,9 +117,15 @@ def test_gated_and_unknown_models_give_one_line_with_the_fix(cache, registry, mo
         raise hub_error(RepositoryNotFoundError, "Repository Not Found")
 
     monkeypatch.setattr(HfApi, "list_repo_files", list_files)
-    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
-    got = {s.slug: s for s in fetch.fetch_models(["gpt2", "llama-2-7b-chat", "mpt-7b-instruct"],
-                                                 registry, str(cache))}
+    monkeypatch.setattr(
+        socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError)
+    )
+    got = {
+        s.slug: s
+        for s in fetch.fetch_models(
+            ["gpt2", "llama-2-7b-chat", "mpt-7b-instruct"], registry, str(cache)
+        )
+    }
     assert got["gpt2"].status == "present"
     gated = got["llama-2-7b-chat"]
     assert gated.status == "gated" and "HF_TOKEN" in gated.detail
@@ -108,26 +135,60 @@ def test_gated_and_unknown_models_give_one_line_with_the_fix(cache, registry, mo
 
 
 def test_download_patterns_prefer_safetensors():
-    assert "*.bin" not in fetch.download_patterns(["config.json", "model.safetensors", "pytorch_model.bin"])
+    assert "*.bin" not in fetch.download_patterns(
+        ["config.json", "model.safetensors", "pytorch_model.bin"]
+    )
     assert "*.bin" in fetch.download_patterns(["config.json", "pytorch_model.bin"])
 
 
 def test_cli_exits_2_with_one_line_naming_the_model(cache, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models: [gpt2, llama-3-8b]\n")
-    env = {"PATH": "", "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, "-m", "synllm", "fetch-models", "--configfile", str(cfg),
-                           "--out", str(tmp_path / "report.txt")],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+    env = {
+        "PATH": "",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(cache),
+        "PYTHONPATH": str(ROOT / "src"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "synllm",
+            "fetch-models",
+            "--configfile",
+            str(cfg),
+            "--out",
+            str(tmp_path / "report.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "llama-3-8b" in proc.stderr and "meta-llama/Meta-Llama-3-8B" in proc.stderr
     assert "fetch-models" in proc.stderr
     report = (tmp_path / "report.txt").read_text()
     assert report.startswith("present") and "missing" in report
-    ok = subprocess.run([sys.executable, "-m", "synllm", "fetch-models", "--models", "gpt2",
-                         "--registry", "config/models.yaml", "--check"],
-                        capture_output=True, text=True, cwd=ROOT, env=env)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "synllm",
+            "fetch-models",
+            "--models",
+            "gpt2",
+            "--registry",
+            "config/models.yaml",
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert ok.returncode == 0 and ok.stdout.startswith("present")
 
 

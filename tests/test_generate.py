@@ -49,16 +49,57 @@ def _prompt(tmp_path: Path, dataset: str, style: str) -> Path:
     py = [sys.executable, "-m", "synllm"]
     card = CARDS / f"{dataset}.yaml"
     steps = [
-        ["split", "--card", str(card), "--data-dir", "resources/data", "--seed", "1",
-         "--holdout-fraction", "0.2", "--reference-fraction", "0.1",
-         "--reference", str(out / "reference.parquet"), "--train", str(out / "train.parquet"),
-         "--holdout", str(out / "holdout.parquet")],
-        ["profile", "--card", str(card), "--train", str(out / "train.parquet"),
-         "--out", str(out / "profile.json")],
-        ["prompt", "--card", str(card), "--profile", str(out / "profile.json"),
-         "--train", str(out / "train.parquet"), "--style", style, "--batch-records", "3",
-         "--n-seed-rows", "5", "--seed", "1", "--templates", "resources/prompts",
-         "--out-json", str(out / f"{style}.json"), "--out-txt", str(out / f"{style}.txt")],
+        [
+            "split",
+            "--card",
+            str(card),
+            "--data-dir",
+            "resources/data",
+            "--seed",
+            "1",
+            "--holdout-fraction",
+            "0.2",
+            "--reference-fraction",
+            "0.1",
+            "--reference",
+            str(out / "reference.parquet"),
+            "--train",
+            str(out / "train.parquet"),
+            "--holdout",
+            str(out / "holdout.parquet"),
+        ],
+        [
+            "profile",
+            "--card",
+            str(card),
+            "--train",
+            str(out / "train.parquet"),
+            "--out",
+            str(out / "profile.json"),
+        ],
+        [
+            "prompt",
+            "--card",
+            str(card),
+            "--profile",
+            str(out / "profile.json"),
+            "--train",
+            str(out / "train.parquet"),
+            "--style",
+            style,
+            "--batch-records",
+            "3",
+            "--n-seed-rows",
+            "5",
+            "--seed",
+            "1",
+            "--templates",
+            "resources/prompts",
+            "--out-json",
+            str(out / f"{style}.json"),
+            "--out-txt",
+            str(out / f"{style}.txt"),
+        ],
     ]
     for step in steps:
         proc = subprocess.run(py + step, capture_output=True, text=True, cwd=ROOT)
@@ -73,7 +114,11 @@ def test_registry_holds_the_papers_20_models_with_exact_hf_ids(registry):
     with open(SHARED / "paper" / "models.csv", newline="") as fh:
         paper = {row["hf_id"]: row for row in csv.DictReader(fh)}
     assert len(paper) == 22  # Table III's 21 (GPT-2 S/M/L in one row) + base LLaMA-2-13B
-    by_id = {registry.get(s).hf_id: registry.get(s) for s in registry.slugs() if registry.get(s).paper_name}
+    by_id = {
+        registry.get(s).hf_id: registry.get(s)
+        for s in registry.slugs()
+        if registry.get(s).paper_name
+    }
     assert set(paper) <= set(by_id)
     for hf_id, row in paper.items():
         spec = by_id[hf_id]
@@ -95,7 +140,9 @@ def test_registry_errors_name_the_field():
     with pytest.raises(ConfigError, match="unknown model 'nope'"):
         load_registry(REGISTRY).get("nope")
     with pytest.raises(ConfigError, match="mem_mb"):
-        parse_registry({"models": {"m": {"backend": "llamacpp", "gguf_file": "/x.gguf", "mem_mb": -1}}})
+        parse_registry(
+            {"models": {"m": {"backend": "llamacpp", "gguf_file": "/x.gguf", "mem_mb": -1}}}
+        )
     with pytest.raises(ConfigError, match="backend"):
         parse_registry({"models": {"m": {"backend": "vllm-magic"}}})
 
@@ -184,19 +231,35 @@ def test_settings_errors_name_the_field():
 
 def test_replay_reads_the_authors_file_verbatim(registry, tmp_path):
     card = load_card(CARDS / "stroke.yaml")
-    spec = registry.get("llama-3.1-8b") if "llama-3.1-8b" in registry else next(
-        registry.get(s) for s in registry.slugs() if registry.get(s).replay_name == "meta-llama_Llama-3.1-8b-Instruct")
-    settings = GenerationSettings(backend_override="replay", replay_dir=str(SHARED / "fixtures" / "raw_llm_outputs"))
+    spec = (
+        registry.get("llama-3.1-8b")
+        if "llama-3.1-8b" in registry
+        else next(
+            registry.get(s)
+            for s in registry.slugs()
+            if registry.get(s).replay_name == "meta-llama_Llama-3.1-8b-Instruct"
+        )
+    )
+    settings = GenerationSettings(
+        backend_override="replay", replay_dir=str(SHARED / "fixtures" / "raw_llm_outputs")
+    )
     prompt = {"system": "s", "user": "u", "style": "FEATDESC"}
     ctx = GenerationContext(card=card, prompt=prompt, prompt_style="FEATDESC")
     result = gen.generate(spec, settings, ctx, 20, 1)
     source = SHARED / "fixtures" / "raw_llm_outputs" / "stroke" / spec.replay_name / "prompt2.txt"
-    assert result.text.rstrip("\n") == source.read_text(encoding="utf-8", errors="replace").rstrip("\n")
+    assert result.text.rstrip("\n") == source.read_text(encoding="utf-8", errors="replace").rstrip(
+        "\n"
+    )
     assert result.meta["backend"] == "replay" and result.meta["generated"] is False
     assert result.meta["output_tokens"] == 0
 
-    missing = gen.generate(registry.get("gpt2"), settings, GenerationContext(
-        card=card, prompt={**prompt, "style": "naive"}, prompt_style="naive"), 20, 1)
+    missing = gen.generate(
+        registry.get("gpt2"),
+        settings,
+        GenerationContext(card=card, prompt={**prompt, "style": "naive"}, prompt_style="naive"),
+        20,
+        1,
+    )
     assert missing.text == "" and any("no replay output" in w for w in missing.meta["warnings"])
 
 
@@ -210,12 +273,36 @@ def test_replay_without_dir_is_a_config_error(registry):
 # -- real embedded model ----------------------------------------------------------------------
 
 
-def _run_cli(tmp_path: Path, model: str, prompt: Path, dataset: str, n: int, settings: dict, attempt=1):
+def _run_cli(
+    tmp_path: Path, model: str, prompt: Path, dataset: str, n: int, settings: dict, attempt=1
+):
     raw, meta = tmp_path / f"{model}.txt", tmp_path / f"{model}.meta.json"
-    cmd = [sys.executable, "-m", "synllm", "generate", "--model", model, "--registry", str(REGISTRY),
-           "--prompt", str(prompt), "--card", str(CARDS / f"{dataset}.yaml"), "--n-records", str(n),
-           "--seed", "7", "--settings", json.dumps(settings), "--out-raw", str(raw),
-           "--out-meta", str(meta), "--attempt", str(attempt)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "synllm",
+        "generate",
+        "--model",
+        model,
+        "--registry",
+        str(REGISTRY),
+        "--prompt",
+        str(prompt),
+        "--card",
+        str(CARDS / f"{dataset}.yaml"),
+        "--n-records",
+        str(n),
+        "--seed",
+        "7",
+        "--settings",
+        json.dumps(settings),
+        "--out-raw",
+        str(raw),
+        "--out-meta",
+        str(meta),
+        "--attempt",
+        str(attempt),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     return proc, raw, meta
 
@@ -225,14 +312,30 @@ def cirrhosis_prompt(tmp_path_factory):
     return _prompt(tmp_path_factory.mktemp("gen"), "cirrhosis", "FEATDESC")
 
 
-def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(cirrhosis_prompt, tmp_path):
-    proc, raw, meta_path = _run_cli(tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 3,
-                                    {"batch_size": 2}, attempt=1)
+def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(
+    cirrhosis_prompt, tmp_path
+):
+    proc, raw, meta_path = _run_cli(
+        tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 3, {"batch_size": 2}, attempt=1
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads(meta_path.read_text())
-    for key in ("model", "backend", "quantization", "seed", "prompt_sha256", "wall_seconds",
-                "load_seconds", "input_tokens", "output_tokens", "tokens_per_second", "peak_rss_mb",
-                "peak_gpu_mb", "constrained", "batches"):
+    for key in (
+        "model",
+        "backend",
+        "quantization",
+        "seed",
+        "prompt_sha256",
+        "wall_seconds",
+        "load_seconds",
+        "input_tokens",
+        "output_tokens",
+        "tokens_per_second",
+        "peak_rss_mb",
+        "peak_gpu_mb",
+        "constrained",
+        "batches",
+    ):
         assert key in meta, key
     assert meta["backend"] == "llamacpp" and meta["constrained"] is True
     assert meta["quantization"].startswith("gguf")
@@ -245,7 +348,9 @@ def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(cirrho
 
 def _check_records(raw: Path, n: int) -> None:
     card = load_card(CARDS / "cirrhosis.yaml")
-    lines = [ln for ln in raw.read_text().splitlines() if ln.strip() and not ln.startswith("### batch")]
+    lines = [
+        ln for ln in raw.read_text().splitlines() if ln.strip() and not ln.startswith("### batch")
+    ]
     assert len(lines) == n
     for line in lines:
         record = json.loads(line)
@@ -260,14 +365,22 @@ def _check_records(raw: Path, n: int) -> None:
                 assert math.floor(lo) <= value < math.floor(hi) + 1, (name, value, col.range)
 
 
-@pytest.mark.parametrize("settings", [{"fieldwise": False}, {"fieldwise": False, "lazy_grammar": False}],
-                         ids=["record-lazy", "record-grammar-first"])
-def test_record_at_a_time_decoding_modes_also_hold_the_grammar(cirrhosis_prompt, tmp_path, settings):
-    proc, raw, meta_path = _run_cli(tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 2,
-                                    {"batch_size": 2, **settings})
+@pytest.mark.parametrize(
+    "settings",
+    [{"fieldwise": False}, {"fieldwise": False, "lazy_grammar": False}],
+    ids=["record-lazy", "record-grammar-first"],
+)
+def test_record_at_a_time_decoding_modes_also_hold_the_grammar(
+    cirrhosis_prompt, tmp_path, settings
+):
+    proc, raw, meta_path = _run_cli(
+        tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 2, {"batch_size": 2, **settings}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(meta_path.read_text())["backend_info"]
-    assert info["decoding"] == "record" and info["lazy_grammar"] is settings.get("lazy_grammar", True)
+    assert info["decoding"] == "record" and info["lazy_grammar"] is settings.get(
+        "lazy_grammar", True
+    )
     _check_records(raw, 2)
 
 
@@ -287,8 +400,10 @@ def test_field_plan_pieces_join_to_a_record_and_grammars_parse():
             assert rx.fullmatch(values[name]), name
     assert plan[-1][2].fullmatch("4}") and not plan[-1][2].fullmatch("4,")
     assert not plan[1][2].fullmatch('"D"') and not plan[1][2].fullmatch('"X",')
-    record = "".join(f + ("null" if i < len(plan) - 1 else "1") + ("," if i < len(plan) - 1 else "}")
-                     for i, (f, _, _) in enumerate(plan))
+    record = "".join(
+        f + ("null" if i < len(plan) - 1 else "1") + ("," if i < len(plan) - 1 else "}")
+        for i, (f, _, _) in enumerate(plan)
+    )
     assert list(json.loads(record)) == list(card.columns)
 
 
@@ -300,7 +415,7 @@ def test_int_range_grammar_matches_exactly_the_range():
         rx = re.compile("^(?:" + gbnf.replace(" ", "").replace("(", "").replace(")", "") + ")$")
         wrong = [n for n in range(0, 2 * hi + 20) if bool(rx.match(str(n))) != (lo <= n <= hi)]
         assert not wrong, (lo, hi, wrong[:5])
-    assert not re.match(r"^(?:%s)$" % int_range_gbnf(80, 300).replace(" ", "")[1:-1], "080")
+    assert not re.match(r"^(?:{})$".format(int_range_gbnf(80, 300).replace(" ", "")[1:-1]), "080")
     with pytest.raises(ConfigError, match="range"):
         int_range_gbnf(5, 1)
 
@@ -328,8 +443,9 @@ def test_grammar_schema_keeps_enums_of_nullable_columns():
 
 
 def test_attempt_two_halves_the_batch(cirrhosis_prompt, tmp_path):
-    proc, _, meta_path = _run_cli(tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 2,
-                                  {"batch_size": 2}, attempt=2)
+    proc, _, meta_path = _run_cli(
+        tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 2, {"batch_size": 2}, attempt=2
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads(meta_path.read_text())
     assert meta["batch_size"] == 1 and meta["batches"] == 2
@@ -350,15 +466,23 @@ def test_unknown_model_is_one_line(cirrhosis_prompt, tmp_path):
 
 def test_transformers_backend_on_cpu_without_cuda_modules(cirrhosis_prompt, tmp_path):
     """The paper's backend on the GGUF file: CPU fallback, no bitsandbytes import, real text."""
-    proc, raw, meta_path = _run_cli(tmp_path, "smollm2-135m-hf", cirrhosis_prompt, "cirrhosis", 1,
-                                    {"constrained": False, "max_new_tokens": 48})
+    proc, raw, meta_path = _run_cli(
+        tmp_path,
+        "smollm2-135m-hf",
+        cirrhosis_prompt,
+        "cirrhosis",
+        1,
+        {"constrained": False, "max_new_tokens": 48},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads(meta_path.read_text())
     assert meta["backend"] == "transformers" and meta["device"].startswith("cpu")
     assert meta["output_tokens"] > 0 and raw.read_text().strip()
-    code = ("import sys; from synllm.generate.transformers_backend import cuda_modules_loaded, "
-            "choose_quantization; c = choose_quantization('nf4', False); "
-            "print(c.label, cuda_modules_loaded())")
+    code = (
+        "import sys; from synllm.generate.transformers_backend import cuda_modules_loaded, "
+        "choose_quantization; c = choose_quantization('nf4', False); "
+        "print(c.label, cuda_modules_loaded())"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     label, mods = out.stdout.split(" ", 1)

@@ -59,13 +59,18 @@ class _ParallelBackend:
         self.calls.append([(u, n, seed) for _, u, n, seed in requests])
         if len(requests) > self.fits:
             raise _FakeOOM("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return [[json.dumps({"user": u, "seed": seed, "i": i}) for i in range(n)]
-                for _, u, n, seed in requests]
+        return [
+            [json.dumps({"user": u, "seed": seed, "i": i}) for i in range(n)]
+            for _, u, n, seed in requests
+        ]
 
 
 def test_batched_loop_keeps_plan_order_and_the_sequential_seeds():
-    prompt = {"system": "s", "user": "u",
-              "conditions": [{"instruction": "a", "share": 0.5}, {"instruction": "b", "share": 0.5}]}
+    prompt = {
+        "system": "s",
+        "user": "u",
+        "conditions": [{"instruction": "a", "share": 0.5}, {"instruction": "b", "share": 0.5}],
+    }
     one = _ParallelBackend(width=1)
     many = _ParallelBackend(width=8)
     settings = GenerationSettings(batch_size=10, max_attempts=1)
@@ -93,16 +98,29 @@ def test_forced_oom_halves_the_batched_width():
 def test_forced_oom_at_width_one_splits_the_records():
     backend = _ParallelBackend(width=2, fits=0)
     with pytest.raises(_FakeOOM):
-        gen.run_batches(backend, {"system": "s", "user": "u"}, 4, 1,
-                        GenerationSettings(batch_size=2, max_attempts=1), None)
+        gen.run_batches(
+            backend,
+            {"system": "s", "user": "u"},
+            4,
+            1,
+            GenerationSettings(batch_size=2, max_attempts=1),
+            None,
+        )
     # 2 rows -> 1 row of 2 records -> 1 + 1 records -> a single record still fails: raised
     assert [[n for _, n, _ in c] for c in backend.calls] == [[2, 2], [2], [1]]
 
 
 def test_attempt_halves_the_width():
     backend = _ParallelBackend(width=8)
-    gen.run_batches(backend, {"system": "s", "user": "u"}, 80, 1,
-                    GenerationSettings(batch_size=10, max_attempts=1), None, attempt=2)
+    gen.run_batches(
+        backend,
+        {"system": "s", "user": "u"},
+        80,
+        1,
+        GenerationSettings(batch_size=10, max_attempts=1),
+        None,
+        attempt=2,
+    )
     assert [len(c) for c in backend.calls] == [4, 4]
 
 
@@ -145,25 +163,70 @@ def cirrhosis_prompt(tmp_path_factory):
     card = CARDS / "cirrhosis.yaml"
     py = [sys.executable, "-m", "synllm"]
     for step in (
-        ["split", "--card", card, "--data-dir", "resources/data", "--seed", "1",
-         "--holdout-fraction", "0.2", "--reference-fraction", "0.1",
-         "--reference", out / "reference.parquet", "--train", out / "train.parquet",
-         "--holdout", out / "holdout.parquet"],
-        ["profile", "--card", card, "--train", out / "train.parquet", "--out", out / "profile.json"],
-        ["prompt", "--card", card, "--profile", out / "profile.json", "--train",
-         out / "train.parquet", "--style", "FEATDESC", "--batch-records", "2", "--n-seed-rows",
-         "5", "--seed", "1", "--templates", "resources/prompts", "--out-json", out / "p.json",
-         "--out-txt", out / "p.txt"],
+        [
+            "split",
+            "--card",
+            card,
+            "--data-dir",
+            "resources/data",
+            "--seed",
+            "1",
+            "--holdout-fraction",
+            "0.2",
+            "--reference-fraction",
+            "0.1",
+            "--reference",
+            out / "reference.parquet",
+            "--train",
+            out / "train.parquet",
+            "--holdout",
+            out / "holdout.parquet",
+        ],
+        [
+            "profile",
+            "--card",
+            card,
+            "--train",
+            out / "train.parquet",
+            "--out",
+            out / "profile.json",
+        ],
+        [
+            "prompt",
+            "--card",
+            card,
+            "--profile",
+            out / "profile.json",
+            "--train",
+            out / "train.parquet",
+            "--style",
+            "FEATDESC",
+            "--batch-records",
+            "2",
+            "--n-seed-rows",
+            "5",
+            "--seed",
+            "1",
+            "--templates",
+            "resources/prompts",
+            "--out-json",
+            out / "p.json",
+            "--out-txt",
+            out / "p.txt",
+        ],
     ):
         proc = subprocess.run(py + [str(s) for s in step], capture_output=True, text=True, cwd=ROOT)
         assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads((out / "p.json").read_text())
 
 
-def test_real_model_batched_and_sequential_give_the_same_kind_of_records(hf_backend, cirrhosis_prompt):
+def test_real_model_batched_and_sequential_give_the_same_kind_of_records(
+    hf_backend, cirrhosis_prompt
+):
     """Same seeds, width 1 vs width 3: same batches, same separators, JSON-looking records."""
-    base = dict(constrained=False, batch_size=2, max_attempts=1, max_new_tokens=40,
-                tokens_per_record=20.0)
+    base = dict(
+        constrained=False, batch_size=2, max_attempts=1, max_new_tokens=40, tokens_per_record=20.0
+    )
     runs = {}
     for width in (1, 3):
         settings = GenerationSettings(**base, max_parallel_sequences=width)
@@ -179,12 +242,21 @@ def test_real_model_batched_and_sequential_give_the_same_kind_of_records(hf_back
         assert len(re.findall(BATCH_SEPARATOR_RE, raw, flags=re.M)) == 3
         assert all(t.strip() for t in texts)
     # the same width and seeds decode the same text
-    again, _ = gen.run_batches(hf_backend, cirrhosis_prompt, 6, 5,
-                               GenerationSettings(**base, max_parallel_sequences=3), None)
+    again, _ = gen.run_batches(
+        hf_backend,
+        cirrhosis_prompt,
+        6,
+        5,
+        GenerationSettings(**base, max_parallel_sequences=3),
+        None,
+    )
     assert again == t3
     # a row's stream does not depend on its neighbours: width 1 == each row alone
-    first = hf_backend.generate_many([(cirrhosis_prompt["system"], cirrhosis_prompt["user"], 2,
-                                       (5 * 1000 + 1))], GenerationSettings(**base), None)
+    first = hf_backend.generate_many(
+        [(cirrhosis_prompt["system"], cirrhosis_prompt["user"], 2, (5 * 1000 + 1))],
+        GenerationSettings(**base),
+        None,
+    )
     assert first[0][0].rstrip("\n") == t1[0]
     # the validator reads both into tables of the card's schema
     from synllm.validate import validate_text
@@ -199,12 +271,30 @@ def test_real_model_batched_and_sequential_give_the_same_kind_of_records(hf_back
 def _cli(tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = None):
     raws = [tmp_path / tag / f"{p.stem}.txt" for p in prompts]
     metas = [tmp_path / tag / f"{p.stem}.meta.json" for p in prompts]
-    cmd = [sys.executable, "-m", "synllm", "generate", "--model", "smollm2-135m",
-           "--registry", str(ROOT / "config" / "models.yaml"),
-           "--prompt", *map(str, prompts), "--card", str(CARDS / "cirrhosis.yaml"),
-           "--n-records", "1", "--seed", "7",
-           "--settings", json.dumps({"batch_size": 1, "constrained": False, "max_new_tokens": 12}),
-           "--out-raw", *map(str, raws), "--out-meta", *map(str, metas)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "synllm",
+        "generate",
+        "--model",
+        "smollm2-135m",
+        "--registry",
+        str(ROOT / "config" / "models.yaml"),
+        "--prompt",
+        *map(str, prompts),
+        "--card",
+        str(CARDS / "cirrhosis.yaml"),
+        "--n-records",
+        "1",
+        "--seed",
+        "7",
+        "--settings",
+        json.dumps({"batch_size": 1, "constrained": False, "max_new_tokens": 12}),
+        "--out-raw",
+        *map(str, raws),
+        "--out-meta",
+        *map(str, metas),
+    ]
     if resume is not None:
         cmd += ["--resume-dir", str(resume)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -218,13 +308,23 @@ def test_several_cells_one_load_and_resume(cirrhosis_prompt, tmp_path):
     prompts = []
     for style in ("FEATDESC", "CLINRULE"):
         path = tmp_path / f"{style}.json"
-        path.write_text(json.dumps({**cirrhosis_prompt, "style": style,
-                                    "user": cirrhosis_prompt["user"] + f"\n({style})"}))
+        path.write_text(
+            json.dumps(
+                {
+                    **cirrhosis_prompt,
+                    "style": style,
+                    "user": cirrhosis_prompt["user"] + f"\n({style})",
+                }
+            )
+        )
         prompts.append(path)
     texts, metas = _cli(tmp_path, prompts, "both", resume=tmp_path / "resume")
     assert [m["model_already_loaded"] for m in metas] == [False, True]
     assert metas[0]["load_seconds"] == metas[0]["model_load_seconds"] > 0
-    assert metas[1]["load_seconds"] == 0 and metas[1]["model_load_seconds"] == metas[0]["model_load_seconds"]
+    assert (
+        metas[1]["load_seconds"] == 0
+        and metas[1]["model_load_seconds"] == metas[0]["model_load_seconds"]
+    )
     alone, alone_meta = _cli(tmp_path, prompts[1:], "alone")
     assert alone[0] == texts[1] and alone_meta[0]["model_already_loaded"] is False
     # rerun after an interruption: the first cell is kept, only the second is generated

@@ -17,8 +17,12 @@ def _rel(card, rid):
 def test_mean_difference_by_hand(real):
     card, _ = real("diabetes")
     rel = _rel(card, "hba1c_by_diabetes")  # default groups [1, 0]
-    df = pd.DataFrame({"HbA1c_level": [7.0, 8.0, 5.0, 6.0, np.nan],
-                       "diabetes": pd.array([1, 1, 0, 0, 1], dtype="Int64")})
+    df = pd.DataFrame(
+        {
+            "HbA1c_level": [7.0, 8.0, 5.0, 6.0, np.nan],
+            "diabetes": pd.array([1, 1, 0, 0, 1], dtype="Int64"),
+        }
+    )
     assert C.relation_value(df, rel) == pytest.approx(7.5 - 5.5, abs=TOL)
 
 
@@ -53,8 +57,12 @@ def test_deviation_scaling(real):
 def test_rule_violations_by_hand(real):
     card, _ = real("diabetes")
     rule = next(r for r in card.rules if r.id == "glucose_implies_diabetes")
-    df = pd.DataFrame({"blood_glucose_level": pd.array([250, 250, 100, pd.NA], dtype="Int64"),
-                       "diabetes": pd.array([0, 1, 0, 0], dtype="Int64")})
+    df = pd.DataFrame(
+        {
+            "blood_glucose_level": pd.array([250, 250, 100, pd.NA], dtype="Int64"),
+            "diabetes": pd.array([0, 1, 0, 0], dtype="Int64"),
+        }
+    )
     assert C.rule_violations(df, rule).tolist() == [True, False, False, False]
 
 
@@ -80,7 +88,11 @@ def test_broken_relations_and_violations_are_reported(real):
     by = {r.metric.name: r for r in results}
     assert by["clinical_sign_agreement"].value < 0.5
     assert by["clinical_consistency"].value > 0.5
-    h, g, d = syn["HbA1c_level"], syn["blood_glucose_level"].astype(float), syn["diabetes"].astype(int)
+    h, g, d = (
+        syn["HbA1c_level"],
+        syn["blood_glucose_level"].astype(float),
+        syn["diabetes"].astype(int),
+    )
     by_hand = ((h > 6.6) & (d == 0)) | ((g > 200) & (d == 0)) | ((d == 1) & (h < 5.7))
     assert by["rule_violation_rate"].value == pytest.approx(by_hand.mean(), abs=TOL)
     assert by_hand.mean() > 0.3
@@ -94,4 +106,6 @@ def test_undefined_relation_is_named_not_dropped(real):
     by = {r.metric.name: r for r in results}
     assert by["clinical_consistency"].status == "failed"
     assert "every relation undefined" in by["clinical_consistency"].reason
-    assert all(r["status"] == "failed" and "diabetes == 1" in r["reason"] for r in detail["relations"])
+    assert all(
+        r["status"] == "failed" and "diabetes == 1" in r["reason"] for r in detail["relations"]
+    )

@@ -7,8 +7,8 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import mutual_info_score
 
-from synllm.split import split_table
 from synllm.metrics import fidelity as F
+from synllm.split import split_table
 
 TOL = 1e-6
 
@@ -50,7 +50,9 @@ def test_numeric_column_metrics_match_scipy():
     r, s = rng.normal(0, 2, 300), rng.normal(0.5, 1, 120)
     out = F.column_metrics(pd.Series(r), pd.Series(s), True, bins=10, eps=1e-4)
     assert out["ks"] == pytest.approx(stats.ks_2samp(r, s).statistic, abs=TOL)
-    assert out["wasserstein"] == pytest.approx(stats.wasserstein_distance(r, s) / np.std(r, ddof=1), abs=TOL)
+    assert out["wasserstein"] == pytest.approx(
+        stats.wasserstein_distance(r, s) / np.std(r, ddof=1), abs=TOL
+    )
     ad = stats.anderson_ksamp([r, s], variant="midrank")
     assert out["ad"] == pytest.approx(ad.statistic, abs=TOL)
     assert out["ad_pvalue"] == pytest.approx(ad.pvalue, abs=TOL)
@@ -110,7 +112,9 @@ def test_frobenius_by_hand():
     rng = np.random.default_rng(2)
     a = np.corrcoef(rng.normal(size=(4, 50)))
     b = np.corrcoef(rng.normal(size=(4, 50)))
-    assert F.frobenius_difference(a, b) == pytest.approx(np.linalg.norm(a - b) / np.sqrt(12), abs=TOL)
+    assert F.frobenius_difference(a, b) == pytest.approx(
+        np.linalg.norm(a - b) / np.sqrt(12), abs=TOL
+    )
 
 
 def test_fidelity_on_real_data_constant_column_is_noted(real):
@@ -121,11 +125,16 @@ def test_fidelity_on_real_data_constant_column_is_noted(real):
     settings = {"bins": 20, "kl_epsilon": 1e-4, "mi_bins": 10, "top_pairs": 5}
     results, per, corr = F.evaluate_fidelity(train, syn, card, settings)
     by = {r.metric.name: r for r in results}
-    assert all(r.status == "ok" for r in results), [(r.metric.name, r.reason) for r in results if r.status != "ok"]
+    assert all(r.status == "ok" for r in results), [
+        (r.metric.name, r.reason) for r in results if r.status != "ok"
+    ]
     assert "heart_disease" in by["corr_frobenius"].note
     assert per["age"]["ks"] == pytest.approx(
-        stats.ks_2samp(train["age"].to_numpy(), syn["age"].to_numpy()).statistic, abs=TOL)
-    assert by["ks_mean"].value == pytest.approx(np.mean([per[c]["ks"] for c in card.numeric_columns]), abs=TOL)
+        stats.ks_2samp(train["age"].to_numpy(), syn["age"].to_numpy()).statistic, abs=TOL
+    )
+    assert by["ks_mean"].value == pytest.approx(
+        np.mean([per[c]["ks"] for c in card.numeric_columns]), abs=TOL
+    )
     pair_names = {(p["a"], p["b"]) for p in corr["pairs"]}
     assert len(pair_names) >= 5
     assert set(per) == set(card.columns) and "mi_diff" not in per[card.target]

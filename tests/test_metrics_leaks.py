@@ -11,11 +11,11 @@ import yaml
 from sklearn.metrics import roc_curve
 
 from synllm.cards import load_card
-from synllm.split import split_table, to_records
 from synllm.errors import ConfigError
+from synllm.evaluate import parse_settings
 from synllm.metrics import leaks as L
 from synllm.metrics import privacy as P
-from synllm.evaluate import parse_settings
+from synllm.split import split_table, to_records
 
 SETTINGS = parse_settings(json.dumps({"mia_sample": 2000, "sdmetrics_sample": 500}))
 
@@ -91,8 +91,13 @@ def test_seed_row_attack_flags_copied_seed_rows(stroke):
     res, det = L.evaluate_leaks(train, holdout, leak, card, SETTINGS, 3, shown)
     by = _by(res)
     assert det["seed_mia_members"] == 5 and det["seed_mia_members_copied"] == 5
-    assert by["seed_mia_tpr_at_1pct_fpr"].value == 1.0 and by["seed_mia_tpr_at_0_1pct_fpr"].value == 1.0
-    assert by["seed_mia_auc"].value == 1.0 and by["prompt_copy_rate"].value == pytest.approx(5 / 205)
+    assert (
+        by["seed_mia_tpr_at_1pct_fpr"].value == 1.0
+        and by["seed_mia_tpr_at_0_1pct_fpr"].value == 1.0
+    )
+    assert by["seed_mia_auc"].value == 1.0 and by["prompt_copy_rate"].value == pytest.approx(
+        5 / 205
+    )
     non = holdout[~np.isin(P.row_hashes(holdout, card), P.row_hashes(shown, card))]
     assert det["seed_mia_non_members"] == len(non) == 700
     res2, det2 = L.evaluate_leaks(train, holdout, fresh, card, SETTINGS, 3, shown)
@@ -120,10 +125,12 @@ def test_dcr_overfitting_matches_sdmetrics_and_planted_copies(stroke):
     tr = train.iloc[P.sample_rows(len(train), 400, 11)]
     ho = holdout.iloc[P.sample_rows(len(holdout), 400, 12)]
     ref = DCROverfittingProtection.compute_breakdown(
-        L._as_sdv(tr, card), L._as_sdv(syn, card), L._as_sdv(ho, card), L.sdv_metadata(card), None)
+        L._as_sdv(tr, card), L._as_sdv(syn, card), L._as_sdv(ho, card), L.sdv_metadata(card), None
+    )
     assert got["score"] == pytest.approx(ref["score"], abs=1e-12)
     assert got["closer_to_train"] == pytest.approx(
-        ref["synthetic_data_percentages"]["closer_to_training"], abs=1e-12)
+        ref["synthetic_data_percentages"]["closer_to_training"], abs=1e-12
+    )
     # copies of the sampled train rows are all closer to train: share 1, protection 0
     copies = L.dcr_overfitting(train, holdout, tr.reset_index(drop=True), card, 400, seed=11)
     assert copies["closer_to_train"] == 1.0 and copies["score"] == 0.0
@@ -139,7 +146,8 @@ def test_disclosure_matches_sdmetrics_and_copies_raise_the_risk(stroke):
     for bins, cont in ((None, None), (10, ["age", "bmi"])):
         got = L.disclosure(train, syn, card, 300, seed=4, bins=bins)
         ref = DisclosureProtection.compute_breakdown(
-            real, L._as_sdv(syn, card)[qi + [sens]], qi, [sens], continuous_column_names=cont)
+            real, L._as_sdv(syn, card)[qi + [sens]], qi, [sens], continuous_column_names=cont
+        )
         assert got["score"] == pytest.approx(ref["score"], abs=1e-12)
         assert got["quasi_identifiers"] == qi and got["sensitive"] == sens
     copy = L.disclosure(train, train.iloc[P.sample_rows(len(train), 300, 4)], card, 300, seed=4)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from synllm.split import split_table
 from synllm.metrics import privacy as P
+from synllm.split import split_table
 
 TOL = 1e-6
 SETTINGS = {"distance_sample": 2000, "mia_sample": 2000}
@@ -82,7 +82,10 @@ def test_copy_of_train_mia_and_holdout_like_table(real):
     assert by["mia_auc"] > 0.9 and by["mia_advantage"] > 0.8
     # a table of unseen real records (half the holdout; the other half are the non-members)
     half = len(holdout) // 2
-    syn, non_members = holdout.iloc[:half].reset_index(drop=True), holdout.iloc[half:].reset_index(drop=True)
+    syn, non_members = (
+        holdout.iloc[:half].reset_index(drop=True),
+        holdout.iloc[half:].reset_index(drop=True),
+    )
     results, detail = P.evaluate_privacy(train, non_members, syn, card, SETTINGS, seed=1)
     by = {r.metric.name: r for r in results}
     assert all(r.status == "ok" for r in results)

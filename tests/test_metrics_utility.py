@@ -1,16 +1,19 @@
 """ML utility: scores against sklearn, multiclass AUC with absent classes, one-class data."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
-from synllm.split import split_table
 from synllm.metrics import utility as U
+from synllm.split import split_table
 
 TOL = 1e-6
-SETTINGS = {"utility_models": list(U.MODELS), "n_jobs": 2, "xgb_n_estimators": 200,
-            "utility_train_max": None}
+SETTINGS = {
+    "utility_models": list(U.MODELS),
+    "n_jobs": 2,
+    "xgb_n_estimators": 200,
+    "utility_train_max": None,
+}
 
 
 def test_score_matches_sklearn_binary():
@@ -52,7 +55,9 @@ def test_absent_class_gets_zero_probability():
     for m in U.MODELS:
         proba, imp = U.fit_model(m, x, y, 3, 0, SETTINGS)
         p = proba(x[:20])
-        assert p.shape == (20, 3) and np.allclose(p[:, 1], 0) and np.allclose(p.sum(1), 1, atol=1e-5)
+        assert (
+            p.shape == (20, 3) and np.allclose(p[:, 1], 0) and np.allclose(p.sum(1), 1, atol=1e-5)
+        )
         assert imp.shape == (3,)
 
 
@@ -66,7 +71,9 @@ def test_stroke_tstr_trts_reference(real):
     syn = holdout.sample(600, random_state=0).reset_index(drop=True)
     results, detail = U.evaluate_utility(train, holdout, syn, card, SETTINGS, seed=0)
     by = {r.metric.name: r for r in results}
-    assert all(r.status == "ok" for r in results), [(n, r.reason) for n, r in by.items() if r.status != "ok"]
+    assert all(r.status == "ok" for r in results), [
+        (n, r.reason) for n, r in by.items() if r.status != "ok"
+    ]
     assert by["reference_auc_mean"].value > 0.7
     dt = detail["models"]["decision_tree"]["tstr"]
     assert set(dt["feature_importances"]) == set(card.columns) - {card.target}
@@ -80,7 +87,8 @@ def test_stroke_tstr_trts_reference(real):
     y_ho = U.target_codes(holdout[card.target], ["0", "1"])
     clf = DecisionTreeClassifier(max_depth=5, random_state=0).fit(enc.transform(syn), y_syn)
     assert by["tstr_decision_tree_auc"].value == pytest.approx(
-        roc_auc_score(y_ho, clf.predict_proba(enc.transform(holdout))[:, 1]), abs=TOL)
+        roc_auc_score(y_ho, clf.predict_proba(enc.transform(holdout))[:, 1]), abs=TOL
+    )
 
 
 def test_one_class_synthetic_trains_the_constant_predictor(real):
@@ -93,10 +101,14 @@ def test_one_class_synthetic_trains_the_constant_predictor(real):
     for m in U.MODELS:
         assert by[f"tstr_{m}_auc"].status == "ok" and by[f"tstr_{m}_auc"].value == 0.5
         assert by[f"tstr_{m}_accuracy"].value == pytest.approx(accuracy_score(y_ho, const), abs=TOL)
-        assert by[f"tstr_{m}_f1"].value == pytest.approx(f1_score(y_ho, const, average="macro"), abs=TOL)
+        assert by[f"tstr_{m}_f1"].value == pytest.approx(
+            f1_score(y_ho, const, average="macro"), abs=TOL
+        )
         assert "single class" in detail["models"][m]["tstr"]["note"]
         assert by[f"trts_{m}_accuracy"].status == "ok"
-        assert by[f"trts_{m}_auc"].status == "failed" and "single class" in by[f"trts_{m}_auc"].reason
+        assert (
+            by[f"trts_{m}_auc"].status == "failed" and "single class" in by[f"trts_{m}_auc"].reason
+        )
     assert by["tstr_auc_mean"].value == 0.5
 
 
@@ -105,7 +117,9 @@ def test_cirrhosis_multiclass_with_missing_values_and_absent_class(real):
     syn = train[train.Status != "CL"].reset_index(drop=True)  # NaN-rich, no CL
     results, detail = U.evaluate_utility(train, holdout, syn, card, SETTINGS, seed=0)
     by = {r.metric.name: r for r in results}
-    assert all(r.status == "ok" for r in results), [(n, r.reason) for n, r in by.items() if r.status != "ok"]
+    assert all(r.status == "ok" for r in results), [
+        (n, r.reason) for n, r in by.items() if r.status != "ok"
+    ]
     cm = detail["models"]["random_forest"]["tstr"]["confusion_matrix"]
     assert cm["labels"] == ["C", "CL", "D"]
     assert all(row[1] == 0 for row in cm["matrix"])  # CL never predicted

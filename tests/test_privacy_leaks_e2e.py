@@ -48,16 +48,30 @@ def _config(work: Path, normalisation: str) -> dict:
         "holdout_fraction": 0.3,
         "reference_fraction": 0.4,
         "generation": {"replay_dir": str(work / "replay"), "constrained": False},
-        "evaluation": {"distance_sample": 1000, "mia_sample": 4000, "sdmetrics_sample": 1600,
-                       "utility_models": ["decision_tree"], "xgb_n_estimators": 20},
+        "evaluation": {
+            "distance_sample": 1000,
+            "mia_sample": 4000,
+            "sdmetrics_sample": 1600,
+            "utility_models": ["decision_tree"],
+            "xgb_n_estimators": 20,
+        },
     }
 
 
 def _snakemake(work: Path, *targets: str, normalisation: str = "anchored") -> None:
     cfg = work / "config.yaml"
     cfg.write_text(yaml.safe_dump(_config(work, normalisation)))
-    cmd = SNAKEMAKE + ["-s", str(ROOT / "Snakefile"), "--directory", str(work),
-                       "--configfile", str(cfg), "--cores", "2", *targets]
+    cmd = SNAKEMAKE + [
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(cfg),
+        "--cores",
+        "2",
+        *targets,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -65,10 +79,20 @@ def _snakemake(work: Path, *targets: str, normalisation: str = "anchored") -> No
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     work = tmp_path_factory.mktemp("leaks")
-    anchors = {k: {"backend": "baseline", "kind": k, "family": "baseline"}
-               for k in ("holdout", "uniform", "train_copy")}
-    (work / "models.yaml").write_text(yaml.safe_dump({"models": {
-        m: {"backend": "replay", "replay_name": m, "family": "test"} for m in MODELS} | anchors}))
+    anchors = {
+        k: {"backend": "baseline", "kind": k, "family": "baseline"}
+        for k in ("holdout", "uniform", "train_copy")
+    }
+    (work / "models.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "models": {
+                    m: {"backend": "replay", "replay_name": m, "family": "test"} for m in MODELS
+                }
+                | anchors
+            }
+        )
+    )
     res = work / "results"
     _snakemake(work, "results/prompts/stroke/SEEDEx.json", "results/data/stroke/reference.parquet")
     card = find_card("stroke", ROOT / "resources" / "datasets")
@@ -78,8 +102,10 @@ def planted(tmp_path_factory):
     k = N // 20
     tables = {
         "leak-seed": seed_rows * (N // len(seed_rows)),
-        "leak-train5": to_records(pd.concat([train.sample(k, random_state=1),
-                                             reference.sample(N - k, random_state=2)]), card),
+        "leak-train5": to_records(
+            pd.concat([train.sample(k, random_state=1), reference.sample(N - k, random_state=2)]),
+            card,
+        ),
         "fresh": to_records(reference.sample(N, random_state=3), card),
     }
     for m, rows in tables.items():

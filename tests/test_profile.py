@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synllm.split import split_table
 from synllm.profile import category_pmf, profile_table, strong_correlations
+from synllm.split import split_table
 from tests.conftest import DATASETS
 
 

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from synllm.split import split_table, to_records
 from synllm.errors import ConfigError
 from synllm.profile import profile_table
 from synllm.prompts import as_text, render_prompt
+from synllm.split import split_table, to_records
 from tests.conftest import DATASETS, ROOT
 
 TEMPLATES = ROOT / "resources" / "prompts"

@@ -85,8 +85,10 @@ def test_cirrhosis_line_rules_and_the_batch_failure():
     batch = split_batches("cirrhosis", text)[0]
     rows = parse_batch("cirrhosis", batch)
     assert len(rows) >= 3 and all(len(r) == 19 for r in rows)  # the ID (20th field) dropped
-    line = ("1, 400, D, D-penicillamine, 21464, F, Y, Y, Y, Y, 14.5, 261.0, 2.60, 156.0, "
-            "1718.0, 137.95, 172.0, 190.0, 12.2, 4.0")
+    line = (
+        "1, 400, D, D-penicillamine, 21464, F, Y, Y, Y, Y, 14.5, 261.0, 2.60, 156.0, "
+        "1718.0, 137.95, 172.0, 190.0, 12.2, 4.0"
+    )
     one = parse_batch("cirrhosis", line)[0]
     assert one[0] == "400.0" and one[3] == "21464" and one[-1] == "4.0"
     assert parse_batch("cirrhosis", "7, " + line) == [one]  # "7," stripped for cirrhosis
@@ -96,8 +98,7 @@ def test_cirrhosis_line_rules_and_the_batch_failure():
     yi = raw("cirrhosis", "01-ai_Yi-6B-Chat", 4)
     batches = split_batches("cirrhosis", yi)
     assert len(batches) > 50 and all(parse_batch("cirrhosis", b) == [] for b in batches)
-    wide = [ln for ln in batches[0].splitlines()
-            if ln.count(",") > 19 and not ln.startswith("ID")]
+    wide = [ln for ln in batches[0].splitlines() if ln.count(",") > 19 and not ln.startswith("ID")]
     assert wide
     # one such line in an otherwise good batch makes the whole batch yield nothing
     assert parse_batch("cirrhosis", batch + "\n" + wide[0]) == []
@@ -189,15 +190,21 @@ def test_normalisation_and_the_constant_rule():
 
 
 def test_scores_and_both_harmonic_variants():
-    rows = pd.DataFrame({
-        "dataset": "d", "model": ["a", "b", "c"], "prompt": "SEEDEx",
-        "q1": [1.0, 2.0, 3.0],   # lower is better -> 1, 0.5, 0
-        "p1": [0.0, 5.0, 10.0],  # higher is better -> 0, 0.5, 1
-        "p2": [7.0, 7.0, 7.0],   # constant -> 0.5
-    })
-    decl = {"q1": {"score_group": "quality", "direction": "lower"},
-            "p1": {"score_group": "privacy", "direction": "higher"},
-            "p2": {"score_group": "privacy", "direction": "lower"}}
+    rows = pd.DataFrame(
+        {
+            "dataset": "d",
+            "model": ["a", "b", "c"],
+            "prompt": "SEEDEx",
+            "q1": [1.0, 2.0, 3.0],  # lower is better -> 1, 0.5, 0
+            "p1": [0.0, 5.0, 10.0],  # higher is better -> 0, 0.5, 1
+            "p2": [7.0, 7.0, 7.0],  # constant -> 0.5
+        }
+    )
+    decl = {
+        "q1": {"score_group": "quality", "direction": "lower"},
+        "p1": {"score_group": "privacy", "direction": "higher"},
+        "p2": {"score_group": "privacy", "direction": "lower"},
+    }
     sc = score_frame(rows, decl)
     assert sc["quality"].tolist() == [1.0, 0.5, 0.0]
     assert sc["privacy"].tolist() == [0.25, 0.5, 0.75]
@@ -222,8 +229,14 @@ def test_protocol_choices_and_divergence_steps():
     steps = divergence_protocols()
     assert steps[0] == PAPER.__class__(name="0_paper")
     last = steps[-1]
-    assert (last.count_example_rows, last.real_rows, last.wasserstein, last.metric_set,
-            last.pool, last.combined) == (False, "full", "raw", "project", "run", "harmonic")
+    assert (
+        last.count_example_rows,
+        last.real_rows,
+        last.wasserstein,
+        last.metric_set,
+        last.pool,
+        last.combined,
+    ) == (False, "full", "raw", "project", "run", "harmonic")
     # cumulative: each step differs from the previous one in exactly one choice
     fields = ("count_example_rows", "real_rows", "wasserstein", "metric_set", "pool", "combined")
     for a, b in zip(steps, steps[1:]):
@@ -241,39 +254,55 @@ def test_printed_quality_is_reproduced_from_the_raw_outputs(dataset, need):
             f = mdir / f"prompt{i + 1}.txt"
             if not f.is_file():
                 continue
-            cell = paper_table(dataset, f.read_text(errors="replace"),
-                               age_cap=age_capped(dataset, mdir.name))
+            cell = paper_table(
+                dataset, f.read_text(errors="replace"), age_cap=age_capped(dataset, mdir.name)
+            )
             if cell.table is None:
                 short.append((mdir.name, prompt))
                 continue
             m = cell_metrics(dataset, cell.table, real, PAPER, seeds=(0,))
-            rows.append({"dataset": dataset, "model": mdir.name, "prompt": prompt,
-                         **m["values"]})
+            rows.append({"dataset": dataset, "model": mdir.name, "prompt": prompt, **m["values"]})
     assert len(rows) == {"diabetes": 89, "cirrhosis": 77}[dataset]  # the authors' cell sets
-    decl = {k: {"score_group": v.score_group, "direction": v.direction}
-            for k, v in PAPER_METRICS.items()}
+    decl = {
+        k: {"score_group": v.score_group, "direction": v.direction}
+        for k, v in PAPER_METRICS.items()
+    }
     sc = score_frame(pd.DataFrame(rows), decl)
-    names = {"HuggingFaceH4_zephyr-7b-beta": "Zephyr 7B", "gpt2": "GPT-2-Small",
-             "TheBloke_openchat_3.5-GPTQ": "OpenChat 3.5 GPTQ", "openchat_openchat_3.5":
-             "OpenChat 3.5", "NousResearch_Nous-Hermes-2-Yi-34B": "Nous Hermes Yi 34B",
-             "openai-community_gpt2-large": "GPT-2-Large", "openai-community_gpt2-medium":
-             "GPT-2-Medium", "mistralai_Mistral-7B-Instruct-v0.2": "Mistral 7B",
-             "Qwen_Qwen2-7B-Instruct": "Qwen2 7B", "internlm_internlm2_5-7b-chat":
-             "InternLM2.5 7B", "01-ai_Yi-6B-Chat": "Yi 6B", "meta-llama_Llama-2-13b-hf":
-             "LLaMA 2 13B", "meta-llama_Llama-2-13b-chat-hf": "LLaMA 2 13B Chat",
-             "meta-llama_Llama-3.1-8b-Instruct": "LLaMA 3.1 8B", "mosaicml_mpt-7b-instruct":
-             "Mosaic MPT 7B", "google_gemma-7b-it": "Gemma 7B",
-             "NousResearch_Nous-Hermes-2-Mistral-7B-DPO": "Nous Hermes Mistral 7B",
-             "stabilityai_StableBeluga-7B": "StableBeluga 7B"}
+    names = {
+        "HuggingFaceH4_zephyr-7b-beta": "Zephyr 7B",
+        "gpt2": "GPT-2-Small",
+        "TheBloke_openchat_3.5-GPTQ": "OpenChat 3.5 GPTQ",
+        "openchat_openchat_3.5": "OpenChat 3.5",
+        "NousResearch_Nous-Hermes-2-Yi-34B": "Nous Hermes Yi 34B",
+        "openai-community_gpt2-large": "GPT-2-Large",
+        "openai-community_gpt2-medium": "GPT-2-Medium",
+        "mistralai_Mistral-7B-Instruct-v0.2": "Mistral 7B",
+        "Qwen_Qwen2-7B-Instruct": "Qwen2 7B",
+        "internlm_internlm2_5-7b-chat": "InternLM2.5 7B",
+        "01-ai_Yi-6B-Chat": "Yi 6B",
+        "meta-llama_Llama-2-13b-hf": "LLaMA 2 13B",
+        "meta-llama_Llama-2-13b-chat-hf": "LLaMA 2 13B Chat",
+        "meta-llama_Llama-3.1-8b-Instruct": "LLaMA 3.1 8B",
+        "mosaicml_mpt-7b-instruct": "Mosaic MPT 7B",
+        "google_gemma-7b-it": "Gemma 7B",
+        "NousResearch_Nous-Hermes-2-Mistral-7B-DPO": "Nous Hermes Mistral 7B",
+        "stabilityai_StableBeluga-7B": "StableBeluga 7B",
+    }
     sc["paper_model"] = sc["model"].map(names)
     printed = load_printed(PAPER_DIR)
     printed = printed[printed["dataset"] == dataset]
-    both = printed.merge(sc, left_on=["model", "prompt"], right_on=["paper_model", "prompt"],
-                         how="left", suffixes=("_paper", ""))
+    both = printed.merge(
+        sc,
+        left_on=["model", "prompt"],
+        right_on=["paper_model", "prompt"],
+        how="left",
+        suffixes=("_paper", ""),
+    )
     shown = both[both["quality_paper"].notna()]
-    hits = sum(at_printed_precision(a, b) for a, b in zip(shown["quality_paper"],
-                                                          shown["quality"]))
+    hits = sum(at_printed_precision(a, b) for a, b in zip(shown["quality_paper"], shown["quality"]))
     assert hits >= need
     # every printed "–" is a cell that never reached 100 rows
     dashes = both[both["quality_paper"].isna()]
-    assert dashes["quality"].isna().all() and len(dashes) == {"diabetes": 3, "cirrhosis": 4}[dataset]
+    assert (
+        dashes["quality"].isna().all() and len(dashes) == {"diabetes": 3, "cirrhosis": 4}[dataset]
+    )

@@ -16,12 +16,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synllm.split import split_table
 from synllm import evaluate as mcli
+from synllm.split import split_table
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {**mcli.DEFAULT_SETTINGS, "xgb_n_estimators": 50, "distance_sample": 500,
-            "mia_sample": 400}
+SETTINGS = {
+    **mcli.DEFAULT_SETTINGS,
+    "xgb_n_estimators": 50,
+    "distance_sample": 500,
+    "mia_sample": 400,
+}
 
 
 def _same(a: dict, b: dict) -> None:
@@ -48,8 +52,9 @@ def test_cached_real_fits_give_the_same_metrics(real, name):
     card, train, holdout = _tables(real, name)
     cache = mcli.compute_real_fits(card, train, holdout, 42, SETTINGS)
     sample = holdout.sample(min(300, len(holdout)), random_state=1).reset_index(drop=True)
-    one_class = sample[sample[card.target].astype("string") == sample[card.target].astype(
-        "string").mode()[0]].reset_index(drop=True)
+    one_class = sample[
+        sample[card.target].astype("string") == sample[card.target].astype("string").mode()[0]
+    ].reset_index(drop=True)
     for syn, used in ((sample, "cached"), (one_class, "cached")):
         plain = mcli.evaluate(card, syn, train, holdout, 42, SETTINGS)
         cached = mcli.evaluate(card, syn, train, holdout, 42, SETTINGS, real_fits=cache)
@@ -82,7 +87,10 @@ def test_other_seed_or_settings_refuse_the_cache(real):
     assert other["privacy"]["real_baselines"] == "computed"
     _same(other, mcli.evaluate(card, syn, train, holdout, 43, SETTINGS))
     fewer = {**SETTINGS, "utility_models": ["decision_tree"]}
-    assert mcli.evaluate(card, syn, train, holdout, 42, fewer, real_fits=cache)["utility"]["real_fits"] == "fitted"
+    assert (
+        mcli.evaluate(card, syn, train, holdout, 42, fewer, real_fits=cache)["utility"]["real_fits"]
+        == "fitted"
+    )
 
 
 def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
@@ -92,19 +100,43 @@ def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
     holdout.sample(60, random_state=4).to_csv(tmp_path / "syn.csv", index=False)
     (tmp_path / "rep.json").write_text(json.dumps({"status": "ok", "valid": 60}))
     py = [sys.executable, "-m", "synllm"]
-    common = ["--card", str(ROOT / "resources/datasets/cirrhosis.yaml"),
-              "--train", str(tmp_path / "train.parquet"), "--holdout", str(tmp_path / "holdout.parquet"),
-              "--seed", "42", "--settings", json.dumps({"xgb_n_estimators": 50})]
+    common = [
+        "--card",
+        str(ROOT / "resources/datasets/cirrhosis.yaml"),
+        "--train",
+        str(tmp_path / "train.parquet"),
+        "--holdout",
+        str(tmp_path / "holdout.parquet"),
+        "--seed",
+        "42",
+        "--settings",
+        json.dumps({"xgb_n_estimators": 50}),
+    ]
     fits = tmp_path / "real_fits" / "cirrhosis" / "r1.pkl"
-    proc = subprocess.run(py + ["real-fits", *common, "--out", str(fits)], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        py + ["real-fits", *common, "--out", str(fits)], capture_output=True, text=True, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     outs = {}
     for label, extra in (("plain", []), ("cached", ["--real-fits", str(fits)])):
         out = tmp_path / "metrics" / label / "m" / "p" / "r1.json"
-        proc = subprocess.run(py + ["evaluate", *common, "--synthetic", str(tmp_path / "syn.csv"),
-                                    "--validation", str(tmp_path / "rep.json"), "--out", str(out),
-                                    *extra], capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(
+            py
+            + [
+                "evaluate",
+                *common,
+                "--synthetic",
+                str(tmp_path / "syn.csv"),
+                "--validation",
+                str(tmp_path / "rep.json"),
+                "--out",
+                str(out),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs[label] = json.loads(out.read_text())
     _same(outs["plain"], outs["cached"])
@@ -112,9 +144,24 @@ def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
     # another split: the file is refused with a warning, the cell fits its own models
     holdout.iloc[:-1].to_parquet(tmp_path / "holdout.parquet", index=False)
     out = tmp_path / "metrics" / "other" / "m" / "p" / "r1.json"
-    proc = subprocess.run(py + ["evaluate", *common, "--synthetic", str(tmp_path / "syn.csv"),
-                                "--validation", str(tmp_path / "rep.json"), "--out", str(out),
-                                "--real-fits", str(fits)], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        py
+        + [
+            "evaluate",
+            *common,
+            "--synthetic",
+            str(tmp_path / "syn.csv"),
+            "--validation",
+            str(tmp_path / "rep.json"),
+            "--out",
+            str(out),
+            "--real-fits",
+            str(fits),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["utility"]["real_fits"] == "fitted"

@@ -27,8 +27,20 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 BASELINES = {
-    "holdout": {"backend": "baseline", "kind": "holdout", "mem_mb": 1000, "runtime": 10, "threads": 1},
-    "marginals": {"backend": "baseline", "kind": "marginals", "mem_mb": 1000, "runtime": 10, "threads": 1},
+    "holdout": {
+        "backend": "baseline",
+        "kind": "holdout",
+        "mem_mb": 1000,
+        "runtime": 10,
+        "threads": 1,
+    },
+    "marginals": {
+        "backend": "baseline",
+        "kind": "marginals",
+        "mem_mb": 1000,
+        "runtime": 10,
+        "threads": 1,
+    },
 }
 TINY = {
     "seed": 5,
@@ -40,18 +52,41 @@ TINY = {
     "evaluation": {"distance_sample": 200, "mia_sample": 100, "utility_models": ["decision_tree"]},
 }
 CELLS = [f"cirrhosis/{m}/none/r1" for m in TINY["models"]]
-CELL_FILES = ("raw/{c}.txt", "raw/{c}.meta.json", "synthetic/{c}.csv", "validation/{c}.json", "metrics/{c}.json")
+CELL_FILES = (
+    "raw/{c}.txt",
+    "raw/{c}.meta.json",
+    "synthetic/{c}.csv",
+    "validation/{c}.json",
+    "metrics/{c}.json",
+)
 # table columns that hold wall-clock timings (differ between any two runs)
-TIMING_COLUMNS = {"mean_duration_s", "norm_speed", "efficiency", "rank", "wall_seconds",
-                  "load_seconds", "tokens_per_second", "peak_rss_mb"}
+TIMING_COLUMNS = {
+    "mean_duration_s",
+    "norm_speed",
+    "efficiency",
+    "rank",
+    "wall_seconds",
+    "load_seconds",
+    "tokens_per_second",
+    "peak_rss_mb",
+}
 
 
 def setup_dir(work: Path) -> list[str]:
     """Write the tiny config + registry into ``work``; the snakemake command for it."""
     (work / "models.yaml").write_text(yaml.safe_dump({"models": BASELINES}))
     (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-            "--directory", str(work), "--configfile", str(work / "config.yaml")]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+    ]
 
 
 def jobs_run(log: str) -> list[tuple[str, dict]]:
@@ -59,7 +94,9 @@ def jobs_run(log: str) -> list[tuple[str, dict]]:
     out = []
     for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", log, re.M):
         wc = re.search(r"^    wildcards: (.*)$", m.group(2), re.M)
-        out.append((m.group(1), dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}))
+        out.append(
+            (m.group(1), dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {})
+        )
     return out
 
 
@@ -69,7 +106,10 @@ def finished_cells(log: str) -> list[str]:
     out = []
     for m in re.finditer(r"^(?:local)?rule evaluate:\n((?:    .*\n)+)", log, re.M):
         jobid = re.search(r"^    jobid: (\d+)$", m.group(1), re.M).group(1)
-        wc = dict(kv.split("=", 1) for kv in re.search(r"^    wildcards: (.*)$", m.group(1), re.M).group(1).split(", "))
+        wc = dict(
+            kv.split("=", 1)
+            for kv in re.search(r"^    wildcards: (.*)$", m.group(1), re.M).group(1).split(", ")
+        )
         if jobid in done:
             out.append(f"{wc['dataset']}/{wc['model']}/{wc['prompt']}/r{wc['rep']}")
     return out
@@ -79,7 +119,11 @@ def running_sets(log: str) -> list[list[str]]:
     """The rules of the running jobs after each start/finish event of a snakemake log."""
     running: dict[str, str] = {}
     states = []
-    for m in re.finditer(r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)$|^Finished jobid: (\d+) ", log, re.M):
+    for m in re.finditer(
+        r"^(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)$|^Finished jobid: (\d+) ",
+        log,
+        re.M,
+    ):
         if m.group(1):
             running[m.group(2)] = m.group(1)
         else:
@@ -102,7 +146,14 @@ def metrics_without_timing(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     work = tmp_path_factory.mktemp("reference")
-    cmd = setup_dir(work) + ["--cores", "2", "--resources", "gpu=1", "--set-resources", "generate:gpu=1"]
+    cmd = setup_dir(work) + [
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--set-resources",
+        "generate:gpu=1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=work)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     return work, proc.stdout + proc.stderr
@@ -127,14 +178,18 @@ def test_interrupted_run_resumes_without_recomputing(reference, tmp_path):
     first_log = tmp_path / "first.log"
     with first_log.open("w") as fh:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(cmd + ["--cores", "1"], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        proc = subprocess.Popen(
+            cmd + ["--cores", "1"], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path, env=env
+        )
         deadline = time.time() + 900
         while time.time() < deadline and proc.poll() is None:
             # the first evaluate job registered as finished (log unbuffered: PYTHONUNBUFFERED)
             if "(Rule: evaluate)" in first_log.read_text():
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it could be interrupted:\n" + first_log.read_text()[-3000:]
+        assert proc.poll() is None, (
+            "the run ended before it could be interrupted:\n" + first_log.read_text()[-3000:]
+        )
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=300)
     assert proc.returncode != 0
@@ -147,9 +202,15 @@ def test_interrupted_run_resumes_without_recomputing(reference, tmp_path):
     # Snakemake lets a job that is running at SIGINT finish, so on a fast machine every cell
     # may be done; the tables (aggregate) are not, and the rerun must not redo any cell
     assert len(finished) >= 1, finished
-    mtimes = {f: (res / f).stat().st_mtime_ns for c in finished for f in (p.format(c=c) for p in CELL_FILES)}
+    mtimes = {
+        f: (res / f).stat().st_mtime_ns
+        for c in finished
+        for f in (p.format(c=c) for p in CELL_FILES)
+    }
 
-    rerun = subprocess.run(cmd + ["--cores", "2"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    rerun = subprocess.run(
+        cmd + ["--cores", "2"], capture_output=True, text=True, timeout=900, cwd=tmp_path
+    )
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-5000:]
     # finished cells: no job in the rerun, files untouched
     for rule, wc in jobs_run(rerun.stdout + rerun.stderr):
@@ -164,9 +225,16 @@ def test_interrupted_run_resumes_without_recomputing(reference, tmp_path):
         assert metrics_without_timing(res / f"metrics/{c}.json") == metrics_without_timing(
             ref_dir / "results" / f"metrics/{c}.json"
         ), c
-        assert (res / f"synthetic/{c}.csv").read_bytes() == (ref_dir / "results" / f"synthetic/{c}.csv").read_bytes()
+        assert (res / f"synthetic/{c}.csv").read_bytes() == (
+            ref_dir / "results" / f"synthetic/{c}.csv"
+        ).read_bytes()
     for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency"):
-        ours, ref = read_table(res / "tables" / f"{name}.csv"), read_table(ref_dir / "results" / "tables" / f"{name}.csv")
+        ours, ref = (
+            read_table(res / "tables" / f"{name}.csv"),
+            read_table(ref_dir / "results" / "tables" / f"{name}.csv"),
+        )
         pd.testing.assert_frame_equal(ours, ref, obj=name)
     for name in ("table4_quality_privacy", "table5_ml_utility"):
-        assert (res / "tables" / f"{name}.csv").read_bytes() == (ref_dir / "results" / "tables" / f"{name}.csv").read_bytes()
+        assert (res / "tables" / f"{name}.csv").read_bytes() == (
+            ref_dir / "results" / "tables" / f"{name}.csv"
+        ).read_bytes()

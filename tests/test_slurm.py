@@ -28,8 +28,20 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slurm
 
 BASELINES = {
-    "holdout": {"backend": "baseline", "kind": "holdout", "mem_mb": 1000, "runtime": 10, "threads": 1},
-    "marginals": {"backend": "baseline", "kind": "marginals", "mem_mb": 1000, "runtime": 10, "threads": 1},
+    "holdout": {
+        "backend": "baseline",
+        "kind": "holdout",
+        "mem_mb": 1000,
+        "runtime": 10,
+        "threads": 1,
+    },
+    "marginals": {
+        "backend": "baseline",
+        "kind": "marginals",
+        "mem_mb": 1000,
+        "runtime": 10,
+        "threads": 1,
+    },
 }
 TINY = {
     "seed": 11,
@@ -59,10 +71,14 @@ def slurm_cluster():
     """A SLURM cluster that accepts jobs, or a skip naming what is missing."""
     missing = [b for b in ("sbatch", "squeue", "sinfo", "scontrol") if shutil.which(b) is None]
     if missing:
-        pytest.skip(f"SLURM client tools missing ({', '.join(missing)}): run scripts/slurm/install_slurm.sh")
+        pytest.skip(
+            f"SLURM client tools missing ({', '.join(missing)}): run scripts/slurm/install_slurm.sh"
+        )
     if not _node_ready():
         if os.geteuid() != 0:
-            pytest.skip("SLURM is not running and starting it needs root: run scripts/slurm/start_local_slurm.sh")
+            pytest.skip(
+                "SLURM is not running and starting it needs root: run scripts/slurm/start_local_slurm.sh"
+            )
         proc = _run(["bash", str(ROOT / "scripts" / "slurm" / "start_local_slurm.sh")], timeout=300)
         if proc.returncode != 0 or not _node_ready():
             reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -70,7 +86,9 @@ def slurm_cluster():
     partitions = _run(["sinfo", "-h", "-o", "%R %G"]).stdout.split("\n")
     names = {line.split()[0] for line in partitions if line.strip()}
     if not {"cpu", "gpu"} <= names or "gpu" not in " ".join(partitions):
-        pytest.skip(f"SLURM partitions {sorted(names)} are not the local test cluster's (cpu, gpu with gres gpu)")
+        pytest.skip(
+            f"SLURM partitions {sorted(names)} are not the local test cluster's (cpu, gpu with gres gpu)"
+        )
     return names
 
 
@@ -83,8 +101,18 @@ def _accounting(job_ids: list[str]) -> list[dict]:
     if out.returncode == 0 and out.stdout.strip():
         for line in out.stdout.strip().splitlines():
             jid, part, state, tres, submit, start, end = line.split("|")
-            rows.append({"id": jid, "partition": part, "state": state.split()[0], "tres": tres,
-                         "submit": submit, "start": start, "end": end, "source": "sacct"})
+            rows.append(
+                {
+                    "id": jid,
+                    "partition": part,
+                    "state": state.split()[0],
+                    "tres": tres,
+                    "submit": submit,
+                    "start": start,
+                    "end": end,
+                    "source": "sacct",
+                }
+            )
         if {r["id"] for r in rows} == set(job_ids):
             return rows
     conf = _run(["scontrol", "show", "config"]).stdout
@@ -94,10 +122,18 @@ def _accounting(job_ids: list[str]) -> list[dict]:
     for line in Path(loc.group(1)).read_text().splitlines():
         kv = dict(item.split("=", 1) for item in line.split() if "=" in item)
         if kv.get("JobId") in job_ids:
-            rows.append({"id": kv["JobId"], "partition": kv["Partition"], "state": kv["JobState"],
-                         "tres": kv.get("Tres", ""), "submit": kv["SubmitTime"],
-                         "start": kv["StartTime"], "end": kv["EndTime"],
-                         "source": "jobcomp"})
+            rows.append(
+                {
+                    "id": kv["JobId"],
+                    "partition": kv["Partition"],
+                    "state": kv["JobState"],
+                    "tres": kv.get("Tres", ""),
+                    "submit": kv["SubmitTime"],
+                    "start": kv["StartTime"],
+                    "end": kv["EndTime"],
+                    "source": "jobcomp",
+                }
+            )
     return rows
 
 
@@ -105,12 +141,23 @@ def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(slurm_cluster, t
     (tmp_path / "models.yaml").write_text(yaml.safe_dump({"models": BASELINES}))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
     cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-        "--workflow-profile", str(ROOT / "profiles" / "slurm"),
-        "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
-        "--set-resources", "generate:gpu=1",
-        "--slurm-init-seconds-before-status-checks", "2",
-        "--latency-wait", "10",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--workflow-profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--directory",
+        str(tmp_path),
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--set-resources",
+        "generate:gpu=1",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--latency-wait",
+        "10",
     ]
     if _run(["sacct", "-n", "-X", "-S", "now"]).returncode != 0:
         # no accounting database (jobcomp/filetxt): the plugin must ask squeue for job states
@@ -130,11 +177,22 @@ def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(slurm_cluster, t
     submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
     rule_of = {jid: re.search(r"rule_([a-z_]+)", path).group(1) for jid, path in submitted}
     assert sorted(rule_of.values()) == sorted(
-        ["split", "real_fits", "generate", "generate", "validate", "validate", "evaluate",
-         "evaluate", "aggregate"]
+        [
+            "split",
+            "real_fits",
+            "generate",
+            "generate",
+            "validate",
+            "validate",
+            "evaluate",
+            "evaluate",
+            "aggregate",
+        ]
     ), rule_of
-    for jid, path in submitted:
-        assert Path(path).is_file(), path     # profile keeps the SLURM logs (slurm-keep-successful-logs)
+    for _jid, path in submitted:
+        assert Path(path).is_file(), (
+            path
+        )  # profile keeps the SLURM logs (slurm-keep-successful-logs)
 
     rows = _accounting(list(rule_of))
     evidence = ["source rule jobid partition state tres submit start end"] + [
@@ -150,7 +208,7 @@ def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(slurm_cluster, t
     cpu_jobs = [r for r in rows if rule_of[r["id"]] != "generate"]
     assert all(r["partition"] == "gpu" for r in gpu_jobs), evidence
     assert all(r["partition"] == "cpu" and "gres/gpu" not in r["tres"] for r in cpu_jobs), evidence
-    if all(r["source"] == "sacct" for r in rows):   # the job completion log has no GRES
+    if all(r["source"] == "sacct" for r in rows):  # the job completion log has no GRES
         assert all("gres/gpu=1" in r["tres"] for r in gpu_jobs), evidence
     # one GPU on the node: both GPU jobs were queued together, the second waited for the first
     first, second = sorted(gpu_jobs, key=lambda r: r["start"])

@@ -3,14 +3,13 @@
 import gzip
 import hashlib
 import io
-import shutil
 
 import pandas as pd
 import pytest
 
 from synllm.cards import find_card, load_card
-from synllm.split import find_file, load_table, split_table
 from synllm.errors import ConfigError, DataError
+from synllm.split import find_file, load_table, split_table
 from tests.conftest import DATASETS, ROOT
 
 SHARED_FILES = {
@@ -46,7 +45,14 @@ def test_diabetes_quirks(real):
     assert int(df["diabetes"].sum()) == 8_500
     assert "No Info" in set(df["smoking_history"])
     assert df["age"].min() < 2 and (df["age"] % 1 != 0).any()
-    assert int(pd.read_csv(ROOT.parent / "shared/datasets/diabetes_prediction_dataset.csv").duplicated().sum()) == 3854
+    assert (
+        int(
+            pd.read_csv(ROOT.parent / "shared/datasets/diabetes_prediction_dataset.csv")
+            .duplicated()
+            .sum()
+        )
+        == 3854
+    )
     assert int(df.duplicated().sum()) == 3854  # duplicates are real and kept
 
 
@@ -72,7 +78,9 @@ def test_cirrhosis_quirks(real):
 
 def test_checksum_mismatch_is_one_clear_line(tmp_path):
     card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    text = gzip.decompress((ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()).replace(b"14.5", b"14.6")
+    text = gzip.decompress((ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()).replace(
+        b"14.5", b"14.6"
+    )
     (tmp_path / "cirrhosis.csv").write_bytes(text)
     with pytest.raises(DataError) as err:
         load_table(card, tmp_path)
@@ -132,7 +140,9 @@ def test_wrong_encoding_is_one_line_with_the_fix(tmp_path):
 
 def test_missing_column_names_the_column_and_file(tmp_path):
     card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    df = pd.read_csv(io.BytesIO(_cirrhosis_bytes()), encoding="utf-8-sig").drop(columns=["Bilirubin"])
+    df = pd.read_csv(io.BytesIO(_cirrhosis_bytes()), encoding="utf-8-sig").drop(
+        columns=["Bilirubin"]
+    )
     df.to_csv(tmp_path / "cirrhosis.csv", index=False)
     msg = _one_line_error(card, tmp_path, verify=False)
     assert "Bilirubin" in msg and "cirrhosis.csv" in msg
@@ -145,10 +155,25 @@ def test_split_cli_on_truncated_gzip_exits_2_with_one_line(tmp_path, capsys):
     (tmp_path / "cirrhosis.csv.gz").write_bytes(whole[:-40])
     out = tmp_path / "out"
     rc = main(
-        ["split", "--card", str(ROOT / "resources/datasets/cirrhosis.yaml"),
-         "--data-dir", str(tmp_path), "--holdout-fraction", "0.2", "--reference-fraction", "0.1",
-         "--seed", "1", "--train", str(out / "t.parquet"), "--holdout", str(out / "h.parquet"),
-         "--reference", str(out / "r.parquet")]
+        [
+            "split",
+            "--card",
+            str(ROOT / "resources/datasets/cirrhosis.yaml"),
+            "--data-dir",
+            str(tmp_path),
+            "--holdout-fraction",
+            "0.2",
+            "--reference-fraction",
+            "0.1",
+            "--seed",
+            "1",
+            "--train",
+            str(out / "t.parquet"),
+            "--holdout",
+            str(out / "h.parquet"),
+            "--reference",
+            str(out / "r.parquet"),
+        ]
     )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "truncated" in err
@@ -231,7 +256,11 @@ def test_alias_naming_two_columns_is_one_line(tmp_path):
 
 
 def test_bad_card_names_the_field(tmp_path):
-    text = (ROOT / "resources/datasets/stroke.yaml").read_text().replace("type: float", "type: real", 1)
+    text = (
+        (ROOT / "resources/datasets/stroke.yaml")
+        .read_text()
+        .replace("type: float", "type: real", 1)
+    )
     (tmp_path / "stroke.yaml").write_text(text)
     with pytest.raises(ConfigError, match=r"field 'columns\.age\.type'"):
         load_card(tmp_path / "stroke.yaml")
@@ -264,7 +293,10 @@ def test_three_way_split_is_disjoint_and_stratified(name, real):
     assert abs(len(holdout) - 0.2 * len(df)) <= 2
     # disjoint as multisets of rows: together they are exactly the full table
     together = pd.concat([train, holdout, reference]).astype(str)
-    key = lambda f: f.astype(str).apply("|".join, axis=1).sort_values().reset_index(drop=True)
+
+    def key(f):
+        return f.astype(str).apply("|".join, axis=1).sort_values().reset_index(drop=True)
+
     pd.testing.assert_series_equal(key(together), key(df))
     p = df[card.target].value_counts(normalize=True)
     for part in (holdout, reference):

@@ -7,11 +7,11 @@ import math
 import pytest
 
 from synllm.cards import find_card
-from synllm.split import load_table, split_table
 from synllm.errors import ConfigError
 from synllm.generate.base import allocate
 from synllm.profile import profile_table
 from synllm.prompts import render_prompt
+from synllm.split import load_table, split_table
 from synllm.strategies import condition_mask, strategy_conditions
 
 CARDS, DATA, TEMPLATES = "resources/datasets", "resources/data", "resources/prompts"

@@ -13,9 +13,9 @@ from sklearn.feature_selection import mutual_info_classif
 
 from synllm.cards import find_card, load_card
 from synllm.config import check_config, n_records
-from synllm.split import split_table
 from synllm.errors import ConfigError
 from synllm.registry import load_registry
+from synllm.split import split_table
 from synllm.sweeps import Variant, parse_variant, sweep_cells, sweep_points, variant_name
 from synllm.sweeps.card import rank_features, restrict_card, variant_card
 from tests.conftest import ROOT, load_real
@@ -25,7 +25,12 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
 
 def base_config(**over):
-    c = {"datasets": ["diabetes"], "models": ["smollm2-135m", "holdout"], "prompts": ["SEEDEx"], "n_records": 20}
+    c = {
+        "datasets": ["diabetes"],
+        "models": ["smollm2-135m", "holdout"],
+        "prompts": ["SEEDEx"],
+        "n_records": 20,
+    }
     c.update(over)
     return c
 
@@ -45,7 +50,9 @@ def test_variant_names_round_trip():
     assert parse_variant("diabetes") is None
 
 
-@pytest.mark.parametrize("name", ["diabetes~x5", "diabetes~f", "diabetes~f0", "~f5", "dia betes~f5", "diabetes~f5~n3"])
+@pytest.mark.parametrize(
+    "name", ["diabetes~x5", "diabetes~f", "diabetes~f0", "~f5", "dia betes~f5", "diabetes~f5~n3"]
+)
 def test_bad_variant_names_are_one_line_config_errors(name):
     with pytest.raises(ConfigError) as err:
         parse_variant(name, field="--variant")
@@ -66,14 +73,23 @@ def test_mi_ranking_matches_sklearn_and_keeps_the_target(diabetes_train):
     features = [c for c in card.columns if c != "diabetes"]
     assert sorted(c for c, _ in ranking) == sorted(features)  # every feature, never the target
     # direct sklearn computation: categoricals as codes, binaries as 0/1, both discrete
-    X = pd.DataFrame({
-        c: (pd.Categorical(train[c], categories=card.columns[c].categories).codes
-            if card.columns[c].type == "categorical" else train[c].astype(float))
-        for c in features
-    })
+    X = pd.DataFrame(
+        {
+            c: (
+                pd.Categorical(train[c], categories=card.columns[c].categories).codes
+                if card.columns[c].type == "categorical"
+                else train[c].astype(float)
+            )
+            for c in features
+        }
+    )
     discrete = [card.columns[c].type in ("categorical", "binary") for c in features]
-    mi = mutual_info_classif(X.to_numpy(dtype=float), train["diabetes"].astype(int).to_numpy(),
-                             discrete_features=np.array(discrete), random_state=42)
+    mi = mutual_info_classif(
+        X.to_numpy(dtype=float),
+        train["diabetes"].astype(int).to_numpy(),
+        discrete_features=np.array(discrete),
+        random_state=42,
+    )
     expected = dict(zip(features, mi))
     for c, v in ranking:
         assert v == pytest.approx(expected[c], rel=1e-12)
@@ -84,7 +100,9 @@ def test_mi_ranking_matches_sklearn_and_keeps_the_target(diabetes_train):
     assert rank_features(card, train, seed=42) == ranking
 
 
-def test_feature_variant_card_validates_and_drops_rules_on_removed_columns(diabetes_train, tmp_path):
+def test_feature_variant_card_validates_and_drops_rules_on_removed_columns(
+    diabetes_train, tmp_path
+):
     card, train = diabetes_train
     derived, ranking = variant_card(card, Variant("diabetes", "features", 2), train, seed=42)
     assert derived.name == "diabetes~f2"
@@ -125,11 +143,19 @@ def test_too_many_features_for_a_variant_is_a_config_error(diabetes_train):
 def test_sweep_points_map_full_values_to_the_base_dataset():
     c = check_config(base_config(sweeps={"features": [2, 10, "all"], "sample_sizes": [20, 40]}))
     pts = sweep_points(c, CARDS)
-    assert [(p.dataset, p.value, p.label) for p in pts["features"]] == [("diabetes~f2", 2, "2"), ("diabetes", 8, "all")]
-    assert [(p.dataset, p.value) for p in pts["sample_size"]] == [("diabetes", 20), ("diabetes~n40", 40)]
+    assert [(p.dataset, p.value, p.label) for p in pts["features"]] == [
+        ("diabetes~f2", 2, "2"),
+        ("diabetes", 8, "all"),
+    ]
+    assert [(p.dataset, p.value) for p in pts["sample_size"]] == [
+        ("diabetes", 20),
+        ("diabetes~n40", 40),
+    ]
     cells = sweep_cells(c, load_registry(ROOT / "config" / "models.yaml"), pts["features"])
     assert {(x.dataset, x.model, x.prompt) for x in cells} == {
-        (d, m, p) for d in ("diabetes~f2", "diabetes") for m, p in (("smollm2-135m", "SEEDEx"), ("holdout", "none"))
+        (d, m, p)
+        for d in ("diabetes~f2", "diabetes")
+        for m, p in (("smollm2-135m", "SEEDEx"), ("holdout", "none"))
     }
     assert sweep_points(check_config(base_config()), CARDS) == {}
 
@@ -140,7 +166,10 @@ def test_sweep_points_map_full_values_to_the_base_dataset():
         ({"features": [0]}, "config field 'sweeps.features[0]'"),
         ({"features": ["most"]}, "config field 'sweeps.features[0]'"),
         ({"sample_sizes": [10, -1]}, "config field 'sweeps.sample_sizes[1]'"),
-        ({"models": ["gpt-5"], "features": [2]}, "config field 'sweeps.models[0]': unknown model 'gpt-5'"),
+        (
+            {"models": ["gpt-5"], "features": [2]},
+            "config field 'sweeps.models[0]': unknown model 'gpt-5'",
+        ),
         ({"axes": [1]}, "config: unknown key(s) ['axes'] in 'sweeps'"),
     ],
 )
@@ -151,16 +180,35 @@ def test_bad_sweep_config_is_one_line_naming_the_field(sweeps, expected):
 
 
 def test_sweeps_with_replay_are_refused():
-    with pytest.raises(ConfigError, match="config field 'sweeps': not available with generation.backend_override"):
-        check_config(base_config(sweeps={"features": [2]},
-                                 generation={"backend_override": "replay", "replay_dir": "x"}))
+    with pytest.raises(
+        ConfigError, match="config field 'sweeps': not available with generation.backend_override"
+    ):
+        check_config(
+            base_config(
+                sweeps={"features": [2]},
+                generation={"backend_override": "replay", "replay_dir": "x"},
+            )
+        )
 
 
 @pytest.mark.parametrize("name", ["sweep_features", "sweep_samples"])
 def test_shipped_sweep_configs_dry_run(tmp_path, name):
-    proc = subprocess.run(SNAKEMAKE + ["--directory", str(tmp_path), "--configfile",
-                                       str(ROOT / "config" / f"{name}.yaml"), "-n", "--cores", "1"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        SNAKEMAKE
+        + [
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(ROOT / "config" / f"{name}.yaml"),
+            "-n",
+            "--cores",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "rule sweep_card:" in out and "rule sweep_plots:" in out
@@ -191,8 +239,13 @@ def tiny_sweep(tmp_path_factory):
     cfg.write_text(yaml.safe_dump(TINY))
     # only the sweep outputs: the aggregate tables are covered by test_workflow_e2e
     targets = ["results/tables/sweep_features.csv", "results/tables/sweep_sample_size.csv"]
-    proc = subprocess.run(SNAKEMAKE + ["--directory", str(work), "--configfile", str(cfg), "--cores", "2", *targets],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        SNAKEMAKE + ["--directory", str(work), "--configfile", str(cfg), "--cores", "2", *targets],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work / "results"
 
@@ -203,9 +256,14 @@ def test_tiny_sweep_writes_plots_and_tables(tiny_sweep):
     for axis in ("features", "sample_size"):
         assert (res / "figures" / f"sweep_{axis}_stroke.png").stat().st_size > 10_000
     feats = pd.read_csv(res / "tables" / "sweep_features.csv")
-    assert list(feats["variant"]) == ["stroke~f3", "stroke"] and list(feats["label"]) == ["3", "all"]
+    assert list(feats["variant"]) == ["stroke~f3", "stroke"] and list(feats["label"]) == [
+        "3",
+        "all",
+    ]
     assert list(feats["value"]) == [3, 10]
-    assert feats["features"].iloc[0].split() == list(load_card(res / "cards" / "stroke~f3.yaml").columns)
+    assert feats["features"].iloc[0].split() == list(
+        load_card(res / "cards" / "stroke~f3.yaml").columns
+    )
     assert feats[["quality", "harmonic", "tstr_auc", "tstr_f1"]].notna().all().all()
     sizes = pd.read_csv(res / "tables" / "sweep_sample_size.csv")
     assert list(sizes["value"]) == [30, 60] and list(sizes["variant"]) == ["stroke", "stroke~n60"]

@@ -8,7 +8,6 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,12 +18,11 @@ from scipy import stats
 from synllm.aggregate import ranking, scores, uncertainty
 from synllm.aggregate.cli import aggregate
 from synllm.aggregate.load import KEY, load_metrics
-from synllm.cards import find_card
-from synllm.split import load_table, split_table
 from synllm.errors import ConfigError, SynllmError
+from synllm.evaluate import evaluate, parse_settings
 from synllm.generate import baselines
 from synllm.metrics import bootstrap, privacy
-from synllm.evaluate import evaluate, parse_settings
+from synllm.split import split_table
 from tests.conftest import ROOT, SHARED
 
 CARDS = ROOT / "resources" / "datasets"
@@ -70,10 +68,21 @@ def _frame(rows):
     """Long metrics frame from (model, prompt, name, group, direction, value, lo, hi)."""
     out = []
     for model, prompt, name, group, direction, value, lo, hi in rows:
-        out.append({"dataset": "d", "model": model, "prompt": prompt, "rep": 1, "name": name,
-                    "family": "fidelity" if group != "privacy" else "privacy",
-                    "score_group": group, "direction": direction, "range_lo": lo,
-                    "range_hi": hi, "value": value})
+        out.append(
+            {
+                "dataset": "d",
+                "model": model,
+                "prompt": prompt,
+                "rep": 1,
+                "name": name,
+                "family": "fidelity" if group != "privacy" else "privacy",
+                "score_group": group,
+                "direction": direction,
+                "range_lo": lo,
+                "range_hi": hi,
+                "value": value,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -81,21 +90,35 @@ def test_anchored_normalisation_by_hand():
     inf = math.inf
     rows = []
     # quality metric, lower is better: holdout 0.1, uniform 0.5 -> (0.5 - v) / 0.4
-    for model, prompt, v in (("holdout", "none", 0.1), ("uniform", "none", 0.5),
-                             ("train_copy", "none", 0.0), ("m", "SEEDEx", 0.2),
-                             ("n", "SEEDEx", 0.7), ("o", "SEEDEx", 0.05)):
+    for model, prompt, v in (
+        ("holdout", "none", 0.1),
+        ("uniform", "none", 0.5),
+        ("train_copy", "none", 0.0),
+        ("m", "SEEDEx", 0.2),
+        ("n", "SEEDEx", 0.7),
+        ("o", "SEEDEx", 0.05),
+    ):
         rows.append((model, prompt, "ks", "quality", "lower", v, 0, 1))
     # privacy metric, higher is better: holdout 1.0, train_copy 0.0 (uniform 3.0 is ignored)
-    for model, prompt, v in (("holdout", "none", 1.0), ("uniform", "none", 3.0),
-                             ("train_copy", "none", 0.0), ("m", "SEEDEx", 0.25),
-                             ("n", "SEEDEx", 2.0), ("o", "SEEDEx", math.nan)):
+    for model, prompt, v in (
+        ("holdout", "none", 1.0),
+        ("uniform", "none", 3.0),
+        ("train_copy", "none", 0.0),
+        ("m", "SEEDEx", 0.25),
+        ("n", "SEEDEx", 2.0),
+        ("o", "SEEDEx", math.nan),
+    ):
         rows.append((model, prompt, "nn", "privacy", "higher", v, 0, inf))
     # privacy metric whose anchors failed: falls back to the declared range [0, 1] (lower)
     for model, prompt, v in (("holdout", "none", math.nan), ("m", "SEEDEx", 0.3)):
         rows.append((model, prompt, "copy_rate", "privacy", "lower", v, 0, 1))
     # anchors that do not differ (by 1 % of the range): a bounded metric takes its range ends,
     # an unbounded one is left out
-    for model, prompt, v in (("holdout", "none", 0.502), ("uniform", "none", 0.5), ("m", "SEEDEx", 0.1)):
+    for model, prompt, v in (
+        ("holdout", "none", 0.502),
+        ("uniform", "none", 0.5),
+        ("m", "SEEDEx", 0.1),
+    ):
         rows.append((model, prompt, "flat", "quality", "higher", v, 0, 1))
         rows.append((model, prompt, "flat_unbounded", "quality", "higher", min(v, 0.5), 0, inf))
     norm = scores.normalise(_frame(rows), "anchored").set_index(["model", "name"])["norm"]
@@ -117,8 +140,16 @@ def test_anchored_aggregate_needs_the_anchor_cells(tmp_path):
     p = tmp_path / "m.json"
     p.write_text(json.dumps(_metrics_json("a", {"q1": 0.1, "p1": 1.0, "tstr_auc_mean": 0.7})))
     with pytest.raises(SynllmError, match="anchor baseline"):
-        aggregate([p], [], [], CARDS, tmp_path / "t", tmp_path / "f", make_figures=False,
-                  normalisation="anchored")
+        aggregate(
+            [p],
+            [],
+            [],
+            CARDS,
+            tmp_path / "t",
+            tmp_path / "f",
+            make_figures=False,
+            normalisation="anchored",
+        )
 
 
 def test_anchored_config_adds_anchor_baselines():
@@ -134,7 +165,11 @@ def test_anchored_config_adds_anchor_baselines():
     cfg2 = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     check_config(cfg2)
     assert {c.model for c in grid(cfg2, load_registry(ROOT / "config" / "models.yaml"))} == {
-        "smollm2-135m", "holdout", "marginals", "copula"}
+        "smollm2-135m",
+        "holdout",
+        "marginals",
+        "copula",
+    }
     cfg2["scores"] = {"normalisation": "best"}
     with pytest.raises(ConfigError, match="scores.normalisation"):
         check_config(cfg2)
@@ -145,14 +180,21 @@ def test_bootstrap_block_and_identity_replicate(real):
     card, df = real("cirrhosis")
     train, holdout = split_table(df, card, 0.2, 42)
     syn = holdout.sample(30, random_state=5).reset_index(drop=True)
-    settings = parse_settings('{"bootstrap": 6, "utility_models": ["decision_tree"], '
-                              '"mia_sample": 200, "distance_sample": 500}')
+    settings = parse_settings(
+        '{"bootstrap": 6, "utility_models": ["decision_tree"], '
+        '"mia_sample": 200, "distance_sample": 500}'
+    )
     out = evaluate(card, syn, train, holdout, 9, settings)
     block = out["bootstrap"]
     assert block["B"] == 6 and block["seed"] == 9
     point = {m["name"]: m["value"] for m in out["metrics"]}
-    assert {"ks_mean", "identifiability", "mia_auc", "tstr_auc_mean", "clinical_consistency"} \
-        <= set(block["values"])
+    assert {
+        "ks_mean",
+        "identifiability",
+        "mia_auc",
+        "tstr_auc_mean",
+        "clinical_consistency",
+    } <= set(block["values"])
     assert all(len(v) == 6 for v in block["values"].values())
     assert set(block["fixed"]) == set(point) - set(block["values"])
     assert not any(n.startswith("tstr_") for n in block["fixed"])
@@ -213,15 +255,35 @@ def test_bootstrap_covers_the_full_table_value(diabetes_split):
 
 
 # --------------------------------------------------------------------------- bootstrap (aggregate)
-DECL = {"q1": ("fidelity", "quality", "lower", [0, 1]), "p1": ("privacy", "privacy", "higher", [0, None]),
-        "tstr_auc_mean": ("utility", "quality", "higher", [0, 1])}
+DECL = {
+    "q1": ("fidelity", "quality", "lower", [0, 1]),
+    "p1": ("privacy", "privacy", "higher", [0, None]),
+    "tstr_auc_mean": ("utility", "quality", "higher", [0, 1]),
+}
 
 
 def _metrics_json(model, vals, reps=None):
-    ms = [{"name": n, "family": f, "score_group": g, "direction": d, "range": r, "value": vals[n],
-           "status": "ok"} for n, (f, g, d, r) in DECL.items()]
-    doc = {"dataset": "d", "model": model, "prompt": "SEEDEx", "rep": 1, "status": "ok",
-           "n_synthetic": 20, "metrics": ms}
+    ms = [
+        {
+            "name": n,
+            "family": f,
+            "score_group": g,
+            "direction": d,
+            "range": r,
+            "value": vals[n],
+            "status": "ok",
+        }
+        for n, (f, g, d, r) in DECL.items()
+    ]
+    doc = {
+        "dataset": "d",
+        "model": model,
+        "prompt": "SEEDEx",
+        "rep": 1,
+        "status": "ok",
+        "n_synthetic": 20,
+        "metrics": ms,
+    }
     if reps is not None:
         doc["bootstrap"] = {"B": len(next(iter(reps.values()))), "values": reps, "fixed": []}
     return doc
@@ -230,10 +292,16 @@ def _metrics_json(model, vals, reps=None):
 def test_replicates_are_normalised_like_the_point(tmp_path):
     # three cells; replicate b of the run = every cell's replicate b, min-max pooled per replicate
     docs = {
-        "a": _metrics_json("a", {"q1": 0.1, "p1": 2.0, "tstr_auc_mean": 0.8},
-                           {"q1": [0.1, 0.3], "p1": [2.0, 1.0], "tstr_auc_mean": [0.8, 0.9]}),
-        "b": _metrics_json("b", {"q1": 0.3, "p1": 1.0, "tstr_auc_mean": 0.6},
-                           {"q1": [0.3, 0.1], "p1": [1.0, 2.0], "tstr_auc_mean": [0.6, 0.6]}),
+        "a": _metrics_json(
+            "a",
+            {"q1": 0.1, "p1": 2.0, "tstr_auc_mean": 0.8},
+            {"q1": [0.1, 0.3], "p1": [2.0, 1.0], "tstr_auc_mean": [0.8, 0.9]},
+        ),
+        "b": _metrics_json(
+            "b",
+            {"q1": 0.3, "p1": 1.0, "tstr_auc_mean": 0.6},
+            {"q1": [0.3, 0.1], "p1": [1.0, 2.0], "tstr_auc_mean": [0.6, 0.6]},
+        ),
         "c": _metrics_json("c", {"q1": 0.5, "p1": 0.0, "tstr_auc_mean": 0.5}),  # no replicates
     }
     paths = []
@@ -288,10 +356,14 @@ def test_interval_columns_in_tables(tmp_path):
     res = aggregate(paths, [], [], CARDS, tmp_path / "t", tmp_path / "f", make_figures=False)
     t4 = pd.read_csv(tmp_path / "t" / "table4_quality_privacy.csv")
     for s in ("quality", "privacy", "harmonic"):
-        assert {f"SEEDEx_{s}", f"SEEDEx_{s}_low", f"SEEDEx_{s}_high", f"SEEDEx_{s}_ci"} <= set(t4.columns)
+        assert {f"SEEDEx_{s}", f"SEEDEx_{s}_low", f"SEEDEx_{s}_high", f"SEEDEx_{s}_ci"} <= set(
+            t4.columns
+        )
     r = t4.iloc[0]
-    assert r["SEEDEx_quality_ci"] == f"{r['SEEDEx_quality']:.2f} [{r['SEEDEx_quality_low']:.2f}, " \
-                                     f"{r['SEEDEx_quality_high']:.2f}]"
+    assert (
+        r["SEEDEx_quality_ci"] == f"{r['SEEDEx_quality']:.2f} [{r['SEEDEx_quality_low']:.2f}, "
+        f"{r['SEEDEx_quality_high']:.2f}]"
+    )
     md = (tmp_path / "t" / "table4_quality_privacy.md").read_text()
     half = (r["SEEDEx_quality_high"] - r["SEEDEx_quality_low"]) / 2
     assert f"{r['SEEDEx_quality']:.2f} ± {half:.2f}" in md
@@ -325,14 +397,19 @@ def test_friedman_nemenyi_match_the_packages(tmp_path):
     import scikit_posthocs as sp
 
     rng = np.random.default_rng(4)
-    blocks = pd.MultiIndex.from_product([["diabetes", "stroke", "cirrhosis"],
-                                         ["SEEDEx", "FEATDESC", "STATGUIDE", "CLINRULE"]],
-                                        names=["dataset", "prompt"])
+    blocks = pd.MultiIndex.from_product(
+        [["diabetes", "stroke", "cirrhosis"], ["SEEDEx", "FEATDESC", "STATGUIDE", "CLINRULE"]],
+        names=["dataset", "prompt"],
+    )
     skill = {"m1": 0.7, "m2": 0.65, "m3": 0.4, "m4": 0.3, "m5": 0.1}
-    matrix = pd.DataFrame({m: np.clip(s + rng.normal(0, 0.1, len(blocks)), 0, 1)
-                           for m, s in skill.items()}, index=blocks)
+    matrix = pd.DataFrame(
+        {m: np.clip(s + rng.normal(0, 0.1, len(blocks)), 0, 1) for m, s in skill.items()},
+        index=blocks,
+    )
     summary = _summary(matrix)
-    summary.loc[(summary["model"] == "m5") & (summary["prompt"] == "CLINRULE"), "harmonic_mean"] = np.nan
+    summary.loc[(summary["model"] == "m5") & (summary["prompt"] == "CLINRULE"), "harmonic_mean"] = (
+        np.nan
+    )
     expect = matrix.copy()
     expect.loc[(slice(None), "CLINRULE"), "m5"] = 0.0  # a failed cell counts as Harmonic 0
     table, res, used = ranking.ranking_table(summary, {m: "LLM" for m in skill})
@@ -357,12 +434,20 @@ def test_friedman_nemenyi_match_the_packages(tmp_path):
 
 
 def test_ranking_on_a_small_grid_says_why(tmp_path):
-    summary = pd.DataFrame({"dataset": ["d"] * 3, "model": ["smollm2-135m", "holdout", "marginals"],
-                            "prompt": ["SEEDEx", "none", "none"], "harmonic_mean": [0.4, 0.9, 0.6]})
+    summary = pd.DataFrame(
+        {
+            "dataset": ["d"] * 3,
+            "model": ["smollm2-135m", "holdout", "marginals"],
+            "prompt": ["SEEDEx", "none", "none"],
+            "harmonic_mean": [0.4, 0.9, 0.6],
+        }
+    )
     kinds = {"smollm2-135m": "LLM", "holdout": "baseline", "marginals": "baseline"}
     table, res, _ = ranking.ranking_table(summary, kinds)
     assert not res["ok"] and len(table) == 1
-    assert table.iloc[0]["note"] == "Friedman test not run: 1 LLM(s) in the run, it needs at least 3"
+    assert (
+        table.iloc[0]["note"] == "Friedman test not run: 1 LLM(s) in the run, it needs at least 3"
+    )
     assert ranking.cd_figure(res, tmp_path / "cd.png").is_file()
 
 
@@ -376,17 +461,40 @@ def test_anchored_scores_ignore_who_else_is_in_the_run(tmp_path, shared_dir):
     anchored normalisation; aggregating without one model leaves the others' anchored scores
     and intervals unchanged, while under ``run`` normalisation they move."""
     cfg = yaml.safe_load((ROOT / "config" / "replay.yaml").read_text())
-    cfg.update(datasets=["cirrhosis"], models=REPLAY_MODELS, prompts=["SEEDEx", "CLINRULE"],
-               scores={"normalisation": "anchored"},
-               evaluation={"distance_sample": 500, "mia_sample": 200, "bootstrap": 4,
-                           "utility_models": ["decision_tree"]})
+    cfg.update(
+        datasets=["cirrhosis"],
+        models=REPLAY_MODELS,
+        prompts=["SEEDEx", "CLINRULE"],
+        scores={"normalisation": "anchored"},
+        evaluation={
+            "distance_sample": 500,
+            "mia_sample": 200,
+            "bootstrap": 4,
+            "utility_models": ["decision_tree"],
+        },
+    )
     cfg["generation"]["replay_dir"] = str(SHARED / "fixtures" / "raw_llm_outputs")
     for key in ("data_dir", "cards_dir", "model_registry", "prompts_dir"):
         cfg[key] = str(ROOT / cfg[key])
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-                           "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
-                           "--cores", "2"], capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = tmp_path / "results"
     tables = pd.read_csv(res / "tables" / "table_intervals.csv")
@@ -396,11 +504,24 @@ def test_anchored_scores_ignore_who_else_is_in_the_run(tmp_path, shared_dir):
     assert len(every) == len(without) + 2
 
     def run(paths, mode):
-        out = aggregate(paths, [], [], CARDS, tmp_path / mode / str(len(paths)), tmp_path / "f",
-                        make_figures=False, normalisation=mode)
+        out = aggregate(
+            paths,
+            [],
+            [],
+            CARDS,
+            tmp_path / mode / str(len(paths)),
+            tmp_path / "f",
+            make_figures=False,
+            normalisation=mode,
+        )
         s = out["summary"].set_index(["model", "prompt"])
-        return s[[f"{x}_{k}" for x in ("quality", "privacy", "harmonic")
-                  for k in ("mean", "low", "high")]]
+        return s[
+            [
+                f"{x}_{k}"
+                for x in ("quality", "privacy", "harmonic")
+                for k in ("mean", "low", "high")
+            ]
+        ]
 
     full, part = run(every, "anchored"), run(without, "anchored")
     common = part.index

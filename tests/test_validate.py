@@ -39,7 +39,10 @@ def run(text, card, **kw):
 
 # ------------------------------------------------------------------------------ formats
 def test_plain_csv_rows(diabetes):
-    out, rep = run("Female,45.2,1,0,never,28.5,6.2,140,0\nMale, 62.7, 1, 1, former, 32.1, 7.1, 185, 1\n", diabetes)
+    out, rep = run(
+        "Female,45.2,1,0,never,28.5,6.2,140,0\nMale, 62.7, 1, 1, former, 32.1, 7.1, 185, 1\n",
+        diabetes,
+    )
     assert rep["valid"] == 2 and rep["format_detected"] == "csv"
     assert list(out.columns) == DIAB_COLS.split(",")
     assert out.loc[1, "smoking_history"] == "former" and out.loc[1, "blood_glucose_level"] == 185
@@ -56,13 +59,24 @@ def test_header_in_other_order_and_row_numbers(diabetes):
     assert rep["valid"] == 2
     assert out["diabetes"].tolist() == [0, 1] and out["gender"].tolist() == ["Female", "Male"]
     # leading row number (ncols + 1 fields, first an integer) is dropped
-    out2, rep2 = run("1,Male,50,0,0,never,25,5.5,120,0\n2,Female,40,0,0,current,24,5.1,110,0", diabetes)
+    out2, rep2 = run(
+        "1,Male,50,0,0,never,25,5.5,120,0\n2,Female,40,0,0,current,24,5.1,110,0", diabetes
+    )
     assert rep2["valid"] == 2 and out2["age"].tolist() == [50.0, 40.0]
 
 
 def test_ndjson_array_and_truncated_json(diabetes):
-    rec = {"gender": "Female", "age": 41, "hypertension": 0, "heart_disease": 0, "smoking_history": "never",
-           "bmi": 24.1, "HbA1c_level": 5.2, "blood_glucose_level": 99, "diabetes": 0}
+    rec = {
+        "gender": "Female",
+        "age": 41,
+        "hypertension": 0,
+        "heart_disease": 0,
+        "smoking_history": "never",
+        "bmi": 24.1,
+        "HbA1c_level": 5.2,
+        "blood_glucose_level": 99,
+        "diabetes": 0,
+    }
     nd = "\n".join(json.dumps(dict(rec, age=a)) for a in (41, 42))
     arr = "```json\n" + json.dumps([dict(rec, age=43), dict(rec, age=44)], indent=2) + "\n```"
     trunc = json.dumps(dict(rec, age=45))[:60]
@@ -84,8 +98,15 @@ def test_key_value_blocks_markdown_units_human_keys(diabetes):
     out, rep = run(text, diabetes)
     assert rep["valid"] == 2 and rep["format_detected"] == "key_value"
     r = out.iloc[0]
-    assert (r.gender, r.age, r.hypertension, r.smoking_history, r.HbA1c_level, r.blood_glucose_level, r.diabetes) == (
-        "Female", 54.0, 1, "never", 7.1, 180, 1)
+    assert (
+        r.gender,
+        r.age,
+        r.hypertension,
+        r.smoking_history,
+        r.HbA1c_level,
+        r.blood_glucose_level,
+        r.diabetes,
+    ) == ("Female", 54.0, 1, "never", 7.1, 180, 1)
     assert out.iloc[1]["gender"] == "Male" and out.iloc[1]["diabetes"] == 0
 
 
@@ -107,7 +128,8 @@ def test_markdown_table(stroke):
 def test_chat_tokens_and_echoed_prompt_dropped(diabetes):
     prompt_rows = "Female,45.2,1,0,never,28.5,6.2,140,0\nMale,62.7,1,1,former,32.1,7.1,185,1\n"
     text = (
-        "<|system|>\nYou are a generator.</s>\n<|user|>\nGenerate records like these:\n" + prompt_rows
+        "<|system|>\nYou are a generator.</s>\n<|user|>\nGenerate records like these:\n"
+        + prompt_rows
         + "</s>\n<|assistant|>\nFemale,30.0,0,0,never,22.0,5.0,100,0\n"
         "Male,62.7,1,1,former,32.1,7.1,185,1\n"  # a copy of an example: removed as echo
     )
@@ -122,41 +144,90 @@ def test_inst_and_role_lines(diabetes):
     text = "[INST] Make data. Example: Female,45.2,1,0,never,28.5,6.2,140,0 [/INST] Male,50,0,0,never,27,5.5,130,0"
     out, rep = run(text, diabetes)
     assert rep["valid"] == 1 and out.loc[0, "gender"] == "Male"
-    text2 = "system\nBe useful.\nuser\nexample Female,45.2,1,0,never,28.5,6.2,140,0\nassistant\nMale,50,0,0,never,27,5.5,130,0\n"
+    text2 = (
+        "system\nBe useful.\nuser\nexample Female,45.2,1,0,never,28.5,6.2,140,0\n"
+        "assistant\nMale,50,0,0,never,27,5.5,130,0\n"
+    )
     assert run(text2, diabetes)[1]["valid"] == 1
 
 
 def test_base_model_echo_uses_common_prefix(diabetes):
     """No assistant marker: the prompt repeated per batch is the common prefix of the blocks."""
-    prompt = "You are a synthetic medical data generator for diabetes.\nExamples:\nFemale,45.2,1,0,never,28.5,6.2,140,0\n"
-    text = prompt + "Male,50,0,0,never,27,5.5,130,0\n" + prompt + "Female,61,1,0,former,30,6.0,150,0\nFemale,45.2,1,0,never,28.5,6.2,140,0\n"
+    prompt = (
+        "You are a synthetic medical data generator for diabetes.\n"
+        "Examples:\nFemale,45.2,1,0,never,28.5,6.2,140,0\n"
+    )
+    text = (
+        prompt
+        + "Male,50,0,0,never,27,5.5,130,0\n"
+        + prompt
+        + "Female,61,1,0,former,30,6.0,150,0\nFemale,45.2,1,0,never,28.5,6.2,140,0\n"
+    )
     out, rep = run(text, diabetes)
-    assert rep["valid"] == 2 and rep["echo"]["in_prompt"] == 2 and rep["echo"]["copied_in_output"] == 1
+    assert (
+        rep["valid"] == 2 and rep["echo"]["in_prompt"] == 2 and rep["echo"]["copied_in_output"] == 1
+    )
 
 
 def test_prompt_json_example_rows_removed(diabetes):
-    prompt = {"system": "You generate data.", "user": "Write diabetes records as CSV rows please.",
-              "example_rows": [{"gender": "Female", "age": 54.0, "hypertension": 0, "heart_disease": 0,
-                                "smoking_history": "never", "bmi": 27.32, "HbA1c_level": 6.6,
-                                "blood_glucose_level": 80, "diabetes": 0}]}
-    text = "Write diabetes records as CSV rows please.\nfemale, 54, No, No, never, 27.32, 6.6, 80, 0\nMale,50,0,0,never,27,5.5,130,0"
+    prompt = {
+        "system": "You generate data.",
+        "user": "Write diabetes records as CSV rows please.",
+        "example_rows": [
+            {
+                "gender": "Female",
+                "age": 54.0,
+                "hypertension": 0,
+                "heart_disease": 0,
+                "smoking_history": "never",
+                "bmi": 27.32,
+                "HbA1c_level": 6.6,
+                "blood_glucose_level": 80,
+                "diabetes": 0,
+            }
+        ],
+    }
+    text = (
+        "Write diabetes records as CSV rows please.\n"
+        "female, 54, No, No, never, 27.32, 6.6, 80, 0\nMale,50,0,0,never,27,5.5,130,0"
+    )
     out, rep = run(text, diabetes, prompt=prompt)
-    assert rep["valid"] == 1 and rep["echo"]["copied_in_output"] == 1 and out.loc[0, "gender"] == "Male"
+    assert (
+        rep["valid"] == 1
+        and rep["echo"]["copied_in_output"] == 1
+        and out.loc[0, "gender"] == "Male"
+    )
 
 
 def test_copies_of_real_example_rows_are_kept_and_counted(diabetes):
     """SEEDEx shows real train rows (``example_rows_real``): a generated copy of one is a leak,
     kept in the table and counted; the echoed prompt text itself still yields no candidate."""
-    row = {"gender": "Female", "age": 54.0, "hypertension": 0, "heart_disease": 0,
-           "smoking_history": "never", "bmi": 27.32, "HbA1c_level": 6.6,
-           "blood_glucose_level": 80, "diabetes": 0}
+    row = {
+        "gender": "Female",
+        "age": 54.0,
+        "hypertension": 0,
+        "heart_disease": 0,
+        "smoking_history": "never",
+        "bmi": 27.32,
+        "HbA1c_level": 6.6,
+        "blood_glucose_level": 80,
+        "diabetes": 0,
+    }
     user = "Write diabetes records as CSV rows please.\nFemale,54.0,0,0,never,27.32,6.6,80,0"
-    prompt = {"system": "You generate data.", "user": user, "example_rows": [row],
-              "example_rows_real": True}
-    text = (user + "\nfemale, 54, No, No, never, 27.32, 6.6, 80, 0\nMale,50,0,0,never,27,5.5,130,0\n"
-            "Female,54.0,0,0,never,27.32,6.6,80,0\n")
+    prompt = {
+        "system": "You generate data.",
+        "user": user,
+        "example_rows": [row],
+        "example_rows_real": True,
+    }
+    text = (
+        user + "\nfemale, 54, No, No, never, 27.32, 6.6, 80, 0\nMale,50,0,0,never,27,5.5,130,0\n"
+        "Female,54.0,0,0,never,27.32,6.6,80,0\n"
+    )
     out, rep = run(text, diabetes, prompt=prompt)
-    assert rep["candidate_lines"] == 3 and rep["echo"]["copied_in_output"] == 0  # echo: no candidate
+    assert (
+        rep["candidate_lines"] == 3 and rep["echo"]["copied_in_output"] == 0
+    )  # echo: no candidate
     assert rep["valid"] == 3 and rep["prompt_copies"] == 2 and rep["prompt_copy_rows"] == [0, 2]
     assert rep["example_rows_real"] is True and rep["within_duplicates"] == 1
     assert out.loc[0].tolist() == list(row.values())
@@ -174,12 +245,32 @@ def test_copies_of_real_example_rows_are_kept_and_counted(diabetes):
 # ------------------------------------------------------------------------------ coercion
 def test_synonyms_case_and_binaries(stroke):
     recs = [
-        {"gender": "male", "age": "45", "hypertension": "Yes", "heart_disease": "False", "ever_married": "Married",
-         "work_type": "Self employed", "Residence_type": "URBAN", "avg_glucose_level": "101.5 mg/dL",
-         "bmi": "28.1", "smoking_status": "formerly_smoked", "stroke": "1.0"},
-        {"gender": "F", "age": "12", "hypertension": "0", "heart_disease": "True", "ever_married": "0",
-         "work_type": "child", "Residence_type": "Rural", "avg_glucose_level": "80", "bmi": "N/A",
-         "smoking_status": "never", "stroke": "no"},
+        {
+            "gender": "male",
+            "age": "45",
+            "hypertension": "Yes",
+            "heart_disease": "False",
+            "ever_married": "Married",
+            "work_type": "Self employed",
+            "Residence_type": "URBAN",
+            "avg_glucose_level": "101.5 mg/dL",
+            "bmi": "28.1",
+            "smoking_status": "formerly_smoked",
+            "stroke": "1.0",
+        },
+        {
+            "gender": "F",
+            "age": "12",
+            "hypertension": "0",
+            "heart_disease": "True",
+            "ever_married": "0",
+            "work_type": "child",
+            "Residence_type": "Rural",
+            "avg_glucose_level": "80",
+            "bmi": "N/A",
+            "smoking_status": "never",
+            "stroke": "no",
+        },
     ]
     frame, reason, _ = coerce_records(recs, stroke)
     assert list(reason) == ["", ""]
@@ -193,8 +284,17 @@ def test_synonyms_case_and_binaries(stroke):
 
 
 def _diab(**kw):
-    base = dict(gender="Female", age="40", hypertension="0", heart_disease="0", smoking_history="never",
-                bmi="25", HbA1c_level="5.0", blood_glucose_level="100", diabetes="0")
+    base = dict(
+        gender="Female",
+        age="40",
+        hypertension="0",
+        heart_disease="0",
+        smoking_history="never",
+        bmi="25",
+        HbA1c_level="5.0",
+        blood_glucose_level="100",
+        diabetes="0",
+    )
     base.update(kw)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -202,16 +302,25 @@ def _diab(**kw):
 def test_rejection_reasons(diabetes):
     recs = [
         _diab(),
-        _diab(age="150"),                     # range
-        _diab(blood_glucose_level="140.5"),   # int column with a fraction: type
-        _diab(hypertension="maybe"),          # binary not understood: type
-        _diab(smoking_history="sometimes"),   # category
-        _diab(bmi="N/A"),                     # missing in a non-nullable column
-        _diab(bmi=None),                      # absent field
-        _diab(gender="Other", age="0.5"),     # 'Other' is a real category; fractional age is fine
+        _diab(age="150"),  # range
+        _diab(blood_glucose_level="140.5"),  # int column with a fraction: type
+        _diab(hypertension="maybe"),  # binary not understood: type
+        _diab(smoking_history="sometimes"),  # category
+        _diab(bmi="N/A"),  # missing in a non-nullable column
+        _diab(bmi=None),  # absent field
+        _diab(gender="Other", age="0.5"),  # 'Other' is a real category; fractional age is fine
     ]
     _, reason, detail = coerce_records(recs, diabetes)
-    assert list(reason) == ["", "range", "type", "type", "category", "missing_field", "missing_field", ""]
+    assert list(reason) == [
+        "",
+        "range",
+        "type",
+        "type",
+        "category",
+        "missing_field",
+        "missing_field",
+        "",
+    ]
     assert "age='150'" in detail[1]
 
 
@@ -232,8 +341,11 @@ def test_clinical_rules_reject_vs_flag(diabetes):
     text = "Female,40,0,0,never,25,7.5,120,0\nMale,50,0,0,never,27,7.5,130,1\nMale,52,0,0,never,27,5.0,250,0\n"
     out, rep = run(text, diabetes, clinical_rules="reject")
     assert rep["valid"] == 1 and rep["rejected"]["clinical_rule"] == 2
-    assert rep["rule_violations"] == {"hba1c_implies_diabetes": 1, "glucose_implies_diabetes": 1,
-                                      "diabetes_needs_elevated_marker": 0}
+    assert rep["rule_violations"] == {
+        "hba1c_implies_diabetes": 1,
+        "glucose_implies_diabetes": 1,
+        "diabetes_needs_elevated_marker": 0,
+    }
     out, rep = run(text, diabetes, clinical_rules="flag")
     assert rep["valid"] == 3 and rep["rejected"]["clinical_rule"] == 0
     assert rep["flagged_clinical"] == 2 and rep["flagged_clinical_rows"] == [0, 2]
@@ -252,7 +364,11 @@ def test_duplicates_kept_and_counted_train_flagged(diabetes, real):
     copy = ",".join(str(v) for v in r.tolist())
     text = "Male,50,0,0,never,27,5.5,130,0\nMale,50,0,0,never,27,5.5,130,0\n" + copy + "\n"
     out, rep = run(text, diabetes, train=train)
-    assert rep["valid"] == 3 and rep["within_duplicates"] == 1 and rep["within_duplicates_policy"] == "keep"
+    assert (
+        rep["valid"] == 3
+        and rep["within_duplicates"] == 1
+        and rep["within_duplicates_policy"] == "keep"
+    )
     assert rep["train_duplicates"] >= 1 and 2 in rep["train_duplicate_rows"]
     out, rep = run(text, diabetes, duplicates="reject")
     assert rep["valid"] == 2 and rep["rejected"]["duplicate"] == 1 and rep["within_duplicates"] == 0
@@ -265,55 +381,128 @@ def test_n_records_keeps_first(diabetes):
 
 
 def test_accounting_identity(diabetes):
-    text = ("Female,45.2,1,0,never,28.5,6.2,140,0\nFemale,45.2,1,0,never\nMale,999,0,0,never,27,5.5,130,0\n"
-            "Male,40,0,0,never,27,8.0,130,0\nfoo, bar, 1, baz\n")
+    text = (
+        "Female,45.2,1,0,never,28.5,6.2,140,0\nFemale,45.2,1,0,never\nMale,999,0,0,never,27,5.5,130,0\n"
+        "Male,40,0,0,never,27,8.0,130,0\nfoo, bar, 1, baz\n"
+    )
     _, rep = run(text, diabetes)
     rej = rep["rejected"]
     assert rep["candidate_lines"] == rej["parse_error"] + rep["parsed"]
-    assert rep["parsed"] == rep["valid"] + rep["echo"]["copied_in_output"] + sum(
-        v for k, v in rej.items() if k != "parse_error") + rep["dropped_over_n_records"]
+    assert (
+        rep["parsed"]
+        == rep["valid"]
+        + rep["echo"]["copied_in_output"]
+        + sum(v for k, v in rej.items() if k != "parse_error")
+        + rep["dropped_over_n_records"]
+    )
     assert all(len(v) <= 3 for v in rep["examples"].values())
 
 
 # ------------------------------------------------------------------------------ empty, garbage, CLI
-@pytest.mark.parametrize("text", ["", "I'm sorry, I cannot generate patient data.", "\x00\x01{{{[[[", "a,b\n" * 50,
-                                  '{"gender": "Female", "age": ', "| | |\n|---|---|\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "I'm sorry, I cannot generate patient data.",
+        "\x00\x01{{{[[[",
+        "a,b\n" * 50,
+        '{"gender": "Female", "age": ',
+        "| | |\n|---|---|\n",
+    ],
+)
 def test_garbage_is_a_result_not_a_crash(text, diabetes):
     out, rep = run(text, diabetes)
-    assert rep["status"] == "empty" and rep["valid"] == 0 and list(out.columns) == DIAB_COLS.split(",")
+    assert (
+        rep["status"] == "empty" and rep["valid"] == 0 and list(out.columns) == DIAB_COLS.split(",")
+    )
 
 
 def test_cli_writes_csv_and_report(tmp_path, capsys):
     raw = tmp_path / "raw.txt"
     raw.write_text("<|assistant|>\nFemale,30,0,0,never,22,5.0,100,0\nnonsense line\n")
     csv, rep = tmp_path / "s" / "r1.csv", tmp_path / "v" / "r1.json"
-    code = synllm_main(["validate", "--card", str(CARDS / "diabetes.yaml"), "--raw", str(raw),
-                        "--out-csv", str(csv), "--out-report", str(rep), "--clinical-rules", "flag",
-                        "--n-records", "5"])
+    code = synllm_main(
+        [
+            "validate",
+            "--card",
+            str(CARDS / "diabetes.yaml"),
+            "--raw",
+            str(raw),
+            "--out-csv",
+            str(csv),
+            "--out-report",
+            str(rep),
+            "--clinical-rules",
+            "flag",
+            "--n-records",
+            "5",
+        ]
+    )
     assert code == 0
     df = pd.read_csv(csv)
     assert list(df.columns) == DIAB_COLS.split(",") and len(df) == 1
     report = json.loads(rep.read_text())
-    for key in ("candidate_lines", "parsed", "valid", "rejected", "examples", "echoed_examples_removed",
-                "train_duplicates", "within_duplicates", "flagged_clinical", "status", "format_detected"):
+    for key in (
+        "candidate_lines",
+        "parsed",
+        "valid",
+        "rejected",
+        "examples",
+        "echoed_examples_removed",
+        "train_duplicates",
+        "within_duplicates",
+        "flagged_clinical",
+        "status",
+        "format_detected",
+    ):
         assert key in report
-    assert set(report["rejected"]) == {"parse_error", "missing_field", "type", "range", "category",
-                                       "clinical_rule", "duplicate"}
+    assert set(report["rejected"]) == {
+        "parse_error",
+        "missing_field",
+        "type",
+        "range",
+        "category",
+        "clinical_rule",
+        "duplicate",
+    }
 
 
 def test_cli_empty_output_has_header(tmp_path):
     raw = tmp_path / "raw.txt"
     raw.write_text("As an AI language model I cannot do that.")
     csv, rep = tmp_path / "r1.csv", tmp_path / "r1.json"
-    assert synllm_main(["validate", "--card", str(CARDS / "stroke.yaml"), "--raw", str(raw),
-                        "--out-csv", str(csv), "--out-report", str(rep)]) == 0
-    assert csv.read_text().strip().split(",")[0] == "gender" and len(csv.read_text().splitlines()) == 1
+    assert (
+        synllm_main(
+            [
+                "validate",
+                "--card",
+                str(CARDS / "stroke.yaml"),
+                "--raw",
+                str(raw),
+                "--out-csv",
+                str(csv),
+                "--out-report",
+                str(rep),
+            ]
+        )
+        == 0
+    )
+    assert (
+        csv.read_text().strip().split(",")[0] == "gender" and len(csv.read_text().splitlines()) == 1
+    )
     assert json.loads(rep.read_text())["status"] == "empty"
 
 
 def test_cli_user_errors_exit_2(tmp_path, capsys):
-    args = ["validate", "--card", str(CARDS / "diabetes.yaml"), "--out-csv", str(tmp_path / "a.csv"),
-            "--out-report", str(tmp_path / "a.json")]
+    args = [
+        "validate",
+        "--card",
+        str(CARDS / "diabetes.yaml"),
+        "--out-csv",
+        str(tmp_path / "a.csv"),
+        "--out-report",
+        str(tmp_path / "a.json"),
+    ]
     assert synllm_main(args + ["--raw", str(tmp_path / "missing.txt")]) == 2
     assert "raw output not found" in capsys.readouterr().err
     raw = tmp_path / "raw.txt"
@@ -321,7 +510,21 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     bad = tmp_path / "p.json"
     bad.write_text("{not json")
     assert synllm_main(args + ["--raw", str(raw), "--prompt", str(bad)]) == 2
-    assert synllm_main(["validate", "--card", str(tmp_path / "nope.yaml"), "--raw", str(raw),
-                        "--out-csv", "a", "--out-report", "b"]) == 2
+    assert (
+        synllm_main(
+            [
+                "validate",
+                "--card",
+                str(tmp_path / "nope.yaml"),
+                "--raw",
+                str(raw),
+                "--out-csv",
+                "a",
+                "--out-report",
+                "b",
+            ]
+        )
+        == 2
+    )
     with pytest.raises(SynllmError):
         validate_text("x", find_card("diabetes", CARDS), clinical_rules="maybe")

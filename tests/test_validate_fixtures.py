@@ -23,7 +23,9 @@ COUNTS = ROOT / "tests" / "data" / "fixture_validation_counts.csv"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("update_fixture_counts", ROOT / "scripts" / "update_fixture_counts.py")
+    spec = importlib.util.spec_from_file_location(
+        "update_fixture_counts", ROOT / "scripts" / "update_fixture_counts.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
     return mod
@@ -44,20 +46,30 @@ def test_all_fixture_files_validate_and_match_committed_counts(counts):
     assert set(counts["dataset"]) == {"diabetes", "stroke", "cirrhosis"}
     committed = pd.read_csv(COUNTS)
     assert list(committed.columns) == list(counts.columns)
-    merged = committed.merge(counts, on=["dataset", "model", "prompt"], suffixes=("_committed", "_now"))
+    merged = committed.merge(
+        counts, on=["dataset", "model", "prompt"], suffixes=("_committed", "_now")
+    )
     assert len(merged) == len(committed) == len(counts)
     diffs = []
     for col in counts.columns[3:]:
         bad = merged[merged[f"{col}_committed"] != merged[f"{col}_now"]]
         for _, r in bad.iterrows():
-            diffs.append(f"{r.dataset}/{r.model}/{r.prompt}: {col} {r[f'{col}_committed']} -> {r[f'{col}_now']}")
-    assert not diffs, "fixture counts changed (run scripts/update_fixture_counts.py if intended):\n" + "\n".join(diffs[:40])
+            diffs.append(
+                f"{r.dataset}/{r.model}/{r.prompt}: {col} {r[f'{col}_committed']} -> {r[f'{col}_now']}"
+            )
+    assert not diffs, (
+        "fixture counts changed (run scripts/update_fixture_counts.py if intended):\n"
+        + "\n".join(diffs[:40])
+    )
 
 
 def test_fixture_accounting_is_consistent(counts):
     rej = [c for c in counts.columns if c.startswith("rejected_") and c != "rejected_parse_error"]
     assert (counts["candidate_lines"] == counts["parsed"] + counts["rejected_parse_error"]).all()
-    assert (counts["parsed"] == counts["valid"] + counts["echo_copied_in_output"] + counts[rej].sum(axis=1)).all()
+    assert (
+        counts["parsed"]
+        == counts["valid"] + counts["echo_copied_in_output"] + counts[rej].sum(axis=1)
+    ).all()
     assert ((counts["valid"] == 0) == (counts["status"] == "empty")).all()
     # the corpus holds real records: most files give some, a few give none
     assert counts["valid"].sum() > 15000 and (counts["valid"] > 0).sum() > 200
@@ -91,10 +103,15 @@ def test_spot_key_value_blocks_with_echoed_examples():
     out, rep = validate_fixture("diabetes", "meta-llama_Llama-2-13b-chat-hf", "prompt3")
     assert rep["candidate_lines"] == 10 and rep["valid"] == 4
     assert rep["echo"]["copied_in_output"] == 4
-    assert rep["rejected"]["clinical_rule"] == 2 and rep["rule_violations"]["hba1c_implies_diabetes"] == 2
+    assert (
+        rep["rejected"]["clinical_rule"] == 2
+        and rep["rule_violations"]["hba1c_implies_diabetes"] == 2
+    )
     assert rep["formats"] == {"csv": 4, "key_value": 6}
     assert sorted(out["HbA1c_level"].tolist()) == [5.8, 6.2, 6.5, 7.3]
-    _, flagged = validate_fixture("diabetes", "meta-llama_Llama-2-13b-chat-hf", "prompt3", clinical_rules="flag")
+    _, flagged = validate_fixture(
+        "diabetes", "meta-llama_Llama-2-13b-chat-hf", "prompt3", clinical_rules="flag"
+    )
     assert flagged["valid"] == 6 and flagged["flagged_clinical"] == 2
 
 
@@ -106,7 +123,9 @@ def test_spot_echoed_prompt_only_garbage():
     out, rep = validate_fixture("cirrhosis", "stabilityai_StableBeluga-7B", "prompt1")
     assert rep["candidate_lines"] == 0 and rep["valid"] == 0 and rep["status"] == "empty"
     assert rep["echoed_examples_removed"] == 102 and len(out) == 0
-    assert list(out.columns) == list(find_card("cirrhosis", ROOT / "resources" / "datasets").columns)
+    assert list(out.columns) == list(
+        find_card("cirrhosis", ROOT / "resources" / "datasets").columns
+    )
 
 
 def test_spot_chat_markers_inline_assistant():
@@ -115,13 +134,27 @@ def test_spot_chat_markers_inline_assistant():
     Private, ...') sit in the Human turn and never become candidates; the first generated row
     'Female, 74.0, 1, 0, Yes, Self-employed, Urban, 149.48, 31.3, formerly smoked, 0' is."""
     out, rep = validate_fixture("stroke", "openchat_openchat_3.5", "prompt1")
-    assert out.iloc[0].tolist() == ["Female", 74.0, 1, 0, "Yes", "Self-employed", "Urban", 149.48, 31.3,
-                                    "formerly smoked", 0]
+    assert out.iloc[0].tolist() == [
+        "Female",
+        74.0,
+        1,
+        0,
+        "Yes",
+        "Self-employed",
+        "Urban",
+        149.48,
+        31.3,
+        "formerly smoked",
+        0,
+    ]
     assert rep["echo"]["copied_in_output"] == 0 and rep["echo"]["in_prompt"] > 0
     ex = ["Male", 67.0, 0, 1, "Yes", "Private", "Urban", 228.69, 36.6, "formerly smoked", 1]
     assert not (out.astype(object).apply(lambda r: r.tolist() == ex, axis=1)).any()
     # 'Self_employed' (a synonym) is read as Self-employed
-    assert "Self_employed" not in set(out["work_type"]) and (out["work_type"] == "Self-employed").sum() > 5
+    assert (
+        "Self_employed" not in set(out["work_type"])
+        and (out["work_type"] == "Self-employed").sum() > 5
+    )
 
 
 def test_spot_printed_pandas_table():
@@ -136,9 +169,45 @@ def test_spot_printed_pandas_table():
     out, rep = validate_fixture("stroke", "google_gemma-7b-it", "prompt3")
     assert rep["format_detected"] == "text_table" and rep["formats"]["text_table"] >= 40
     rows = [r for r in out.astype(object).values.tolist()]
-    assert ["Male", 62.0, 0, 1, "Yes", "Private", "Urban", 183.45, 32.2, "formerly smoked", 0] in rows
-    assert ["Female", 24.0, 0, 0, "Yes", "Self-employed", "Rural", 126.87, 26.8, "never smoked", 0] in rows
-    assert ["Male", 72.0, 0, 0, "Yes", "Private", "Urban", 189.23, 38.1, "formerly smoked", 0] in rows
+    assert [
+        "Male",
+        62.0,
+        0,
+        1,
+        "Yes",
+        "Private",
+        "Urban",
+        183.45,
+        32.2,
+        "formerly smoked",
+        0,
+    ] in rows
+    assert [
+        "Female",
+        24.0,
+        0,
+        0,
+        "Yes",
+        "Self-employed",
+        "Rural",
+        126.87,
+        26.8,
+        "never smoked",
+        0,
+    ] in rows
+    assert [
+        "Male",
+        72.0,
+        0,
+        0,
+        "Yes",
+        "Private",
+        "Urban",
+        189.23,
+        38.1,
+        "formerly smoked",
+        0,
+    ] in rows
 
 
 def test_spot_printed_table_misaligned_rows_are_parse_errors():

@@ -23,7 +23,9 @@ VLLM = ROOT / "profiles" / "vllm"
 def test_vllm_registry_serves_the_papers_weights():
     vllm = load_registry(VLLM / "models.yaml")
     paper = load_registry(ROOT / "config" / "models.yaml")
-    by_name = {paper.get(s).paper_name: paper.get(s) for s in paper.slugs() if paper.get(s).paper_name}
+    by_name = {
+        paper.get(s).paper_name: paper.get(s) for s in paper.slugs() if paper.get(s).paper_name
+    }
     for slug in vllm.slugs():
         spec = vllm.get(slug)
         assert spec.backend == "openai" and spec.base_url_env == "SYNLLM_OPENAI_BASE_URL"
@@ -38,9 +40,23 @@ def test_vllm_config_is_the_paper_grid_and_dry_runs(tmp_path):
     for key in ("temperature", "top_p", "batch_size", "constrained"):
         assert config["generation"][key] == paper["generation"][key], key
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-         str(tmp_path), "-n", "--workflow-profile", str(VLLM)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "-n",
+            "--workflow-profile",
+            str(VLLM),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "generate_model" not in proc.stdout and "check_models" not in proc.stdout
     assert proc.stdout.count("rule generate:") == 12

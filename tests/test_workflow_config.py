@@ -26,7 +26,10 @@ def snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.Compl
     """Run the real snakemake CLI on the repo's Snakefile in ``workdir``."""
     return subprocess.run(
         SNAKEMAKE + ["--directory", str(workdir), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
 
 
@@ -51,7 +54,7 @@ def job_blocks(stdout: str, rule: str) -> list[dict]:
         if not head:
             continue
         job = {"threads": 1, "wildcards": {}, "resources": {}}
-        for line in lines[head[0] + 1:]:
+        for line in lines[head[0] + 1 :]:
             key, _, value = line.strip().partition(": ")
             if key == "wildcards":
                 job["wildcards"] = dict(kv.split("=", 1) for kv in value.split(", "))
@@ -124,13 +127,21 @@ def test_generate_jobs_take_resources_from_the_registry(paper_dry_run):
         spec = registry.get(job["wildcards"]["model"])
         res = job["resources"]
         assert int(res["gpu"]) == 1, job
-        assert int(res["mem_mb"]) == spec.mem_mb, job        # attempt 1: registry value
+        assert int(res["mem_mb"]) == spec.mem_mb, job  # attempt 1: registry value
         assert int(res["runtime"]) == spec.runtime * len(PAPER_PROMPTS), job  # 4 cells
         assert int(res["attempt"]) == 1
         assert job["threads"] == spec.threads, job
     # CPU steps never ask for a GPU, so they run beside the one GPU job
-    for rule in ("validate", "evaluate", "prompt", "split", "profile", "aggregate", "real_fits",
-                 "check_models"):
+    for rule in (
+        "validate",
+        "evaluate",
+        "prompt",
+        "split",
+        "profile",
+        "aggregate",
+        "real_fits",
+        "check_models",
+    ):
         for job in job_blocks(paper_dry_run, rule):
             assert int(job["resources"]["gpu"]) == 0, (rule, job)
 
@@ -174,7 +185,14 @@ BASE = {"datasets": ["cirrhosis"], "models": ["gpt2"], "prompts": ["SEEDEx"]}
         ({"datasets": ["cirrhosis", "heart"]}, "datasets[1]"),
         ({"prompts": ["SEEDEx", "seedex"]}, "prompts[1]"),
     ],
-    ids=["unknown-model", "wrong-type", "unknown-key", "out-of-range", "unknown-dataset", "bad-prompt"],
+    ids=[
+        "unknown-model",
+        "wrong-type",
+        "unknown-key",
+        "out-of-range",
+        "unknown-dataset",
+        "bad-prompt",
+    ],
 )
 def test_bad_config_fails_with_one_clear_line(tmp_path, change, field):
     cfg = {**BASE, **change}
@@ -195,8 +213,9 @@ def test_bad_profile_value_fails_with_one_clear_line(tmp_path):
     text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
     (prof / "config.yaml").write_text(re.sub(r"(?m)^retries: .*$", "retries: twice", text))
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(BASE))
-    proc = snakemake(tmp_path, "-n", "--workflow-profile", str(prof),
-                     "--configfile", str(tmp_path / "ok.yaml"))
+    proc = snakemake(
+        tmp_path, "-n", "--workflow-profile", str(prof), "--configfile", str(tmp_path / "ok.yaml")
+    )
     assert proc.returncode != 0
     err = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(err) == 1 and "--retries" in err[0] and "twice" in err[0], proc.stderr[-2000:]
@@ -210,7 +229,9 @@ def test_slurm_profile_is_valid_and_routes_gpu_jobs(tmp_path):
     prof = ROOT / "profiles" / "slurm"
     settings = yaml.safe_load((prof / "config.yaml").read_text())
     assert settings["executor"] == "slurm"
-    parts = {p.name: p.limits for p in read_partition_file(prof / settings["slurm-partition-config"])}
+    parts = {
+        p.name: p.limits for p in read_partition_file(prof / settings["slurm-partition-config"])
+    }
     assert any(lim.max_gpu >= 1 for lim in parts.values())
     assert any(lim.max_gpu == 0 for lim in parts.values())
     registry = load_registry(ROOT / "config" / "models.yaml")
@@ -219,6 +240,8 @@ def test_slurm_profile_is_valid_and_routes_gpu_jobs(tmp_path):
     assert max(lim.max_mem_mb for lim in parts.values() if lim.max_gpu) >= biggest * (retries + 1)
     cfg = {**BASE, "models": ["gpt2"]}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    proc = snakemake(tmp_path, "-n", "--workflow-profile", str(prof), "--configfile", str(tmp_path / "c.yaml"))
+    proc = snakemake(
+        tmp_path, "-n", "--workflow-profile", str(prof), "--configfile", str(tmp_path / "c.yaml")
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "gpu=1" in proc.stdout

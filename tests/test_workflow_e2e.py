@@ -33,8 +33,15 @@ def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.Comple
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
     cmd = SNAKEMAKE + [
-        "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg),
-        "--cores", "2", *extra,
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(cfg),
+        "--cores",
+        "2",
+        *extra,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
 
@@ -50,8 +57,15 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 def test_all_tables_and_figures_exist(tiny_run):
     res = tiny_run / "results"
-    for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency", "table_privacy",
-                 "table_fairness", "table_intervals", "table_ranking"):
+    for name in (
+        "table4_quality_privacy",
+        "table5_ml_utility",
+        "table6_efficiency",
+        "table_privacy",
+        "table_fairness",
+        "table_intervals",
+        "table_ranking",
+    ):
         for ext in ("csv", "md", "tex"):
             f = res / "tables" / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 0, f

@@ -18,8 +18,13 @@ TINY_PAPER = {
     "prompts": ["SEEDEx", "CLINRULE"],
     "n_records": 100,
     "generation": {"constrained": False, "backend_override": "replay"},
-    "evaluation": {"protocol": "paper", "privacy_seeds": 3, "distance_sample": 200,
-                   "mia_sample": 100, "utility_models": ["decision_tree"]},
+    "evaluation": {
+        "protocol": "paper",
+        "privacy_seeds": 3,
+        "distance_sample": 200,
+        "mia_sample": 100,
+        "utility_models": ["decision_tree"],
+    },
 }
 
 
@@ -27,11 +32,24 @@ TINY_PAPER = {
 def paper_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("paper")
     cfg = dict(TINY_PAPER)
-    cfg["generation"] = {**cfg["generation"],
-                         "replay_dir": str(SHARED / "fixtures" / "raw_llm_outputs")}
+    cfg["generation"] = {
+        **cfg["generation"],
+        "replay_dir": str(SHARED / "fixtures" / "raw_llm_outputs"),
+    }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-           str(work), "--configfile", str(work / "config.yaml"), "--cores", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--configfile",
+        str(work / "config.yaml"),
+        "--cores",
+        "2",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work / "results"
@@ -39,24 +57,40 @@ def paper_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_paper_protocol_outputs(paper_run):
-    for name in ("paper_reproduction.csv", "paper_reproduction.md", "paper_divergence.csv",
-                 "paper_reproduction_summary.csv", "paper_comparison.md"):
+    for name in (
+        "paper_reproduction.csv",
+        "paper_reproduction.md",
+        "paper_divergence.csv",
+        "paper_reproduction_summary.csv",
+        "paper_comparison.md",
+    ):
         assert (paper_run / "tables" / name).stat().st_size > 0, name
     for name in ("paper_reproduction.png", "paper_divergence.png"):
         assert (paper_run / "figures" / name).stat().st_size > 1000
     rep = pd.read_csv(paper_run / "tables" / "paper_reproduction.csv")
     assert len(rep) == 176  # one row per printed cell, all datasets
-    row = rep[(rep["model"] == "Zephyr 7B") & (rep["dataset"] == "cirrhosis")
-              & (rep["prompt"] == "SEEDEx")].iloc[0]
+    row = rep[
+        (rep["model"] == "Zephyr 7B")
+        & (rep["dataset"] == "cirrhosis")
+        & (rep["prompt"] == "SEEDEx")
+    ].iloc[0]
     assert row["quality_ours"] == row["quality_ours"]  # a value (the pool is this small run)
     assert row["privacy_ours_min"] <= row["privacy_ours_median"] <= row["privacy_ours_max"]
-    gpt2 = rep[(rep["model"] == "GPT-2-Small") & (rep["dataset"] == "cirrhosis")
-               & (rep["prompt"] == "CLINRULE")].iloc[0]
+    gpt2 = rep[
+        (rep["model"] == "GPT-2-Small")
+        & (rep["dataset"] == "cirrhosis")
+        & (rep["prompt"] == "CLINRULE")
+    ].iloc[0]
     assert gpt2["status"] == "dash_reproduced"
     doc = json.loads((paper_run / "metrics/cirrhosis/zephyr-7b-beta/SEEDEx/r1.json").read_text())
     assert doc["protocol"] == "paper" and len(doc["privacy_seeds"]["paper_nn_ratio"]) == 3
-    assert set(doc["variants"]) == {"1_no_example_rows", "2_full_real", "3_raw_wasserstein",
-                                    "4_project_metrics"}
-    report = json.loads((paper_run / "validation/cirrhosis/zephyr-7b-beta/SEEDEx/r1.json")
-                        .read_text())
+    assert set(doc["variants"]) == {
+        "1_no_example_rows",
+        "2_full_real",
+        "3_raw_wasserstein",
+        "4_project_metrics",
+    }
+    report = json.loads(
+        (paper_run / "validation/cirrhosis/zephyr-7b-beta/SEEDEx/r1.json").read_text()
+    )
     assert report["protocol"] == "paper" and report["kept"] == 100

@@ -75,7 +75,7 @@ class Column(_Strict):
     decimals: int | None = Field(None, ge=0, description="Precision used when printing values.")
 
     @model_validator(mode="after")
-    def _check(self) -> "Column":
+    def _check(self) -> Column:
         if self.type in ("int", "float") and self.range is None:
             raise ValueError("numeric columns need a plausible 'range'")
         if self.range is not None and self.range[0] > self.range[1]:
@@ -161,7 +161,7 @@ class DatasetCard(_Strict):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> "DatasetCard":
+    def _check(self) -> DatasetCard:
         for col in self.columns:
             if not _IDENT.match(col):
                 raise ValueError(f"column name {col!r} is not an identifier")
@@ -245,7 +245,9 @@ def load_card(path: str | Path) -> DatasetCard:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"dataset card {path} is not valid YAML: {err}".replace("\n", " "))
+        raise ConfigError(
+            f"dataset card {path} is not valid YAML: {err}".replace("\n", " ")
+        ) from None
     try:
         return DatasetCard.model_validate(raw)
     except ValidationError as err:

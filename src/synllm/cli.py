@@ -16,14 +16,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("synllm.profile", "schema + statistics of a train split, as JSON"),
     "prompt": ("synllm.prompts", "render one prompt style for one dataset"),
     "generate": ("synllm.generate.cli", "run one model on one prompt, write raw text + meta"),
-    "train-peer": ("synllm.generate.peers:cli_train", "fit one peer synthesizer (CTGAN, TVAE) on a train split"),
+    "train-peer": (
+        "synllm.generate.peers:cli_train",
+        "fit one peer synthesizer (CTGAN, TVAE) on a train split",
+    ),
     "validate": ("synllm.validate", "parse raw model output into typed records + report"),
     "evaluate": ("synllm.evaluate", "score one synthetic table against the real data"),
     "real-fits": ("synllm.evaluate:cli_real_fits", "fits on real data shared by a dataset's cells"),
     "aggregate": ("synllm.aggregate.cli", "build Tables IV-VI, figures and score definitions"),
     "fetch-models": ("synllm.fetch", "download a config's Hugging Face models into the HF cache"),
     "check-config": ("synllm.config", "validate a workflow config file and print the grid size"),
-    "sweep-card": ("synllm.sweeps.card", "card and split of one sweep variant (features / sample size)"),
+    "sweep-card": (
+        "synllm.sweeps.card",
+        "card and split of one sweep variant (features / sample size)",
+    ),
     "sweep-plots": ("synllm.sweeps.plots", "quality and utility vs a sweep axis: CSV and figures"),
 }
 

@@ -69,7 +69,8 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             where = _field(err.absolute_path)
             raise ConfigError(
-                f"config: unknown key(s) {extra}" + (f" in '{where}'" if err.absolute_path else "")
+                f"config: unknown key(s) {extra}"
+                + (f" in '{where}'" if err.absolute_path else "")
                 + f" (allowed: {sorted(err.schema.get('properties', {}))})"
             )
         if err.validator == "required":
@@ -103,15 +104,19 @@ def check_config(config: dict, base: Path | None = None) -> dict:
             registry.get(slug)
         except ConfigError as err:
             raise ConfigError(f"config field 'models[{i}]': {_strip(err, 'models')}") from None
-    for slug in run_models(config)[len(config["models"]):]:
+    for slug in run_models(config)[len(config["models"]) :]:
         try:
             registry.get(slug)
         except ConfigError:
-            raise ConfigError(f"config field 'scores.normalisation': anchored needs the baseline "
-                              f"{slug!r} in the model registry") from None
+            raise ConfigError(
+                f"config field 'scores.normalisation': anchored needs the baseline "
+                f"{slug!r} in the model registry"
+            ) from None
     gen = config["generation"]
     if gen.get("backend_override") == "replay" and not gen.get("replay_dir"):
-        raise ConfigError("config field 'generation.replay_dir': required when backend_override is replay")
+        raise ConfigError(
+            "config field 'generation.replay_dir': required when backend_override is replay"
+        )
     n = config["n_records"]
     if isinstance(n, dict):
         missing = [d for d in config["datasets"] if d not in n]
@@ -158,8 +163,10 @@ def cli(argv: list[str]) -> int:
         config.update(yaml.safe_load(Path(f).read_text()) or {})
     check_config(config)
     cells = grid(config, load_registry(resolve_path(config["model_registry"])))
-    print(f"config ok: {len(cells)} cells ({len(config['datasets'])} datasets, {len(config['models'])} models, "
-          f"{len(config['prompts'])} prompts, {config['repeats']} repeats)")
+    print(
+        f"config ok: {len(cells)} cells ({len(config['datasets'])} datasets, {len(config['models'])} models, "
+        f"{len(config['prompts'])} prompts, {config['repeats']} repeats)"
+    )
     registry = load_registry(resolve_path(config["model_registry"]))
     for axis, points in sweep_points(config, resolve_path(config["cards_dir"])).items():
         extra = {c for c in sweep_cells(config, registry, points)} - set(cells)

@@ -62,12 +62,11 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
-from synllm.split import read_split
 from synllm.errors import ConfigError, DataError
-from synllm.metrics import bootstrap, clinical, fidelity, leaks, privacy, utility
-from synllm.protocol import PROTOCOLS
+from synllm.metrics import bootstrap, clinical, fairness, fidelity, leaks, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
-from synllm.metrics import fairness
+from synllm.protocol import PROTOCOLS
+from synllm.split import read_split
 from synllm.validate import read_prompt
 
 DEFAULT_SETTINGS: dict = {
@@ -113,17 +112,37 @@ def parse_settings(text: str | None) -> dict:
     out.update(given)
     bad = [m for m in out["utility_models"] if m not in utility.MODELS]
     if bad or not isinstance(out["utility_models"], list):
-        raise ConfigError(f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})")
-    if not isinstance(out["bootstrap"], int) or isinstance(out["bootstrap"], bool) or out["bootstrap"] < 0:
-        raise ConfigError(f"{src}: field 'bootstrap' must be an integer >= 0, got {out['bootstrap']!r}")
+        raise ConfigError(
+            f"{src}: field 'utility_models' has unknown model(s) {bad} (known: {list(utility.MODELS)})"
+        )
+    if (
+        not isinstance(out["bootstrap"], int)
+        or isinstance(out["bootstrap"], bool)
+        or out["bootstrap"] < 0
+    ):
+        raise ConfigError(
+            f"{src}: field 'bootstrap' must be an integer >= 0, got {out['bootstrap']!r}"
+        )
     if out["protocol"] not in PROTOCOLS:
-        raise ConfigError(f"{src}: field 'protocol' must be one of {list(PROTOCOLS)}, "
-                          f"got {out['protocol']!r}")
-    for key in ("distance_sample", "mia_sample", "sdmetrics_sample", "xgb_n_estimators", "bins",
-                "mi_bins", "n_jobs", "bootstrap_reference", "privacy_seeds"):
+        raise ConfigError(
+            f"{src}: field 'protocol' must be one of {list(PROTOCOLS)}, got {out['protocol']!r}"
+        )
+    for key in (
+        "distance_sample",
+        "mia_sample",
+        "sdmetrics_sample",
+        "xgb_n_estimators",
+        "bins",
+        "mi_bins",
+        "n_jobs",
+        "bootstrap_reference",
+        "privacy_seeds",
+    ):
         if not isinstance(out[key], int) or out[key] < 1:
             raise ConfigError(f"{src}: field {key!r} must be a positive integer, got {out[key]!r}")
-    if out["utility_train_max"] is not None and (not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10):
+    if out["utility_train_max"] is not None and (
+        not isinstance(out["utility_train_max"], int) or out["utility_train_max"] < 10
+    ):
         raise ConfigError(f"{src}: field 'utility_train_max' must be null or an integer >= 10")
     bins = out["disclosure_bins"]
     if bins is not None and (not isinstance(bins, int) or isinstance(bins, bool) or bins < 2):
@@ -136,7 +155,11 @@ def parse_settings(text: str | None) -> dict:
 def metric_names(settings: dict) -> list[str]:
     """Names of every metric an evaluation with these settings reports, registry order."""
     skip = {m for m in utility.MODELS if m not in settings["utility_models"]}
-    return [n for n in REGISTRY if not any(n.startswith(f"{d}_{m}_") for d in utility.DIRECTIONS for m in skip)]
+    return [
+        n
+        for n in REGISTRY
+        if not any(n.startswith(f"{d}_{m}_") for d in utility.DIRECTIONS for m in skip)
+    ]
 
 
 def cell_from_path(out: str | Path) -> dict:
@@ -144,9 +167,11 @@ def cell_from_path(out: str | Path) -> dict:
     p = Path(out)
     m = re.fullmatch(r"r(\d+)\.json", p.name)
     parts = p.parts
-    return {"model": parts[-3] if len(parts) >= 3 else None,
-            "prompt": parts[-2] if len(parts) >= 2 else None,
-            "rep": int(m.group(1)) if m else None}
+    return {
+        "model": parts[-3] if len(parts) >= 3 else None,
+        "prompt": parts[-2] if len(parts) >= 2 else None,
+        "rep": int(m.group(1)) if m else None,
+    }
 
 
 def clean(obj):
@@ -178,14 +203,18 @@ def split_fingerprint(*paths: str | Path) -> str:
     return h.hexdigest()
 
 
-def compute_real_fits(card: DatasetCard, train: pd.DataFrame, holdout: pd.DataFrame, seed: int,
-                      settings: dict) -> dict:
+def compute_real_fits(
+    card: DatasetCard, train: pd.DataFrame, holdout: pd.DataFrame, seed: int, settings: dict
+) -> dict:
     """The real-data parts of :func:`evaluate` shared by every cell of a dataset and seed:
     utility models trained on real train + their holdout scores, privacy real->real
     distances. Cached per dataset by ``synllm real-fits`` (rule ``real_fits``)."""
-    return {"version": REAL_FITS_VERSION, "dataset": card.name,
-            "utility": utility.real_fits(train, holdout, card, settings, seed),
-            "privacy": privacy.real_cache(train, holdout, card, settings, seed)}
+    return {
+        "version": REAL_FITS_VERSION,
+        "dataset": card.name,
+        "utility": utility.real_fits(train, holdout, card, settings, seed),
+        "privacy": privacy.real_cache(train, holdout, card, settings, seed),
+    }
 
 
 def load_real_fits(path: str | Path, fingerprint: str) -> tuple[dict | None, str | None]:
@@ -203,8 +232,13 @@ def load_real_fits(path: str | Path, fingerprint: str) -> tuple[dict | None, str
 
 
 def evaluate(
-    card: DatasetCard, syn: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
-    seed: int, settings: dict | None = None, shown: pd.DataFrame | None = None,
+    card: DatasetCard,
+    syn: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    settings: dict | None = None,
+    shown: pd.DataFrame | None = None,
     real_fits: dict | None = None,
 ) -> dict:
     """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids).
@@ -215,26 +249,45 @@ def evaluate(
     where its seed and settings match, so the metrics are those of a run without it."""
     settings = parse_settings(None) if settings is None else settings
     names = metric_names(settings)
-    out: dict = {"dataset": card.name, "status": "ok", "reason": None, "n_synthetic": int(len(syn)),
-                 "n_train": int(len(train)), "n_holdout": int(len(holdout)), "seed": seed,
-                 "settings": settings, "warnings": []}
+    out: dict = {
+        "dataset": card.name,
+        "status": "ok",
+        "reason": None,
+        "n_synthetic": int(len(syn)),
+        "n_train": int(len(train)),
+        "n_holdout": int(len(holdout)),
+        "seed": seed,
+        "settings": settings,
+        "warnings": [],
+    }
     if len(syn) == 0:
         reason = "synthetic table has no rows"
-        out.update(status="failed", reason=reason,
-                   metrics=[failed(n, reason).to_dict() for n in names],
-                   per_column={}, correlation={}, clinical={}, privacy={}, utility={}, seconds={})
+        out.update(
+            status="failed",
+            reason=reason,
+            metrics=[failed(n, reason).to_dict() for n in names],
+            per_column={},
+            correlation={},
+            clinical={},
+            privacy={},
+            utility={},
+            seconds={},
+        )
         return out
     classes = syn[card.target].dropna().astype("string").unique()
     if len(classes) < 2:
         out["warnings"].append(
             f"synthetic target {card.target!r} has {len(classes)} class(es) "
             f"{sorted(map(str, classes))}: train-on-synthetic utility is the constant predictor "
-            "(chance level), train-on-real-test-on-synthetic AUC is undefined")
+            "(chance level), train-on-real-test-on-synthetic AUC is undefined"
+        )
 
     seconds: dict[str, float] = {}
     results = []
     t = time.perf_counter()
-    res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(train, syn, card, settings)
+    res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(
+        train, syn, card, settings
+    )
     results += res
     seconds["fidelity"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -243,7 +296,8 @@ def evaluate(
     seconds["clinical"] = time.perf_counter() - t
     t = time.perf_counter()
     res, out["privacy"] = privacy.evaluate_privacy(
-        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy"))
+        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy")
+    )
     results += res
     seconds["privacy"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -253,7 +307,8 @@ def evaluate(
     seconds["leaks"] = time.perf_counter() - t
     t = time.perf_counter()
     res, out["utility"] = utility.evaluate_utility(
-        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility"))
+        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility")
+    )
     results += res
     seconds["utility"] = time.perf_counter() - t
 
@@ -294,22 +349,33 @@ def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
     except pd.errors.EmptyDataError:
         syn = None
     real = pd.read_csv(a.real_table)
-    doc = evaluate_paper_cell(card, syn, read_raw(a.raw), real, train, holdout, a.seed,
-                              settings, age_cap=a.age_cap)
+    doc = evaluate_paper_cell(
+        card, syn, read_raw(a.raw), real, train, holdout, a.seed, settings, age_cap=a.age_cap
+    )
     cell = cell_from_path(a.out)
-    cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
-                 if v is not None})
+    cell.update(
+        {
+            k: v
+            for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
+            if v is not None
+        }
+    )
     doc = {"dataset": card.name, **cell, **doc}
-    doc["validation"] = {k: v for k, v in read_validation(a.validation).items()
-                         if k in ("status", "kept", "run_batches", "example_copies")}
+    doc["validation"] = {
+        k: v
+        for k, v in read_validation(a.validation).items()
+        if k in ("status", "kept", "run_batches", "example_copies")
+    }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if a.out_fairness:  # declared output of the rule; the paper protocol scores no groups
         Path(a.out_fairness).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out_fairness).write_text("dataset,model,prompt,rep,group_by,group\n")
     out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
-    print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: paper protocol, "
-          f"{doc['status']} -> {out}")
+    print(
+        f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: paper protocol, "
+        f"{doc['status']} -> {out}"
+    )
     return 0
 
 
@@ -319,15 +385,26 @@ def typed_table(table: pd.DataFrame, card) -> pd.DataFrame:
     the project's metrics."""
     from synllm.validate import coerce_records, typed_output
 
-    recs = [{k: ("" if pd.isna(v) else str(v)) for k, v in row.items() if k in card.columns}
-            for row in table.to_dict(orient="records")]
+    recs = [
+        {k: ("" if pd.isna(v) else str(v)) for k, v in row.items() if k in card.columns}
+        for row in table.to_dict(orient="records")
+    ]
     frame, reason, _ = coerce_records(recs, card)
     return typed_output(frame[reason == ""], card)
 
 
-def evaluate_paper_cell(card, syn: pd.DataFrame | None, raw_text: str, real_full: pd.DataFrame,
-                        train: pd.DataFrame, holdout: pd.DataFrame, seed: int, settings: dict,
-                        age_cap: bool = False, divergence: bool = True) -> dict:
+def evaluate_paper_cell(
+    card,
+    syn: pd.DataFrame | None,
+    raw_text: str,
+    real_full: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    settings: dict,
+    age_cap: bool = False,
+    divergence: bool = True,
+) -> dict:
     """The metrics-JSON body of one cell under the paper protocol.
 
     ``syn``: the validated authors' table (None or empty: a "–" cell). ``metrics``: the paper
@@ -335,21 +412,38 @@ def evaluate_paper_cell(card, syn: pd.DataFrame | None, raw_text: str, real_full
     ``variants``: the cumulative divergence steps 1-4 of :data:`synllm.protocol.DIVERGENCE_STEPS`
     (steps 5-6 change only the aggregation).
     """
-    from synllm.metrics.paper import PAPER, STEP4_TRAIN_ROWS, paper_results, cell_metrics, clean
+    from synllm.metrics.paper import PAPER, STEP4_TRAIN_ROWS, cell_metrics, clean, paper_results
     from synllm.protocol import divergence_protocols, paper_table
 
     ds = card.name
     k = int(settings.get("privacy_seeds", 20))
     seeds = tuple(seed + i for i in range(k))
-    doc: dict = {"dataset": ds, "protocol": "paper", "seed": seed, "privacy_seeds_used": list(seeds),
-                 "settings": settings, "warnings": []}
+    doc: dict = {
+        "dataset": ds,
+        "protocol": "paper",
+        "seed": seed,
+        "privacy_seeds_used": list(seeds),
+        "settings": settings,
+        "warnings": [],
+    }
     if syn is None or len(syn) == 0:
-        doc.update(status="short", reason="the cell never reached 100 rows ('–' in Table IV)",
-                   n_synthetic=0, metrics=[], privacy_seeds={}, variants={})
+        doc.update(
+            status="short",
+            reason="the cell never reached 100 rows ('–' in Table IV)",
+            n_synthetic=0,
+            metrics=[],
+            privacy_seeds={},
+            variants={},
+        )
         return doc
     main = cell_metrics(ds, syn, real_full, PAPER, seeds)
-    doc.update(status="ok", reason=None, n_synthetic=int(len(syn)),
-               metrics=paper_results(main["values"]), privacy_seeds=main["privacy_seeds"])
+    doc.update(
+        status="ok",
+        reason=None,
+        n_synthetic=int(len(syn)),
+        metrics=paper_results(main["values"]),
+        privacy_seeds=main["privacy_seeds"],
+    )
     variants: dict = {}
     if divergence:
         steps = {p.name: p for p in divergence_protocols()}
@@ -361,8 +455,11 @@ def evaluate_paper_cell(card, syn: pd.DataFrame | None, raw_text: str, real_full
                 variants[label] = {"status": "short", "metrics": []}
                 continue
             res = cell_metrics(ds, t1, real_full, steps[label], (seed,), real_clean=full_clean)
-            variants[label] = {"status": "ok", "n_synthetic": int(len(t1)),
-                               "metrics": paper_results(res["values"])}
+            variants[label] = {
+                "status": "ok",
+                "n_synthetic": int(len(t1)),
+                "metrics": paper_results(res["values"]),
+            }
         label = "4_project_metrics"
         typed = typed_table(t1, card) if t1 is not None else None
         if typed is None or len(typed) == 0:
@@ -370,11 +467,14 @@ def evaluate_paper_cell(card, syn: pd.DataFrame | None, raw_text: str, real_full
         else:
             if len(train) > STEP4_TRAIN_ROWS:  # cost: the project's metrics scan the split
                 train = train.sample(STEP4_TRAIN_ROWS, random_state=seed)
-            proj = evaluate(card, typed, train, holdout, seed,
-                                    {**settings, "protocol": "project"})
-            variants[label] = {"status": proj["status"], "n_synthetic": int(len(typed)),
-                               "metrics": [m for m in proj["metrics"]
-                                           if m.get("score_group") in ("quality", "privacy")]}
+            proj = evaluate(card, typed, train, holdout, seed, {**settings, "protocol": "project"})
+            variants[label] = {
+                "status": proj["status"],
+                "n_synthetic": int(len(typed)),
+                "metrics": [
+                    m for m in proj["metrics"] if m.get("score_group") in ("quality", "privacy")
+                ],
+            }
     doc["variants"] = variants
     return doc
 
@@ -386,24 +486,42 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--train", required=True, help="train split parquet")
     p.add_argument("--holdout", required=True, help="holdout split parquet")
     p.add_argument("--validation", required=True, help="validation report JSON")
-    p.add_argument("--prompt-json", default=None,
-                   help="prompt JSON of the cell (its real example rows are the seed-row members)")
+    p.add_argument(
+        "--prompt-json",
+        default=None,
+        help="prompt JSON of the cell (its real example rows are the seed-row members)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
-    p.add_argument("--out-fairness", default=None,
-                   help="also score per-group fairness; per-group table CSV to write (see module doc)")
-    p.add_argument("--real-fits", default=None,
-                   help="file of `synllm real-fits` for these splits, seed and settings")
+    p.add_argument(
+        "--out-fairness",
+        default=None,
+        help="also score per-group fairness; per-group table CSV to write (see module doc)",
+    )
+    p.add_argument(
+        "--real-fits",
+        default=None,
+        help="file of `synllm real-fits` for these splits, seed and settings",
+    )
     p.add_argument("--model", default=None)
     p.add_argument("--prompt", default=None)
     p.add_argument("--rep", type=int, default=None)
-    p.add_argument("--raw", default=None,
-                   help="protocol paper: the raw output (re-parsed for the divergence steps)")
-    p.add_argument("--real-table", default=None,
-                   help="protocol paper: the full real table file (the authors sampled from it)")
-    p.add_argument("--age-cap", action="store_true",
-                   help="protocol paper: the cell's outputs came from the authors' capped generator")
+    p.add_argument(
+        "--raw",
+        default=None,
+        help="protocol paper: the raw output (re-parsed for the divergence steps)",
+    )
+    p.add_argument(
+        "--real-table",
+        default=None,
+        help="protocol paper: the full real table file (the authors sampled from it)",
+    )
+    p.add_argument(
+        "--age-cap",
+        action="store_true",
+        help="protocol paper: the cell's outputs came from the authors' capped generator",
+    )
     a = p.parse_args(argv)
 
     settings = parse_settings(a.settings)
@@ -426,15 +544,23 @@ def cli(argv: list[str]) -> int:
     if why:
         result["warnings"].append(why)
     cell = cell_from_path(a.out)
-    cell.update({k: v for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep)) if v is not None})
+    cell.update(
+        {
+            k: v
+            for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
+            if v is not None
+        }
+    )
     doc = {"dataset": card.name, **cell, **result}
-    doc["validation"] = {k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid",
-                                                     "prompt_copies")}
+    doc["validation"] = {
+        k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid", "prompt_copies")
+    }
     fair_frame = None
     if a.out_fairness:
         t = time.perf_counter()
         fair_res, fair_frame, doc["fairness"] = fairness.evaluate_fairness(
-            card, syn, train, holdout, a.seed, cell={"dataset": card.name, **cell})
+            card, syn, train, holdout, a.seed, cell={"dataset": card.name, **cell}
+        )
         doc["metrics"] += [r.to_dict() for r in fair_res]
         doc["seconds"]["fairness"] = round(time.perf_counter() - t, 3)
     doc["seconds"]["total"] = round(time.perf_counter() - t0, 3)
@@ -447,9 +573,11 @@ def cli(argv: list[str]) -> int:
         fair_frame.to_csv(fpath, index=False)
     out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
     n_ok = sum(m["status"] == "ok" for m in doc["metrics"])
-    print(f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"
-          f"{' (' + doc['reason'] + ')' if doc['reason'] else ''}, {n_ok}/{len(doc['metrics'])} "
-          f"metrics ok, {doc['seconds']['total']:.1f}s -> {out}")
+    print(
+        f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"
+        f"{' (' + doc['reason'] + ')' if doc['reason'] else ''}, {n_ok}/{len(doc['metrics'])} "
+        f"metrics ok, {doc['seconds']['total']:.1f}s -> {out}"
+    )
     return 0
 
 

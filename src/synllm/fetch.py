@@ -30,8 +30,10 @@ import yaml
 
 from synllm.errors import ConfigError
 
-WEIGHT_PATTERNS = {"safetensors": ["*.safetensors", "*.safetensors.index.json"],
-                   "bin": ["*.bin", "*.bin.index.json"]}
+WEIGHT_PATTERNS = {
+    "safetensors": ["*.safetensors", "*.safetensors.index.json"],
+    "bin": ["*.bin", "*.bin.index.json"],
+}
 OTHER_PATTERNS = ["*.json", "*.model", "*.txt", "*.tiktoken", "*.py"]
 """Configs, tokenizers (sentencepiece/BPE/tiktoken) and remote code (trust_remote_code)."""
 
@@ -97,27 +99,42 @@ def fix_line(spec, why: str) -> ModelStatus:
     name = type(why).__name__ if isinstance(why, BaseException) else str(why)
     url = f"https://huggingface.co/{spec.hf_id}"
     if name == "GatedRepoError":
-        return ModelStatus(spec.slug, spec.hf_id, "gated",
-                           f"gated on the Hub: accept its licence at {url} with your account, "
-                           "set HF_TOKEN (or `hf auth login`), then rerun synllm fetch-models")
+        return ModelStatus(
+            spec.slug,
+            spec.hf_id,
+            "gated",
+            f"gated on the Hub: accept its licence at {url} with your account, "
+            "set HF_TOKEN (or `hf auth login`), then rerun synllm fetch-models",
+        )
     if name in ("RepositoryNotFoundError", "RevisionNotFoundError"):
-        return ModelStatus(spec.slug, spec.hf_id, "not_found",
-                           f"no such model on the Hub ({url}), or it is private: check hf_id in "
-                           "the model registry, or set HF_TOKEN for a private model")
+        return ModelStatus(
+            spec.slug,
+            spec.hf_id,
+            "not_found",
+            f"no such model on the Hub ({url}), or it is private: check hf_id in "
+            "the model registry, or set HF_TOKEN for a private model",
+        )
     first = str(why).splitlines()[0][:200] if str(why) else name
-    return ModelStatus(spec.slug, spec.hf_id, "error",
-                       f"download failed ({name}: {first}); rerun synllm fetch-models where the "
-                       "Hub is reachable")
+    return ModelStatus(
+        spec.slug,
+        spec.hf_id,
+        "error",
+        f"download failed ({name}: {first}); rerun synllm fetch-models where the Hub is reachable",
+    )
 
 
 def fetch_one(spec, cache_dir: str | None, check_only: bool) -> ModelStatus:
     if cached_snapshot(spec.hf_id, cache_dir) is not None:
         return ModelStatus(spec.slug, spec.hf_id, "present")
     if check_only or offline():
-        return ModelStatus(spec.slug, spec.hf_id, "missing",
-                           "not in the Hugging Face cache (generate jobs run offline): run "
-                           "`synllm fetch-models --configfile <config>` (or `snakemake "
-                           "fetch_models`) on a machine with network, same HF_HOME")
+        return ModelStatus(
+            spec.slug,
+            spec.hf_id,
+            "missing",
+            "not in the Hugging Face cache (generate jobs run offline): run "
+            "`synllm fetch-models --configfile <config>` (or `snakemake "
+            "fetch_models`) on a machine with network, same HF_HOME",
+        )
     from huggingface_hub import HfApi, snapshot_download
 
     try:
@@ -130,8 +147,9 @@ def fetch_one(spec, cache_dir: str | None, check_only: bool) -> ModelStatus:
     return ModelStatus(spec.slug, spec.hf_id, "fetched")
 
 
-def fetch_models(models: list[str], registry, cache_dir: str | None = None,
-                 check_only: bool = False) -> list[ModelStatus]:
+def fetch_models(
+    models: list[str], registry, cache_dir: str | None = None, check_only: bool = False
+) -> list[ModelStatus]:
     return [fetch_one(spec, cache_dir, check_only) for spec in hub_models(models, registry)]
 
 
@@ -155,7 +173,9 @@ def cli(argv: list[str]) -> int:
     models = a.models or config.get("models")
     if not models:
         raise ConfigError("fetch-models: give --configfile or --models")
-    registry = load_registry(a.registry or resolve_path(config.get("model_registry", "config/models.yaml")))
+    registry = load_registry(
+        a.registry or resolve_path(config.get("model_registry", "config/models.yaml"))
+    )
     statuses = fetch_models(models, registry, a.cache_dir, a.check)
     lines = [s.line() for s in statuses] or ["no Hugging Face Hub models in this config"]
     print("\n".join(lines))
@@ -166,5 +186,7 @@ def cli(argv: list[str]) -> int:
     if bad:
         first = bad[0]
         more = f" (and {len(bad) - 1} more, listed above)" if len(bad) > 1 else ""
-        raise ConfigError(f"model {first.slug} ({first.hf_id}) {first.status}: {first.detail}{more}")
+        raise ConfigError(
+            f"model {first.slug} ({first.hf_id}) {first.status}: {first.detail}{more}"
+        )
     return 0

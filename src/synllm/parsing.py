@@ -73,6 +73,8 @@ _OBJ_PAIR = re.compile(
 _TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _HAS_DIGIT = re.compile(r"\d")
 _INTLIKE = re.compile(r"^\s*#?\d{1,7}\.?\s*$")
+
+
 @dataclass
 class Candidate:
     """One record candidate: ``fields`` maps card column -> raw string value (None = parse error)."""
@@ -161,7 +163,7 @@ def _split_assistant(line: str) -> tuple[str, str] | None:
         return "", m.group("rest") or ""
     m = _INST_END.search(line)
     if m:
-        return line[: m.start()], line[m.end():]
+        return line[: m.start()], line[m.end() :]
     return None
 
 
@@ -186,9 +188,7 @@ def segment(text: str, prompt_texts: tuple[str, ...] = ()) -> list[tuple[str, bo
         return []
     first = lines[nonblank[0]].strip()
     starts = [i for i in nonblank if lines[i].strip() == first] if _prompt_like(first) else []
-    if len(starts) < 2 and not (
-        _PROMPT_ROLE.match(first) or (prompt_texts and len(starts) == 1)
-    ):
+    if len(starts) < 2 and not (_PROMPT_ROLE.match(first) or (prompt_texts and len(starts) == 1)):
         starts = []
     if not starts:
         # no echoed prompt at the top: markers may still occur (e.g. one turn per batch)
@@ -232,7 +232,7 @@ def segment(text: str, prompt_texts: tuple[str, ...] = ()) -> list[tuple[str, bo
         if marker_at is not None:
             pre, rest = _split_assistant(lines[marker_at])  # type: ignore[misc]
             prompt_lines = [_strip_role(ln) for ln in lines[a:marker_at]] + [pre]
-            gen_lines = [rest] + [_strip_role(ln) for ln in lines[marker_at + 1: b]]
+            gen_lines = [rest] + [_strip_role(ln) for ln in lines[marker_at + 1 : b]]
         else:
             seen, cut = 0, b
             for i in range(a, b):
@@ -378,16 +378,15 @@ def _text_table_header(line: str, km: KeyMap) -> list[str] | None:
     return cols  # type: ignore[return-value]
 
 
-def _align_text_row(
-    tokens: list[str], cols: list[str], km: KeyMap
-) -> tuple[int, list[str]] | None:
+def _align_text_row(tokens: list[str], cols: list[str], km: KeyMap) -> tuple[int, list[str]] | None:
     """(score, one value per column) for whitespace tokens, or None if they cannot fit.
 
     Printed tables do not quote values, so a category may span words (``formerly smoked``,
     ``No Info``). Numeric columns take one number (or a printed missing value); a
-    categorical column takes one word, or two to three that spell a known category. Among the splits that use every token, the one whose
-    values are most often a known category (or a number where the column is numeric) wins;
-    ties go to the earliest, i.e. shortest-first, split. The score is that count.
+    categorical column takes one word, or two to three that spell a known category. Among
+    the splits that use every token, the one whose values are most often a known category
+    (or a number where the column is numeric) wins; ties go to the earliest, i.e.
+    shortest-first, split. The score is that count.
     """
     known: dict[str, set[str]] = {}
     numeric: set[str] = set()
@@ -444,8 +443,11 @@ def _text_table_row(line: str, km: KeyMap, st: _State, in_prompt: bool) -> Candi
     if any(t.strip(".") == "" for t in tokens) or any(d in line for d in ",;|\t"):
         return None
     c = Candidate(text=line.strip()[:300], kind="text_table", in_prompt=in_prompt)
-    fits = [a for a in (_align_text_row(tokens[1:], cols, km), _align_text_row(tokens, cols, km))
-            if a is not None]
+    fits = [
+        a
+        for a in (_align_text_row(tokens[1:], cols, km), _align_text_row(tokens, cols, km))
+        if a is not None
+    ]
     best = max(fits, key=lambda a: a[0]) if fits else None
     if best is None or best[0] * 2 < len(cols):
         c.error = f"{len(tokens) - 1} fields do not line up with the {len(cols)} header columns"
@@ -485,8 +487,12 @@ def extract(text: str, km: KeyMap, in_prompt: bool, st: _State | None = None) ->
     def flush() -> None:
         if len(block) >= km.min_fields and _value_like(block):
             cands.append(
-                Candidate(text=" | ".join(block_lines)[:300], kind="kv", in_prompt=in_prompt,
-                          fields=dict(block))
+                Candidate(
+                    text=" | ".join(block_lines)[:300],
+                    kind="kv",
+                    in_prompt=in_prompt,
+                    fields=dict(block),
+                )
             )
         block.clear()
         block_lines.clear()
@@ -539,9 +545,7 @@ def extract(text: str, km: KeyMap, in_prompt: bool, st: _State | None = None) ->
     return cands
 
 
-def parse_text(
-    text: str, card: DatasetCard, prompt_texts: tuple[str, ...] = ()
-) -> list[Candidate]:
+def parse_text(text: str, card: DatasetCard, prompt_texts: tuple[str, ...] = ()) -> list[Candidate]:
     """Every record candidate of a raw output, prompt-side ones marked ``in_prompt``."""
     km = KeyMap(card)
     st = _State()

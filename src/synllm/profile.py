@@ -47,7 +47,9 @@ def category_pmf(s: pd.Series, min_count: int = 5) -> dict[str, float]:
     return {str(k): float(v) / float(total) for k, v in kept.items()}
 
 
-def strong_correlations(df: pd.DataFrame, columns: list[str], threshold: float = 0.15) -> list[dict]:
+def strong_correlations(
+    df: pd.DataFrame, columns: list[str], threshold: float = 0.15
+) -> list[dict]:
     """Pearson correlations with |rho| > threshold among ``columns``, strongest first."""
     if len(columns) < 2:
         return []
@@ -118,5 +120,7 @@ def cli(argv: list[str]) -> int:
     prof = profile_table(read_split(a.train, card), card, a.min_category_count, a.corr_threshold)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(prof, indent=2) + "\n")
-    print(f"{card.name}: profiled {prof['n_rows']} rows, {len(prof['correlations'])} strong correlations")
+    print(
+        f"{card.name}: profiled {prof['n_rows']} rows, {len(prof['correlations'])} strong correlations"
+    )
     return 0

@@ -31,8 +31,8 @@ import pandas as pd
 
 from synllm import EXTRA_PROMPT_STYLES, PROMPT_STYLES
 from synllm.cards import DatasetCard, load_card
-from synllm.split import read_split, to_records
 from synllm.errors import ConfigError
+from synllm.split import read_split, to_records
 
 STYLES_WITH_ROWS = {"SEEDEx", "naive"}
 
@@ -151,18 +151,32 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--n-seed-rows", type=int, default=5)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--templates", required=True)
-    p.add_argument("--replayed", action="store_true",
-                   help="generators replay the authors' outputs: example rows were never shown")
+    p.add_argument(
+        "--replayed",
+        action="store_true",
+        help="generators replay the authors' outputs: example rows were never shown",
+    )
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-txt", required=True)
     a = p.parse_args(argv)
     card = load_card(a.card)
     profile = json.loads(Path(a.profile).read_text())
     train = read_split(a.train, card)
-    doc = render_prompt(card, profile, train, a.style, a.batch_records, a.seed, a.templates, a.n_seed_rows,
-                        a.replayed)
+    doc = render_prompt(
+        card,
+        profile,
+        train,
+        a.style,
+        a.batch_records,
+        a.seed,
+        a.templates,
+        a.n_seed_rows,
+        a.replayed,
+    )
     for out, text in ((a.out_json, json.dumps(doc, indent=2) + "\n"), (a.out_txt, as_text(doc))):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
-    print(f"{card.name}/{a.style}: {len(doc['user'])} chars, {len(doc['example_rows'])} example rows")
+    print(
+        f"{card.name}/{a.style}: {len(doc['user'])} chars, {len(doc['example_rows'])} example rows"
+    )
     return 0

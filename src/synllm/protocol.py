@@ -114,32 +114,97 @@ def get_protocol(name: str) -> Protocol | None:
 
 # --------------------------------------------------------------------------- line rules
 COLUMNS = {
-    "diabetes": ["gender", "age", "hypertension", "heart_disease", "smoking_history", "bmi",
-                 "HbA1c_level", "blood_glucose_level", "diabetes"],
-    "stroke": ["gender", "age", "hypertension", "heart_disease", "ever_married", "work_type",
-               "Residence_type", "avg_glucose_level", "bmi", "smoking_status", "stroke"],
-    "cirrhosis": ["N_Days", "Status", "Drug", "Age", "Sex", "Ascites", "Hepatomegaly",
-                  "Spiders", "Edema", "Bilirubin", "Cholesterol", "Albumin", "Copper",
-                  "Alk_Phos", "SGOT", "Tryglicerides", "Platelets", "Prothrombin", "Stage"],
+    "diabetes": [
+        "gender",
+        "age",
+        "hypertension",
+        "heart_disease",
+        "smoking_history",
+        "bmi",
+        "HbA1c_level",
+        "blood_glucose_level",
+        "diabetes",
+    ],
+    "stroke": [
+        "gender",
+        "age",
+        "hypertension",
+        "heart_disease",
+        "ever_married",
+        "work_type",
+        "Residence_type",
+        "avg_glucose_level",
+        "bmi",
+        "smoking_status",
+        "stroke",
+    ],
+    "cirrhosis": [
+        "N_Days",
+        "Status",
+        "Drug",
+        "Age",
+        "Sex",
+        "Ascites",
+        "Hepatomegaly",
+        "Spiders",
+        "Edema",
+        "Bilirubin",
+        "Cholesterol",
+        "Albumin",
+        "Copper",
+        "Alk_Phos",
+        "SGOT",
+        "Tryglicerides",
+        "Platelets",
+        "Prothrombin",
+        "Stage",
+    ],
 }
 NUMERIC = {
-    "diabetes": ["age", "hypertension", "heart_disease", "bmi", "HbA1c_level",
-                 "blood_glucose_level", "diabetes"],
+    "diabetes": [
+        "age",
+        "hypertension",
+        "heart_disease",
+        "bmi",
+        "HbA1c_level",
+        "blood_glucose_level",
+        "diabetes",
+    ],
     "stroke": ["age", "hypertension", "heart_disease", "avg_glucose_level", "bmi", "stroke"],
-    "cirrhosis": ["N_Days", "Age", "Bilirubin", "Cholesterol", "Albumin", "Copper", "Alk_Phos",
-                  "SGOT", "Tryglicerides", "Platelets", "Prothrombin", "Stage"],
+    "cirrhosis": [
+        "N_Days",
+        "Age",
+        "Bilirubin",
+        "Cholesterol",
+        "Albumin",
+        "Copper",
+        "Alk_Phos",
+        "SGOT",
+        "Tryglicerides",
+        "Platelets",
+        "Prothrombin",
+        "Stage",
+    ],
 }
 # Cirrhosis outputs generated after the authors added the Age cap ([18, 100]) and Stage clip
 # ([1, 4]) to their generator. Not stated in the files themselves: these are the model
 # directories whose SEEDEx..STATGUIDE cells (day-valued Age copied from the examples, constant
 # once capped) are missing from the authors' cirrhosis heatmap (harmonic_score_heatmap.png,
 # ArshiaIlaty/SynLLM 24de7af); every other cirrhosis cell of that figure is uncapped.
-CIRRHOSIS_AGE_CAPPED = frozenset({
-    "Expert68_llama2_13b_instructed_version2", "NousResearch_Nous-Hermes-2-Mistral-7B-DPO",
-    "lmsys_vicuna-13b-v1.5", "meta-llama_Llama-2-13b-chat-hf", "meta-llama_Llama-2-13b-hf",
-    "meta-llama_Meta-Llama-3-8B", "mistralai_Mistral-7B-Instruct-v0.2", "openai-community_gpt2",
-    "openai-community_gpt2-large", "openai-community_gpt2-medium",
-})
+CIRRHOSIS_AGE_CAPPED = frozenset(
+    {
+        "Expert68_llama2_13b_instructed_version2",
+        "NousResearch_Nous-Hermes-2-Mistral-7B-DPO",
+        "lmsys_vicuna-13b-v1.5",
+        "meta-llama_Llama-2-13b-chat-hf",
+        "meta-llama_Llama-2-13b-hf",
+        "meta-llama_Meta-Llama-3-8B",
+        "mistralai_Mistral-7B-Instruct-v0.2",
+        "openai-community_gpt2",
+        "openai-community_gpt2-large",
+        "openai-community_gpt2-medium",
+    }
+)
 
 
 def age_capped(dataset: str, model_dir: str | None) -> bool:
@@ -177,8 +242,17 @@ def _diabetes_line(line: str) -> list[str] | None:
     smoking = smoking.lower()
     if smoking not in _DIABETES_SMOKING:
         smoking = "unknown"  # kept: the authors only relabelled it
-    return [gender.title(), age, _YES_NO.get(hyp.lower(), hyp), _YES_NO.get(heart.lower(), heart),
-            smoking, bmi, hba1c, glucose, _YES_NO.get(diab.lower(), diab)]
+    return [
+        gender.title(),
+        age,
+        _YES_NO.get(hyp.lower(), hyp),
+        _YES_NO.get(heart.lower(), heart),
+        smoking,
+        bmi,
+        hba1c,
+        glucose,
+        _YES_NO.get(diab.lower(), diab),
+    ]
 
 
 def _stroke_line(line: str) -> list[str] | None:
@@ -194,12 +268,25 @@ def _stroke_line(line: str) -> list[str] | None:
             return None
         smoking = "unknown"
     married, work, res = married.lower(), work.lower(), res.lower()
-    if (married not in _STROKE["married"] or work not in _STROKE["work"]
-            or res not in _STROKE["residence"]):
+    if (
+        married not in _STROKE["married"]
+        or work not in _STROKE["work"]
+        or res not in _STROKE["residence"]
+    ):
         return None
-    return [gender.title(), age, _YES_NO.get(hyp.lower(), hyp), _YES_NO.get(heart.lower(), heart),
-            married.title(), work.title(), res.title(), glucose, bmi, smoking,
-            _YES_NO.get(stroke.lower(), stroke)]
+    return [
+        gender.title(),
+        age,
+        _YES_NO.get(hyp.lower(), hyp),
+        _YES_NO.get(heart.lower(), heart),
+        married.title(),
+        work.title(),
+        res.title(),
+        glucose,
+        bmi,
+        smoking,
+        _YES_NO.get(stroke.lower(), stroke),
+    ]
 
 
 def _yn(v: str, allowed: set[str]) -> str | None:
@@ -250,8 +337,16 @@ def _cirrhosis_line(line: str, age_cap: bool) -> list[str] | None:
     if age_cap:
         age = "100" if age_f > 100 else ("18" if age_f < 18 else age)
     drug = " ".join(w.capitalize() for w in drug.lower().split())
-    return [str(n_days_f), status.upper(), drug, str(age), sex.upper(),
-            *(v.upper() for v in yn), *(str(v) for v in vals), stage]
+    return [
+        str(n_days_f),
+        status.upper(),
+        drug,
+        str(age),
+        sex.upper(),
+        *(v.upper() for v in yn),
+        *(str(v) for v in vals),
+        stage,
+    ]
 
 
 def parse_batch(dataset: str, text: str, age_cap: bool = False) -> list[list[str]]:
@@ -345,9 +440,13 @@ class PaperCell:
 
     def report(self) -> dict:
         return {
-            "protocol": "paper", "batches": self.n_batches, "run_batches": list(self.run),
-            "run_rows": self.run_rows, "kept": 0 if self.table is None else len(self.table),
-            "example_rows": len(self.example_rows), "example_copies": self.example_copies,
+            "protocol": "paper",
+            "batches": self.n_batches,
+            "run_batches": list(self.run),
+            "run_rows": self.run_rows,
+            "kept": 0 if self.table is None else len(self.table),
+            "example_rows": len(self.example_rows),
+            "example_copies": self.example_copies,
             "status": "ok" if self.table is not None else "short",
         }
 
@@ -360,8 +459,9 @@ def to_frame(dataset: str, rows: list[list[str]]) -> pd.DataFrame:
     return df
 
 
-def paper_table(dataset: str, text: str, protocol: Protocol = PAPER, age_cap: bool = False,
-                n: int = CELL_ROWS) -> PaperCell:
+def paper_table(
+    dataset: str, text: str, protocol: Protocol = PAPER, age_cap: bool = False, n: int = CELL_ROWS
+) -> PaperCell:
     """Parse one raw file as the authors did (see module doc)."""
     batches = split_batches(dataset, text)
     parsed = [parse_batch(dataset, b, age_cap) for b in batches]
@@ -370,9 +470,15 @@ def paper_table(dataset: str, text: str, protocol: Protocol = PAPER, age_cap: bo
     # every batch of a run starts with the same echoed prompt (the first batch may carry a
     # chat-template line before the system prompt)
     marker = SYSTEM_PROMPTS[dataset]
-    run_batches = [b[m.start():] if (m := marker.search(b)) else b for b in batches[first:last]]
-    examples = [tuple(r) for r in parse_batch(dataset, "\n".join(
-        _common_prefix_lines(run_batches)), age_cap)] if len(run_batches) > 1 else []
+    run_batches = [b[m.start() :] if (m := marker.search(b)) else b for b in batches[first:last]]
+    examples = (
+        [
+            tuple(r)
+            for r in parse_batch(dataset, "\n".join(_common_prefix_lines(run_batches)), age_cap)
+        ]
+        if len(run_batches) > 1
+        else []
+    )
     ex_set = set(examples)
     rows = [r for rs in parsed[first:last] for r in rs]
     if not protocol.count_example_rows:
@@ -401,7 +507,21 @@ def downsample_real(real: pd.DataFrame, n: int, seed: int = 42) -> pd.DataFrame:
 
 
 __all__ = [
-    "PROTOCOLS", "Protocol", "PAPER", "DIVERGENCE_STEPS", "divergence_protocols", "get_protocol",
-    "COLUMNS", "NUMERIC", "parse_batch", "split_batches", "select_run", "paper_table",
-    "PaperCell", "to_frame", "downsample_real", "age_capped", "CIRRHOSIS_AGE_CAPPED",
+    "PROTOCOLS",
+    "Protocol",
+    "PAPER",
+    "DIVERGENCE_STEPS",
+    "divergence_protocols",
+    "get_protocol",
+    "COLUMNS",
+    "NUMERIC",
+    "parse_batch",
+    "split_batches",
+    "select_run",
+    "paper_table",
+    "PaperCell",
+    "to_frame",
+    "downsample_real",
+    "age_capped",
+    "CIRRHOSIS_AGE_CAPPED",
 ]

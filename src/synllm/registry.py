@@ -39,11 +39,15 @@ class PeerBudget(BaseModel):
     epochs: int = Field(ge=1, description="Upper bound on training epochs.")
     batch_size: int = Field(ge=2, description="Training batch size (rows).")
     max_train_seconds: float | None = Field(
-        None, gt=0, description="Training stops after the epoch that crosses this (None = no limit)."
+        None,
+        gt=0,
+        description="Training stops after the epoch that crosses this (None = no limit).",
     )
     max_train_rows: int | None = Field(
         None, ge=10, description="Seeded subsample of the train split (None = all train rows)."
     )
+
+
 SLUG = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -105,7 +109,7 @@ class ModelSpec(BaseModel):
     notes: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelSpec":
+    def _check(self) -> ModelSpec:
         if self.backend == "transformers" and not (self.hf_id or self.gguf_file):
             raise ValueError("transformers models need 'hf_id' or 'gguf_file'")
         if self.backend == "llamacpp" and not self.gguf_file:
@@ -114,7 +118,9 @@ class ModelSpec(BaseModel):
             # a relative gguf_file without a package is resolved against the working directory
             pass
         if self.backend == "baseline" and self.kind is None:
-            raise ValueError("baseline models need 'kind' (holdout|marginals|copula|uniform|train_copy)")
+            raise ValueError(
+                "baseline models need 'kind' (holdout|marginals|copula|uniform|train_copy)"
+            )
         if self.backend != "baseline" and self.kind is not None:
             raise ValueError("'kind' only applies to backend 'baseline'")
         if self.backend == "peer" and (self.peer is None or self.train is None):
@@ -159,7 +165,7 @@ class ModelSpec(BaseModel):
         peers, and ``backend: replay`` entries (tables made elsewhere, see docs/peers.md)."""
         return self.backend not in ("baseline", "peer", "replay")
 
-    def budget(self, which: str = "cpu") -> "PeerBudget":
+    def budget(self, which: str = "cpu") -> PeerBudget:
         """The peer's training budget: ``train`` (cpu) or ``train_gpu`` (gpu, else ``train``)."""
         if self.train is None:
             raise ConfigError(f"models: {self.slug!r} has no training budget ('train')")
@@ -230,5 +236,7 @@ def load_registry(path: str | Path) -> Registry:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"model registry {path} is not valid YAML: {err}".replace("\n", " "))
+        raise ConfigError(
+            f"model registry {path} is not valid YAML: {err}".replace("\n", " ")
+        ) from None
     return parse_registry(raw, str(path))

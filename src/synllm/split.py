@@ -78,7 +78,7 @@ def decode_text(raw: bytes, path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(
-            f"{path}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r}); "
+            f"{path}: not UTF-8 text (byte {e.start}: {raw[e.start : e.start + 1]!r}); "
             f"convert it, e.g. iconv -f latin1 -t utf-8"
         ) from None
 
@@ -155,15 +155,21 @@ def check_against_card(df: pd.DataFrame, card: DatasetCard) -> None:
     for name, col in card.columns.items():
         s = df[name]
         if s.isna().any() and not col.nullable:
-            raise DataError(f"dataset {card.name!r}: column {name!r} has missing values but is not nullable")
+            raise DataError(
+                f"dataset {card.name!r}: column {name!r} has missing values but is not nullable"
+            )
         v = s.dropna()
         if col.type == "categorical":
             bad = sorted(set(v) - set(col.categories or []))
             if bad:
-                raise DataError(f"dataset {card.name!r}: column {name!r} has categories {bad} not in the card")
+                raise DataError(
+                    f"dataset {card.name!r}: column {name!r} has categories {bad} not in the card"
+                )
         elif col.type == "binary":
             if not v.isin([0, 1]).all():
-                raise DataError(f"dataset {card.name!r}: binary column {name!r} has values other than 0/1")
+                raise DataError(
+                    f"dataset {card.name!r}: binary column {name!r} has values other than 0/1"
+                )
         else:
             lo, hi = col.range  # type: ignore[misc]
             if len(v) and (v.min() < lo or v.max() > hi):

@@ -74,7 +74,9 @@ def group_conditions(
     """
     cols = list(card.group_columns)
     if not cols:
-        raise ConfigError(f"dataset card {card.name!r}: field 'group_columns' is empty; style 'group' needs it")
+        raise ConfigError(
+            f"dataset card {card.name!r}: field 'group_columns' is empty; style 'group' needs it"
+        )
     sizes = train[cols].dropna().value_counts()
     sizes = sizes[(sizes >= min_count) & (sizes >= min_share * len(train))]
     if sizes.empty:

@@ -41,12 +41,34 @@ from synllm.errors import ConfigError, DataError, SynllmError
 from synllm.parsing import Candidate, norm_category, parse_text
 from synllm.protocol import PROTOCOLS
 
-REASONS = ("parse_error", "missing_field", "type", "range", "category", "clinical_rule", "duplicate")
+REASONS = (
+    "parse_error",
+    "missing_field",
+    "type",
+    "range",
+    "category",
+    "clinical_rule",
+    "duplicate",
+)
 _FIELD_REASONS = ("missing_field", "type", "range", "category")
 MAX_EXAMPLES = 3
 COMMON_MISSING = {
-    "", "na", "n/a", "nan", "null", "none", "nil", "-", "--", "?", "missing", "unknown",
-    "not available", "not recorded", "<na>", "undefined",
+    "",
+    "na",
+    "n/a",
+    "nan",
+    "null",
+    "none",
+    "nil",
+    "-",
+    "--",
+    "?",
+    "missing",
+    "unknown",
+    "not available",
+    "not recorded",
+    "<na>",
+    "undefined",
 }
 _NUM_RE = (
     r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
@@ -140,7 +162,9 @@ _REASON_RANK = {r: i for i, r in enumerate(_FIELD_REASONS)}
 
 
 def coerce_records(
-    records: list[dict[str, str]], card: DatasetCard, coercers: dict[str, ColumnCoercer] | None = None
+    records: list[dict[str, str]],
+    card: DatasetCard,
+    coercers: dict[str, ColumnCoercer] | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Type a list of raw records (column -> string; absent key = missing).
 
@@ -215,7 +239,9 @@ def typed_output(frame: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
 
 
 def _example_frame(
-    prompt: dict | None, prompt_cands: list[Candidate], card: DatasetCard,
+    prompt: dict | None,
+    prompt_cands: list[Candidate],
+    card: DatasetCard,
     coercers: dict[str, ColumnCoercer] | None = None,
 ) -> tuple[pd.DataFrame, int, np.ndarray]:
     """Typed example rows (prompt JSON ``example_rows`` + valid records of the echoed prompt),
@@ -225,7 +251,9 @@ def _example_frame(
     if prompt:
         for row in prompt.get("example_rows") or []:
             if isinstance(row, dict):
-                recs.append({k: ("" if v is None else str(v)) for k, v in row.items() if k in card.columns})
+                recs.append(
+                    {k: ("" if v is None else str(v)) for k, v in row.items() if k in card.columns}
+                )
     n_json = len(recs)
     recs += [c.fields for c in prompt_cands if c.fields is not None]
     frame, reason, _ = coerce_records(recs, card, coercers)
@@ -255,7 +283,9 @@ def validate_text(
         raise ConfigError(f"duplicates must be 'keep' or 'reject', got {duplicates!r}")
     prompt_texts: tuple[str, ...] = ()
     if prompt:
-        prompt_texts = tuple(t for t in (prompt.get("user"), prompt.get("system")) if isinstance(t, str))
+        prompt_texts = tuple(
+            t for t in (prompt.get("user"), prompt.get("system")) if isinstance(t, str)
+        )
     cands = parse_text(text, card, prompt_texts)
     gen = [c for c in cands if not c.in_prompt]
     in_prompt = [c for c in cands if c.in_prompt]
@@ -283,7 +313,9 @@ def validate_text(
     # row is a leak to be scored, so only copies of non-real examples are dropped
     ex, n_echo_prompt, from_json = _example_frame(prompt, in_prompt, card, coercers)
     all_keys = row_keys(ex, card)
-    real_keys = {k for k, j in zip(all_keys, from_json) if j} if real_example_rows(prompt) else set()
+    real_keys = (
+        {k for k, j in zip(all_keys, from_json) if j} if real_example_rows(prompt) else set()
+    )
     ex_keys = set(all_keys) - real_keys
     echo_copy = ok & np.array([k in ex_keys for k in row_keys(frame, card)], dtype=bool)
     ok &= ~echo_copy
@@ -348,8 +380,11 @@ def validate_text(
         "rejected": rejected,
         "examples": {r: v for r, v in examples.items() if v},
         "echoed_examples_removed": n_echo_prompt + int(echo_copy.sum()),
-        "echo": {"in_prompt": n_echo_prompt, "copied_in_output": int(echo_copy.sum()),
-                 "prompt_candidates": len(in_prompt)},
+        "echo": {
+            "in_prompt": n_echo_prompt,
+            "copied_in_output": int(echo_copy.sum()),
+            "prompt_candidates": len(in_prompt),
+        },
         "example_rows_real": real_example_rows(prompt),
         "prompt_copies": len(prompt_copy_rows),
         "prompt_copy_rows": prompt_copy_rows,
@@ -440,8 +475,9 @@ def validate_file(
     return report
 
 
-def validate_paper_file(card: DatasetCard, raw_path, out_csv, out_report,
-                        source_model: str | None = None) -> dict:
+def validate_paper_file(
+    card: DatasetCard, raw_path, out_csv, out_report, source_model: str | None = None
+) -> dict:
     """``evaluation.protocol: paper``: the authors' table of one cell (``synllm.protocol``).
 
     The CSV holds the authors' columns and values (numeric columns coerced), header only for a
@@ -451,8 +487,13 @@ def validate_paper_file(card: DatasetCard, raw_path, out_csv, out_report,
 
     cap = age_capped(card.name, source_model)
     cell = paper_table(card.name, read_raw(raw_path), age_cap=cap)
-    report = {"dataset": card.name, **cell.report(), "age_capped": cap, "raw": str(raw_path),
-              "valid": 0 if cell.table is None else len(cell.table)}
+    report = {
+        "dataset": card.name,
+        **cell.report(),
+        "age_capped": cap,
+        "raw": str(raw_path),
+        "valid": 0 if cell.table is None else len(cell.table),
+    }
     for p in (out_csv, out_report):
         Path(p).parent.mkdir(parents=True, exist_ok=True)
     table = cell.table if cell.table is not None else pd.DataFrame(columns=COLUMNS[card.name])
@@ -471,21 +512,31 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--out-report", required=True)
     p.add_argument("--clinical-rules", choices=("reject", "flag"), default="reject")
     p.add_argument("--n-records", type=int, default=None, help="keep at most the first N valid")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="project",
-                   help="paper: the SynLLM authors' line parser and 100-row cells (synllm.protocol)")
-    p.add_argument("--source-model", default=None,
-                   help="protocol paper: the authors' model directory (their Age cap is per model)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="project",
+        help="paper: the SynLLM authors' line parser and 100-row cells (synllm.protocol)",
+    )
+    p.add_argument(
+        "--source-model",
+        default=None,
+        help="protocol paper: the authors' model directory (their Age cap is per model)",
+    )
     a = p.parse_args(argv)
     if a.n_records is not None and a.n_records < 0:
         raise ConfigError(f"--n-records must be >= 0, got {a.n_records}")
     card = load_card(a.card)
     if a.protocol == "paper":
         rep = validate_paper_file(card, a.raw, a.out_csv, a.out_report, a.source_model)
-        print(f"{card.name}: paper protocol, {rep['batches']} batches, run {rep['run_batches']}, "
-              f"{rep['kept']} rows kept ({rep['example_copies']} example copies, {rep['status']})")
+        print(
+            f"{card.name}: paper protocol, {rep['batches']} batches, run {rep['run_batches']}, "
+            f"{rep['kept']} rows kept ({rep['example_copies']} example copies, {rep['status']})"
+        )
         return 0
-    rep = validate_file(card, a.raw, a.out_csv, a.out_report, a.prompt, a.train,
-                        a.clinical_rules, a.n_records)
+    rep = validate_file(
+        card, a.raw, a.out_csv, a.out_report, a.prompt, a.train, a.clinical_rules, a.n_records
+    )
     print(
         f"{card.name}: {rep['candidate_lines']} candidates, {rep['parsed']} parsed, "
         f"{rep['valid']} valid ({rep['status']}, format {rep['format_detected']})"

@@ -43,7 +43,9 @@ def _write_table(out_dir: Path, stem: str, frame: pd.DataFrame, layout: render.L
     (out_dir / f"{stem}.tex").write_text(render.to_latex(layout))
 
 
-def _distribution_figures(cell: pd.DataFrame, dataset: str, cards_dir, synthetic_dir, train_dir, fig_dir: Path) -> list[Path]:
+def _distribution_figures(
+    cell: pd.DataFrame, dataset: str, cards_dir, synthetic_dir, train_dir, fig_dir: Path
+) -> list[Path]:
     """Best / worst cell (by Harmonic, one repeat) of ``dataset``: real vs synthetic overlays."""
     from synllm.cards import find_card
     from synllm.split import read_split
@@ -65,7 +67,10 @@ def _distribution_figures(cell: pd.DataFrame, dataset: str, cards_dir, synthetic
         tpath = Path(train_dir) / dataset / "train.parquet"
         missing = [str(p) for p in (spath, tpath) if not p.is_file()]
         if missing:
-            print(f"synllm aggregate: warning: {', '.join(missing)} not found; {path.name} shows a note", file=sys.stderr)
+            print(
+                f"synllm aggregate: warning: {', '.join(missing)} not found; {path.name} shows a note",
+                file=sys.stderr,
+            )
             out.append(figures._message(path, title, "file not found:\n" + "\n".join(missing)))
             continue
         card = find_card(dataset, cards_dir)
@@ -108,7 +113,9 @@ def aggregate(
     if not metrics_paths:
         raise SynllmError("aggregate: no metrics files given (--metrics-list / --metrics)")
     if classifier not in CLASSIFIERS:
-        raise SynllmError(f"--utility-classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}")
+        raise SynllmError(
+            f"--utility-classifier must be one of {list(CLASSIFIERS)}, got {classifier!r}"
+        )
     out_dir, figures_dir = Path(out_dir), Path(figures_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -125,8 +132,10 @@ def aggregate(
         for ds in sorted(set(cells["dataset"])):
             missing = [m for m in scores.ANCHOR_MODELS if (ds, m) not in have]
             if missing:
-                raise SynllmError(f"aggregate --normalisation anchored: dataset {ds!r} has no ok cell "
-                                  f"of the anchor baseline(s) {missing}")
+                raise SynllmError(
+                    f"aggregate --normalisation anchored: dataset {ds!r} has no ok cell "
+                    f"of the anchor baseline(s) {missing}"
+                )
     norm = scores.normalise(metrics, normalisation)
     util = scores.utility_long(metrics, raw)
     util_cells = scores.utility_per_cell(util, classifier)
@@ -138,7 +147,8 @@ def aggregate(
     if "tstr_auc" in util_cells:
         point = point.merge(util_cells[KEY + ["tstr_auc"]], on=KEY, how="left")
     intervals = uncertainty.cell_intervals(
-        uncertainty.replicate_scores(metrics, reps, cells, normalisation), point)
+        uncertainty.replicate_scores(metrics, reps, cells, normalisation), point
+    )
     boot = len(intervals) > 0
     if boot:
         cell = cell.merge(intervals, on=KEY, how="left")
@@ -155,7 +165,11 @@ def aggregate(
     t4, l4 = tables.table4(summary, kinds, names, normalisation)
     _write_table(out_dir, "table4_quality_privacy", t4, l4)
     t5, l5 = tables.table5(
-        scores.utility_by_model(util_cells), kinds, names, classifier, scores.reference_utility(util, classifier)
+        scores.utility_by_model(util_cells),
+        kinds,
+        names,
+        classifier,
+        scores.reference_utility(util, classifier),
     )
     _write_table(out_dir, "table5_ml_utility", t5, l5)
     eff = scores.efficiency_table(cell, meta, kinds, validation)
@@ -176,7 +190,9 @@ def aggregate(
 
     defs = tables.score_definitions(metrics)
     defs.to_csv(out_dir / "score_definitions.csv", index=False)
-    (out_dir / "score_definitions.md").write_text(tables.definitions_markdown(defs, scores.__doc__, classifier))
+    (out_dir / "score_definitions.md").write_text(
+        tables.definitions_markdown(defs, scores.__doc__, classifier)
+    )
 
     cmp = pd.DataFrame(columns=["dataset", "prompt", "n", "rho", "p", "models"])
     if paper_dir is not None:
@@ -195,47 +211,112 @@ def aggregate(
         figures.quality_vs_privacy(summary, kinds, figures_dir / "quality_vs_privacy.png")
         figures.efficiency_bars(eff, figures_dir / "efficiency.png")
         ranking.cd_figure(rank_res, figures_dir / "critical_difference.png")
-    return {"cells": cell, "summary": summary, "table4": t4, "table5": t5, "table6": t6,
-            "definitions": defs, "comparison": cmp, "metrics": norm, "privacy": tp, "fairness": tf,
-            "intervals": ti, "ranking": tr}
+    return {
+        "cells": cell,
+        "summary": summary,
+        "table4": t4,
+        "table5": t5,
+        "table6": t6,
+        "definitions": defs,
+        "comparison": cmp,
+        "metrics": norm,
+        "privacy": tp,
+        "fairness": tf,
+        "intervals": ti,
+        "ranking": tr,
+    }
 
 
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm aggregate", description=__doc__.splitlines()[0])
-    p.add_argument("--metrics-list", action="append", default=[], help="file listing metrics JSON paths, one per line (repeatable)")
-    p.add_argument("--meta-list", action="append", default=[], help="file listing raw meta JSON paths (repeatable)")
-    p.add_argument("--validation-list", action="append", default=[], help="file listing validation report paths (repeatable)")
+    p.add_argument(
+        "--metrics-list",
+        action="append",
+        default=[],
+        help="file listing metrics JSON paths, one per line (repeatable)",
+    )
+    p.add_argument(
+        "--meta-list",
+        action="append",
+        default=[],
+        help="file listing raw meta JSON paths (repeatable)",
+    )
+    p.add_argument(
+        "--validation-list",
+        action="append",
+        default=[],
+        help="file listing validation report paths (repeatable)",
+    )
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON paths given directly")
     p.add_argument("--meta", nargs="*", default=[], help="raw meta JSON paths given directly")
-    p.add_argument("--validation", nargs="*", default=[], help="validation report paths given directly")
-    p.add_argument("--fairness-list", action="append", default=[], help="file listing per-cell fairness CSV paths (repeatable)")
+    p.add_argument(
+        "--validation", nargs="*", default=[], help="validation report paths given directly"
+    )
+    p.add_argument(
+        "--fairness-list",
+        action="append",
+        default=[],
+        help="file listing per-cell fairness CSV paths (repeatable)",
+    )
     p.add_argument("--fairness", nargs="*", default=[], help="fairness CSV paths given directly")
-    p.add_argument("--cards-dir", required=True, help="directory of dataset cards (resources/datasets)")
+    p.add_argument(
+        "--cards-dir", required=True, help="directory of dataset cards (resources/datasets)"
+    )
     p.add_argument("--out-dir", required=True, help="tables directory (results/tables)")
     p.add_argument("--figures-dir", required=True, help="figures directory (results/figures)")
     p.add_argument("--paper-dir", default=None, help="published tables (resources/paper)")
-    p.add_argument("--synthetic-dir", default=None, help="results/synthetic, for the distribution figures")
+    p.add_argument(
+        "--synthetic-dir", default=None, help="results/synthetic, for the distribution figures"
+    )
     p.add_argument("--train-dir", default=None, help="results/data, for the distribution figures")
-    p.add_argument("--registry", default="config/models.yaml", help="model registry for paper names (skipped if absent)")
-    p.add_argument("--utility-classifier", default="mean", choices=CLASSIFIERS,
-                   help="Table V scores: mean over classifiers (default) or one classifier")
-    p.add_argument("--datasets", nargs="*", default=[], help="datasets that must get figures even without cells")
-    p.add_argument("--normalisation", default="run", choices=scores.NORMALISATIONS,
-                   help="run: min-max over the run's cells (default); anchored: holdout = 1, "
-                        "worst reference = 0")
+    p.add_argument(
+        "--registry",
+        default="config/models.yaml",
+        help="model registry for paper names (skipped if absent)",
+    )
+    p.add_argument(
+        "--utility-classifier",
+        default="mean",
+        choices=CLASSIFIERS,
+        help="Table V scores: mean over classifiers (default) or one classifier",
+    )
+    p.add_argument(
+        "--datasets",
+        nargs="*",
+        default=[],
+        help="datasets that must get figures even without cells",
+    )
+    p.add_argument(
+        "--normalisation",
+        default="run",
+        choices=scores.NORMALISATIONS,
+        help="run: min-max over the run's cells (default); anchored: holdout = 1, "
+        "worst reference = 0",
+    )
     p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="project",
-                   help="paper: reproduce Table IV under the authors' protocol (paper_* outputs)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="project",
+        help="paper: reproduce Table IV under the authors' protocol (paper_* outputs)",
+    )
     a = p.parse_args(argv)
     if a.protocol == "paper":
         if a.paper_dir is None:
             raise SynllmError("aggregate --protocol paper needs --paper-dir")
         res = reproduction.write_outputs(
-            gather_paths(a.metrics_list, a.metrics), a.out_dir, a.figures_dir, a.paper_dir,
-            paper.load_paper_names(a.paper_dir, a.registry), make_figures=not a.no_figures)
+            gather_paths(a.metrics_list, a.metrics),
+            a.out_dir,
+            a.figures_dir,
+            a.paper_dir,
+            paper.load_paper_names(a.paper_dir, a.registry),
+            make_figures=not a.no_figures,
+        )
         s = res["summary"]
-        print(f"aggregate (paper protocol): {len(res['reproduction'])} printed cells; quality "
-              f"matches {dict(zip(s['dataset'], s['quality_match']))} -> {a.out_dir}")
+        print(
+            f"aggregate (paper protocol): {len(res['reproduction'])} printed cells; quality "
+            f"matches {dict(zip(s['dataset'], s['quality_match']))} -> {a.out_dir}"
+        )
         return 0
     res = aggregate(
         gather_paths(a.metrics_list, a.metrics),

@@ -36,24 +36,37 @@ def _message(path: Path, title: str, text: str) -> Path:
     return path
 
 
-def harmonic_heatmap(summary: pd.DataFrame, dataset: str, kinds: dict[str, str], path: Path) -> Path:
+def harmonic_heatmap(
+    summary: pd.DataFrame, dataset: str, kinds: dict[str, str], path: Path
+) -> Path:
     """Heatmap of mean Harmonic, rows = models (best first), columns = prompts."""
     sub = summary[summary["dataset"] == dataset]
     if sub.empty:
         return _message(path, f"Harmonic score: {dataset}", "no cells for this dataset")
     prompts = prompt_order(sub["prompt"].unique())
-    grid = sub.pivot_table(index="model", columns="prompt", values="harmonic_mean", aggfunc="mean", dropna=False)
+    grid = sub.pivot_table(
+        index="model", columns="prompt", values="harmonic_mean", aggfunc="mean", dropna=False
+    )
     grid = grid.reindex(columns=prompts)
     order = grid.fillna(0).mean(axis=1).sort_values(ascending=False).index
-    order = [m for m in order if kinds.get(m) != "baseline"] + [m for m in order if kinds.get(m) == "baseline"]
+    order = [m for m in order if kinds.get(m) != "baseline"] + [
+        m for m in order if kinds.get(m) == "baseline"
+    ]
     grid = grid.reindex(index=order)
     vals = grid.to_numpy(dtype=float)
     present = {(m, p) for m, p in zip(sub["model"], sub["prompt"])}
     fig, ax = plt.subplots(figsize=(1.2 * len(prompts) + 3, 0.38 * len(order) + 1.6))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d0d0d0")
     im = ax.imshow(np.ma.masked_invalid(vals), cmap=cmap, vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(prompts)), [NONE_GROUP if p == "none" else p for p in prompts], rotation=30, ha="right")
-    ax.set_yticks(range(len(order)), [f"{m} (baseline)" if kinds.get(m) == "baseline" else m for m in order])
+    ax.set_xticks(
+        range(len(prompts)),
+        [NONE_GROUP if p == "none" else p for p in prompts],
+        rotation=30,
+        ha="right",
+    )
+    ax.set_yticks(
+        range(len(order)), [f"{m} (baseline)" if kinds.get(m) == "baseline" else m for m in order]
+    )
     for i in range(vals.shape[0]):
         for j in range(vals.shape[1]):
             v = vals[i, j]
@@ -61,7 +74,15 @@ def harmonic_heatmap(summary: pd.DataFrame, dataset: str, kinds: dict[str, str],
                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color="white"))
                 continue
             txt = "–" if math.isnan(v) else f"{v:.2f}"
-            ax.text(j, i, txt, ha="center", va="center", fontsize=8, color="white" if not math.isnan(v) and v < 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                txt,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if not math.isnan(v) and v < 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, label="Harmonic (higher is better)")
     ax.set_title(f"Harmonic score, {dataset} (grey – = failed cell, blank = not in the grid)")
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -84,12 +105,26 @@ def quality_vs_privacy(summary: pd.DataFrame, kinds: dict[str, str], path: Path)
             s = ok[(ok["dataset"] == ds) & (ok["prompt"] == p)]
             if s.empty:
                 continue
-            ax.scatter(s["quality_mean"], s["privacy_mean"], color=colors(di % 10), marker=markers[pi % len(markers)],
-                       s=40, alpha=0.8, edgecolor="black", linewidth=0.4)
+            ax.scatter(
+                s["quality_mean"],
+                s["privacy_mean"],
+                color=colors(di % 10),
+                marker=markers[pi % len(markers)],
+                s=40,
+                alpha=0.8,
+                edgecolor="black",
+                linewidth=0.4,
+            )
     for di, ds in enumerate(datasets):
         ax.scatter([], [], color=colors(di % 10), marker="o", label=ds)
     for pi, p in enumerate(prompts):
-        ax.scatter([], [], color="grey", marker=markers[pi % len(markers)], label=NONE_GROUP if p == "none" else p)
+        ax.scatter(
+            [],
+            [],
+            color="grey",
+            marker=markers[pi % len(markers)],
+            label=NONE_GROUP if p == "none" else p,
+        )
     q = np.linspace(0.01, 1, 200)
     for h in (0.25, 0.5, 0.75):
         pp = h * q / (2 * q - h)
@@ -130,7 +165,15 @@ def efficiency_bars(eff: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def distributions(card, real: pd.DataFrame, synth: pd.DataFrame, title: str, path: Path, max_real: int = 20000, seed: int = 0) -> Path:
+def distributions(
+    card,
+    real: pd.DataFrame,
+    synth: pd.DataFrame,
+    title: str,
+    path: Path,
+    max_real: int = 20000,
+    seed: int = 0,
+) -> Path:
     """Per-feature overlay: numeric -> density histograms on shared bins; categorical /
     binary -> category proportions side by side. ``real`` is subsampled to ``max_real`` rows."""
     if len(real) > max_real:
@@ -154,7 +197,9 @@ def distributions(card, real: pd.DataFrame, synth: pd.DataFrame, title: str, pat
                 bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
                 ax.hist(r, bins=bins, density=True, alpha=0.5, color="#4c72b0", label="real")
                 if len(s):
-                    ax.hist(s, bins=bins, density=True, alpha=0.5, color="#dd8452", label="synthetic")
+                    ax.hist(
+                        s, bins=bins, density=True, alpha=0.5, color="#dd8452", label="synthetic"
+                    )
         else:
             cats = list(spec.categories) if spec.type == "categorical" else [0, 1]
             rs = r.astype(str) if spec.type == "categorical" else pd.to_numeric(r, errors="coerce")
@@ -167,7 +212,7 @@ def distributions(card, real: pd.DataFrame, synth: pd.DataFrame, title: str, pat
             ax.set_xticks(x, [str(c) for c in cats], rotation=30, ha="right", fontsize=7)
         ax.set_title(col, fontsize=9)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(cols):]:
+    for ax in list(axes.flat)[len(cols) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -45,7 +45,9 @@ def read_list(path: str | Path) -> list[Path]:
     return out
 
 
-def gather_paths(lists: Iterable[str | Path] | None, direct: Iterable[str | Path] | None) -> list[Path]:
+def gather_paths(
+    lists: Iterable[str | Path] | None, direct: Iterable[str | Path] | None
+) -> list[Path]:
     """Union (order kept, duplicates dropped) of the paths in list files and direct paths."""
     paths: list[Path] = []
     for lst in lists or []:
@@ -60,7 +62,9 @@ def _read_json(path: Path, what: str) -> dict:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise SynllmError(f"{what} file {path} is not valid JSON: {err.msg} (line {err.lineno})")
+        raise SynllmError(
+            f"{what} file {path} is not valid JSON: {err.msg} (line {err.lineno})"
+        ) from None
     if not isinstance(data, dict):
         raise SynllmError(f"{what} file {path} does not hold a JSON object")
     return data
@@ -96,11 +100,15 @@ def parse_metrics(data: dict, source: str) -> tuple[dict, list[dict]]:
         if field not in data:
             raise SynllmError(f"metrics file {source}: missing field '{field}'")
     if data["status"] not in ("ok", "failed"):
-        raise SynllmError(f"metrics file {source}: field 'status' is {data['status']!r}, expected ok|failed")
+        raise SynllmError(
+            f"metrics file {source}: field 'status' is {data['status']!r}, expected ok|failed"
+        )
     try:
         rep = int(data["rep"])
     except (TypeError, ValueError):
-        raise SynllmError(f"metrics file {source}: field 'rep' is {data['rep']!r}, expected an integer")
+        raise SynllmError(
+            f"metrics file {source}: field 'rep' is {data['rep']!r}, expected an integer"
+        ) from None
     cell = {
         "dataset": str(data["dataset"]),
         "model": str(data["model"]),
@@ -125,9 +133,13 @@ def parse_metrics(data: dict, source: str) -> tuple[dict, list[dict]]:
             raise SynllmError(f"{where}: metric name {m['name']!r} appears twice")
         seen.add(m["name"])
         if m["score_group"] not in _GROUPS:
-            raise SynllmError(f"{where} ({m['name']}): field 'score_group' is {m['score_group']!r}, expected quality|privacy|null")
+            raise SynllmError(
+                f"{where} ({m['name']}): field 'score_group' is {m['score_group']!r}, expected quality|privacy|null"
+            )
         if m["direction"] not in _DIRECTIONS:
-            raise SynllmError(f"{where} ({m['name']}): field 'direction' is {m['direction']!r}, expected higher|lower")
+            raise SynllmError(
+                f"{where} ({m['name']}): field 'direction' is {m['direction']!r}, expected higher|lower"
+            )
         rng = m["range"]
         if not (isinstance(rng, (list, tuple)) and len(rng) == 2):
             raise SynllmError(f"{where} ({m['name']}): field 'range' must be [min, max]")
@@ -177,7 +189,17 @@ def load_metrics(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[di
         )
     metrics_df = pd.DataFrame(
         rows,
-        columns=KEY + ["name", "family", "score_group", "direction", "range_lo", "range_hi", "value", "metric_status"],
+        columns=KEY
+        + [
+            "name",
+            "family",
+            "score_group",
+            "direction",
+            "range_lo",
+            "range_hi",
+            "value",
+            "metric_status",
+        ],
     )
     check_declarations(metrics_df)
     return cells_df, metrics_df, raw
@@ -187,7 +209,9 @@ def check_declarations(metrics: pd.DataFrame) -> None:
     """Within a dataset, one metric name must keep one family / score_group / direction."""
     if metrics.empty:
         return
-    decl = metrics[["dataset", "name", "family", "score_group", "direction"]].fillna({"score_group": "null"})
+    decl = metrics[["dataset", "name", "family", "score_group", "direction"]].fillna(
+        {"score_group": "null"}
+    )
     n = decl.drop_duplicates().groupby(["dataset", "name"]).size()
     bad = n[n > 1]
     if len(bad):
@@ -249,8 +273,17 @@ VALIDATION_FIELDS = {
 
 _FAIR_REP = re.compile(r"^r(\d+)\.csv$")
 FAIRNESS_COLUMNS = [
-    "group_by", "group", "n_real", "n_synthetic", "kl_mean", "worst_feature", "worst_feature_kl",
-    "kl_reason", "n_holdout", "auc", "auc_reason",
+    "group_by",
+    "group",
+    "n_real",
+    "n_synthetic",
+    "kl_mean",
+    "worst_feature",
+    "worst_feature_kl",
+    "kl_reason",
+    "n_holdout",
+    "auc",
+    "auc_reason",
 ]
 
 
@@ -273,7 +306,12 @@ def load_fairness(paths: list[Path]) -> pd.DataFrame:
                 f"cannot read the cell identity from path {p} "
                 "(expected .../{dataset}/{model}/{prompt}/r{rep}.csv)"
             )
-        ident = {"dataset": p.parts[-4], "model": p.parts[-3], "prompt": p.parts[-2], "rep": int(m.group(1))}
+        ident = {
+            "dataset": p.parts[-4],
+            "model": p.parts[-3],
+            "prompt": p.parts[-2],
+            "rep": int(m.group(1)),
+        }
         try:
             df = pd.read_csv(p, keep_default_na=True)
         except pd.errors.EmptyDataError:
@@ -283,7 +321,9 @@ def load_fairness(paths: list[Path]) -> pd.DataFrame:
             raise SynllmError(f"fairness file {p}: missing column(s) {missing}")
         for k, v in ident.items():
             if k in df.columns and df[k].notna().any() and not (df[k].astype(str) == str(v)).all():
-                raise SynllmError(f"fairness file {p}: column '{k}' disagrees with the path ({v!r})")
+                raise SynllmError(
+                    f"fairness file {p}: column '{k}' disagrees with the path ({v!r})"
+                )
         frames.append(df[FAIRNESS_COLUMNS].assign(**ident))
     if not frames:
         return pd.DataFrame(columns=KEY + FAIRNESS_COLUMNS)

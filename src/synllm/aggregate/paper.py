@@ -37,7 +37,9 @@ def load_paper_names(paper_dir: str | Path | None, registry: str | Path | None) 
         try:
             reg = yaml.safe_load(Path(registry).read_text()) or {}
         except yaml.YAMLError as err:
-            raise SynllmError(f"model registry {registry} is not valid YAML: {err}".replace("\n", " "))
+            raise SynllmError(
+                f"model registry {registry} is not valid YAML: {err}".replace("\n", " ")
+            ) from None
         models = reg.get("models", reg) if isinstance(reg, dict) else {}
         if isinstance(models, dict):
             for slug, spec in models.items():
@@ -51,7 +53,9 @@ def load_paper_table4(paper_dir: str | Path) -> pd.DataFrame:
     harmonic`` ("harmonic" is the printed column, (Q + P) / 2)."""
     f = Path(paper_dir) / "table4_quality_privacy_harmonic.csv"
     if not f.is_file():
-        raise SynllmError(f"paper table not found: {f} (copy it from the paper material into --paper-dir)")
+        raise SynllmError(
+            f"paper table not found: {f} (copy it from the paper material into --paper-dir)"
+        )
     df = pd.read_csv(f)
     need = {"row", "dataset", "model", "prompt", "quality", "privacy", "harmonic"}
     if not need <= set(df.columns):
@@ -77,8 +81,12 @@ def spearman(ours: pd.Series, theirs: pd.Series) -> dict:
     return res
 
 
-def compare_harmonic(ours: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[str, str],
-                     value: str = "harmonic_mean") -> pd.DataFrame:
+def compare_harmonic(
+    ours: pd.DataFrame,
+    paper: pd.DataFrame,
+    paper_names: dict[str, str],
+    value: str = "harmonic_mean",
+) -> pd.DataFrame:
     """Spearman correlations of our ``value`` column with the printed "Harmonic".
 
     ``ours``: ``dataset, model, prompt, <value>`` (NaN for failed cells); pass (Q + P) / 2 to
@@ -105,14 +113,15 @@ def compare_harmonic(ours: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[
     return pd.DataFrame(rows, columns=["dataset", "prompt", "n", "rho", "p", "models"])
 
 
-def comparison_markdown(cmp: pd.DataFrame,
-                        ours: str = "our (Q + P) / 2 under this project's protocol") -> str:
+def comparison_markdown(
+    cmp: pd.DataFrame, ours: str = "our (Q + P) / 2 under this project's protocol"
+) -> str:
     """``paper_comparison.md``: the correlations, "n/a" where fewer than 3 common models."""
     lines = [
         "**Spearman rank correlation between our scores and the SynLLM paper's Table IV "
-        "\"Harmonic\"**",
+        '"Harmonic"**',
         "",
-        f"Ours: {ours}. The printed \"Harmonic\" is (Q + P) / 2 (PROTOCOL.md), so both sides "
+        f'Ours: {ours}. The printed "Harmonic" is (Q + P) / 2 (PROTOCOL.md), so both sides '
         "are the arithmetic mean of Quality and Privacy.",
         "",
         "| Dataset | Prompt | n | rho | p | Models |",
@@ -121,9 +130,13 @@ def comparison_markdown(cmp: pd.DataFrame,
     for r in cmp.itertuples(index=False):
         rho = "n/a" if not math.isfinite(r.rho) else f"{r.rho:.2f}"
         p = "n/a" if not math.isfinite(r.p) else f"{r.p:.3g}"
-        lines.append(f"| {r.dataset} | {r.prompt} | {r.n} | {rho} | {p} | {r.models.replace(';', ', ')} |")
+        lines.append(
+            f"| {r.dataset} | {r.prompt} | {r.n} | {rho} | {p} | {r.models.replace(';', ', ')} |"
+        )
     if cmp.empty:
-        lines.append("| – | – | 0 | n/a | n/a | (no model of this run is in the paper's Table IV) |")
+        lines.append(
+            "| – | – | 0 | n/a | n/a | (no model of this run is in the paper's Table IV) |"
+        )
     lines += [
         "",
         "- n = models present in both tables with a finite value (failed cells and '–' paper "

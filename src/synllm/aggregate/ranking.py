@@ -32,18 +32,36 @@ from synllm import BASELINE_PROMPT
 ALPHA = 0.05
 MIN_MODELS = 3
 MIN_BLOCKS = 2
-COLUMNS = ["model", "mean_rank", "harmonic_mean", "n_blocks", "nemenyi_p_vs_best",
-           "vs_best", "friedman_chi2", "friedman_p", "critical_difference", "n_models", "note"]
+COLUMNS = [
+    "model",
+    "mean_rank",
+    "harmonic_mean",
+    "n_blocks",
+    "nemenyi_p_vs_best",
+    "vs_best",
+    "friedman_chi2",
+    "friedman_p",
+    "critical_difference",
+    "n_models",
+    "note",
+]
 
 
 def block_matrix(summary: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
     """Harmonic per (dataset, prompt) block (rows) and LLM (columns); failed / missing = 0."""
-    llm = summary[summary["model"].map(lambda m: kinds.get(m, "LLM") != "baseline")
-                  & (summary["prompt"] != BASELINE_PROMPT)]
+    llm = summary[
+        summary["model"].map(lambda m: kinds.get(m, "LLM") != "baseline")
+        & (summary["prompt"] != BASELINE_PROMPT)
+    ]
     if llm.empty:
         return pd.DataFrame()
-    wide = llm.pivot_table(index=["dataset", "prompt"], columns="model", values="harmonic_mean",
-                           aggfunc="mean", dropna=False)
+    wide = llm.pivot_table(
+        index=["dataset", "prompt"],
+        columns="model",
+        values="harmonic_mean",
+        aggfunc="mean",
+        dropna=False,
+    )
     blocks = llm[["dataset", "prompt"]].drop_duplicates()
     wide = wide.reindex(pd.MultiIndex.from_frame(blocks)).sort_index()
     return wide.reindex(columns=sorted(llm["model"].unique())).fillna(0.0)
@@ -51,8 +69,9 @@ def block_matrix(summary: pd.DataFrame, kinds: dict[str, str]) -> pd.DataFrame:
 
 def mean_ranks(matrix: pd.DataFrame) -> pd.Series:
     """Mean rank per model, rank 1 = highest value in a block (ties averaged)."""
-    ranks = matrix.apply(lambda row: pd.Series(stats.rankdata(-row.to_numpy()), index=row.index),
-                         axis=1)
+    ranks = matrix.apply(
+        lambda row: pd.Series(stats.rankdata(-row.to_numpy()), index=row.index), axis=1
+    )
     return ranks.mean(axis=0)
 
 
@@ -67,23 +86,44 @@ def friedman_nemenyi(matrix: pd.DataFrame, alpha: float = ALPHA) -> dict:
     "pvalues", "cd", "best"}`` (``ok`` False with a one-line ``reason`` when it cannot run)."""
     k, n = (matrix.shape[1], matrix.shape[0]) if not matrix.empty else (0, 0)
     if k < MIN_MODELS:
-        return {"ok": False, "reason": f"Friedman test not run: {k} LLM(s) in the run, it needs at "
-                                       f"least {MIN_MODELS}", "k": k, "n": n}
+        return {
+            "ok": False,
+            "reason": f"Friedman test not run: {k} LLM(s) in the run, it needs at "
+            f"least {MIN_MODELS}",
+            "k": k,
+            "n": n,
+        }
     if n < MIN_BLOCKS:
-        return {"ok": False, "reason": f"Friedman test not run: {n} (dataset, prompt) block(s), it "
-                                       f"needs at least {MIN_BLOCKS}", "k": k, "n": n}
+        return {
+            "ok": False,
+            "reason": f"Friedman test not run: {n} (dataset, prompt) block(s), it "
+            f"needs at least {MIN_BLOCKS}",
+            "k": k,
+            "n": n,
+        }
     import scikit_posthocs as sp
 
     chi2, p = stats.friedmanchisquare(*[matrix[c].to_numpy() for c in matrix.columns])
     ranks = mean_ranks(matrix)
     pvals = sp.posthoc_nemenyi_friedman(matrix.reset_index(drop=True))
     best = ranks.idxmin()
-    return {"ok": True, "reason": None, "chi2": float(chi2), "p": float(p), "ranks": ranks,
-            "pvalues": pvals, "cd": critical_difference(k, n, alpha), "best": best, "k": k, "n": n}
+    return {
+        "ok": True,
+        "reason": None,
+        "chi2": float(chi2),
+        "p": float(p),
+        "ranks": ranks,
+        "pvalues": pvals,
+        "cd": critical_difference(k, n, alpha),
+        "best": best,
+        "k": k,
+        "n": n,
+    }
 
 
-def ranking_table(summary: pd.DataFrame, kinds: dict[str, str], alpha: float = ALPHA
-                  ) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+def ranking_table(
+    summary: pd.DataFrame, kinds: dict[str, str], alpha: float = ALPHA
+) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """One row per LLM, best mean rank first; ``vs_best`` is ``best``, ``significant``
     (Nemenyi p < alpha) or ``not significant``. When the test cannot run, a single row
     whose ``note`` says why. Returns (table, test result, block matrix)."""
@@ -96,14 +136,23 @@ def ranking_table(summary: pd.DataFrame, kinds: dict[str, str], alpha: float = A
     rows = []
     for model, r in res["ranks"].sort_values(kind="stable").items():
         p = float(res["pvalues"].loc[model, res["best"]]) if model != res["best"] else math.nan
-        rows.append({
-            "model": model, "mean_rank": float(r), "harmonic_mean": float(matrix[model].mean()),
-            "n_blocks": int(matrix.shape[0]), "nemenyi_p_vs_best": p,
-            "vs_best": "best" if model == res["best"] else
-                       ("significant" if p < alpha else "not significant"),
-            "friedman_chi2": res["chi2"], "friedman_p": res["p"],
-            "critical_difference": res["cd"], "n_models": res["k"], "note": "",
-        })
+        rows.append(
+            {
+                "model": model,
+                "mean_rank": float(r),
+                "harmonic_mean": float(matrix[model].mean()),
+                "n_blocks": int(matrix.shape[0]),
+                "nemenyi_p_vs_best": p,
+                "vs_best": "best"
+                if model == res["best"]
+                else ("significant" if p < alpha else "not significant"),
+                "friedman_chi2": res["chi2"],
+                "friedman_p": res["p"],
+                "critical_difference": res["cd"],
+                "n_models": res["k"],
+                "note": "",
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS), res, matrix
 
 
@@ -118,9 +167,13 @@ def cd_figure(res: dict, path: Path, title: str = "Critical-difference diagram")
 
     fig, ax = plt.subplots(figsize=(9, 2.0 + 0.3 * res["k"]))
     sp.critical_difference_diagram(res["ranks"], res["pvalues"], ax=ax, alpha=ALPHA, cd=res["cd"])
-    fig.suptitle(f"{title}\nmean rank of Harmonic over {res['n']} (dataset, prompt) blocks, "
-                 f"Friedman p = {res['p']:.3g}; bars join models that do not differ "
-                 f"(Nemenyi, alpha {ALPHA})", fontsize=9, y=1.02)
+    fig.suptitle(
+        f"{title}\nmean rank of Harmonic over {res['n']} (dataset, prompt) blocks, "
+        f"Friedman p = {res['p']:.3g}; bars join models that do not differ "
+        f"(Nemenyi, alpha {ALPHA})",
+        fontsize=9,
+        y=1.02,
+    )
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -59,7 +59,12 @@ def to_markdown(t: Layout) -> str:
     for label, cols in t.groups:
         head += [f"{label} {c}".strip() if label else c for c in cols]
     align = ["---"] * len(t.index) + ["---:"] * (t.n_columns - len(t.index))
-    lines = [f"**{t.caption}**", "", "| " + " | ".join(map(_md_cell, head)) + " |", "| " + " | ".join(align) + " |"]
+    lines = [
+        f"**{t.caption}**",
+        "",
+        "| " + " | ".join(map(_md_cell, head)) + " |",
+        "| " + " | ".join(align) + " |",
+    ]
     for r in t.rows:
         lines.append("| " + " | ".join(_md_cell(c) for c in r) + " |")
     if t.notes:
@@ -88,7 +93,12 @@ _TEX_ESCAPES = {
 def tex_escape(s: str) -> str:
     """Escape LaTeX specials; en dash -> ``--``, ``±`` -> ``$\\pm$``, ``×`` -> ``$\\times$``."""
     out = "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(s))
-    return out.replace(DASH, "--").replace("±", r"$\pm$").replace("×", r"$\times$").replace("≥", r"$\geq$")
+    return (
+        out.replace(DASH, "--")
+        .replace("±", r"$\pm$")
+        .replace("×", r"$\times$")
+        .replace("≥", r"$\geq$")
+    )
 
 
 def to_latex(t: Layout) -> str:

@@ -99,7 +99,9 @@ def minmax(values: pd.Series) -> pd.Series:
 
 # --------------------------------------------------------------------------- cell scores
 def normalise(
-    metrics: pd.DataFrame, mode: str = "run", anchors: pd.DataFrame | None = None,
+    metrics: pd.DataFrame,
+    mode: str = "run",
+    anchors: pd.DataFrame | None = None,
     by: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Add ``norm`` (in [0, 1], 1 = best) to the long metrics frame (see module doc).
@@ -112,7 +114,8 @@ def normalise(
     """
     if mode not in NORMALISATIONS:
         raise SynllmError(
-            f"scores.normalisation must be one of {list(NORMALISATIONS)}, got {mode!r}")
+            f"scores.normalisation must be one of {list(NORMALISATIONS)}, got {mode!r}"
+        )
     out = metrics.copy()
     out["norm"] = np.nan
     if out.empty:
@@ -207,7 +210,9 @@ def _anchored(out: pd.DataFrame, anchors: pd.DataFrame) -> pd.DataFrame:
 
 
 def cell_scores(
-    cells: pd.DataFrame, metrics: pd.DataFrame, util_cells: pd.DataFrame | None = None,
+    cells: pd.DataFrame,
+    metrics: pd.DataFrame,
+    util_cells: pd.DataFrame | None = None,
     mode: str = "run",
 ) -> pd.DataFrame:
     """One row per cell: ``KEY, status, quality, privacy, harmonic, utility, clinical, gfi``
@@ -227,15 +232,20 @@ def cell_scores(
     if util_cells is not None and len(util_cells):
         cols = [c for c in util_cells.columns if c not in KEY]
         long = util_cells.melt(id_vars=KEY, value_vars=cols, var_name="name", value_name="value")
-        parts["utility"] = normalise(long.assign(direction="higher", score_group="utility",
-                                                 range_lo=0.0, range_hi=1.0), mode)
+        parts["utility"] = normalise(
+            long.assign(direction="higher", score_group="utility", range_lo=0.0, range_hi=1.0), mode
+        )
     else:
         parts["utility"] = pd.DataFrame(columns=KEY + ["norm"])
     out = cells[KEY + ["status"]].copy()
     for name, sub in parts.items():
         g = sub.groupby(KEY)["norm"]
         agg = pd.DataFrame({name: g.mean(), f"n_{name}": g.count()}).reset_index()
-        out = out.merge(agg, on=KEY, how="left") if len(agg) else out.assign(**{name: np.nan, f"n_{name}": 0})
+        out = (
+            out.merge(agg, on=KEY, how="left")
+            if len(agg)
+            else out.assign(**{name: np.nan, f"n_{name}": 0})
+        )
         out[f"n_{name}"] = out[f"n_{name}"].fillna(0).astype(int)
     failed = out["status"] != "ok"
     for name in parts:
@@ -301,17 +311,44 @@ UTIL_MEASURES = ("accuracy", "f1", "auc")
 REFERENCE = "reference"
 _SCHEME_ALIASES = {"tstr": "tstr", "trts": "trts", "reference": REFERENCE, "trtr": REFERENCE}
 _MEASURE_ALIASES = {
-    "accuracy": "accuracy", "acc": "accuracy",
-    "macro_f1": "f1", "f1_macro": "f1", "f1": "f1", "macrof1": "f1",
-    "auc": "auc", "roc_auc": "auc", "auroc": "auc", "rocauc": "auc", "auc_roc": "auc",
+    "accuracy": "accuracy",
+    "acc": "accuracy",
+    "macro_f1": "f1",
+    "f1_macro": "f1",
+    "f1": "f1",
+    "macrof1": "f1",
+    "auc": "auc",
+    "roc_auc": "auc",
+    "auroc": "auc",
+    "rocauc": "auc",
+    "auc_roc": "auc",
 }
 _CLASSIFIER_ALIASES = {
-    "xgboost": "xgboost", "xgb": "xgboost",
-    "random_forest": "random_forest", "randomforest": "random_forest", "rf": "random_forest",
-    "decision_tree": "decision_tree", "decisiontree": "decision_tree", "dt": "decision_tree",
+    "xgboost": "xgboost",
+    "xgb": "xgboost",
+    "random_forest": "random_forest",
+    "randomforest": "random_forest",
+    "rf": "random_forest",
+    "decision_tree": "decision_tree",
+    "decisiontree": "decision_tree",
+    "dt": "decision_tree",
 }
-_SKIP_TOKENS = {"pr", "pr_auc", "prauc", "average_precision", "importance", "importances",
-                "confusion", "curve", "std", "ci", "n", "support", "recall", "precision"}
+_SKIP_TOKENS = {
+    "pr",
+    "pr_auc",
+    "prauc",
+    "average_precision",
+    "importance",
+    "importances",
+    "confusion",
+    "curve",
+    "std",
+    "ci",
+    "n",
+    "support",
+    "recall",
+    "precision",
+}
 
 
 def parse_utility_key(key: str) -> tuple[str, str, str] | None:
@@ -371,7 +408,9 @@ def utility_long(metrics: pd.DataFrame, raw: list[dict]) -> pd.DataFrame:
     return df.drop_duplicates(KEY + ["scheme", "classifier", "measure"], keep="first")
 
 
-def utility_per_cell(util: pd.DataFrame, classifier: str = "mean", scheme_set=UTIL_SCHEMES) -> pd.DataFrame:
+def utility_per_cell(
+    util: pd.DataFrame, classifier: str = "mean", scheme_set=UTIL_SCHEMES
+) -> pd.DataFrame:
     """Wide per-cell utility: ``KEY`` + ``<scheme>_<measure>`` for the schemes in ``scheme_set``.
 
     ``classifier="mean"``: the mean over the per-classifier scores present (decision tree,
@@ -382,7 +421,10 @@ def utility_per_cell(util: pd.DataFrame, classifier: str = "mean", scheme_set=UT
     if classifier == "mean":
         per_clf = u[u["classifier"] != "all"]
         have = set(map(tuple, per_clf[KEY + ["scheme", "measure"]].to_numpy().tolist()))
-        mask = [(c != "all") or (tuple(k) not in have) for c, k in zip(u["classifier"], u[KEY + ["scheme", "measure"]].to_numpy().tolist())]
+        mask = [
+            (c != "all") or (tuple(k) not in have)
+            for c, k in zip(u["classifier"], u[KEY + ["scheme", "measure"]].to_numpy().tolist())
+        ]
         u = u[mask]
     else:
         u = u[u["classifier"] == classifier]
@@ -425,7 +467,10 @@ def reference_utility(util: pd.DataFrame, classifier: str = "mean") -> pd.DataFr
 
 # --------------------------------------------------------------------------- efficiency
 def efficiency_table(
-    scores: pd.DataFrame, meta: pd.DataFrame, kinds: dict[str, str], validation: pd.DataFrame | None = None
+    scores: pd.DataFrame,
+    meta: pd.DataFrame,
+    kinds: dict[str, str],
+    validation: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Table VI numbers, one row per model, ranked by Efficiency (descending, 1 = best).
 
@@ -467,14 +512,25 @@ def efficiency_table(
         )
     t = pd.DataFrame(
         rows,
-        columns=["model", "kind", "n_cells", "n_ok", "mean_valid", "mean_duration_s", "mean_train_s", "gfi"],
+        columns=[
+            "model",
+            "kind",
+            "n_cells",
+            "n_ok",
+            "mean_valid",
+            "mean_duration_s",
+            "mean_train_s",
+            "gfi",
+        ],
     )
     ranked = t["kind"].isin(COMPETITOR_KINDS) & t["mean_duration_s"].notna() & (t["n_ok"] > 0)
     speed = 1.0 / t.loc[ranked, "mean_duration_s"].clip(lower=1e-9)
     t["norm_speed"] = np.nan
     t.loc[ranked, "norm_speed"] = minmax(speed)
     t["efficiency"] = (t["norm_speed"] + t["gfi"]) / 2
-    t = t.sort_values(["efficiency", "gfi", "model"], ascending=[False, False, True], na_position="last")
+    t = t.sort_values(
+        ["efficiency", "gfi", "model"], ascending=[False, False, True], na_position="last"
+    )
     t["rank"] = pd.array([pd.NA] * len(t), dtype="Int64")
     ok = t["efficiency"].notna()
     t.loc[ok, "rank"] = np.arange(1, ok.sum() + 1)

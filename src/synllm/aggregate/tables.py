@@ -14,18 +14,20 @@ import numpy as np
 import pandas as pd
 
 from synllm import BASELINE_PROMPT, EXTRA_PROMPT_STYLES, PROMPT_STYLES
-from synllm.aggregate.render import DASH, Layout, fmt
 from synllm.aggregate.load import KEY as KEY_COLS
+from synllm.aggregate.render import DASH, Layout, fmt
 from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES, mean_ci, parse_utility_key
 from synllm.aggregate.uncertainty import bracket, half_width
 
 SCORE_LABELS = {"quality": "Q", "privacy": "P", "harmonic": "H"}
 MEASURE_LABELS = {"accuracy": "Acc", "f1": "F1", "auc": "AUC"}
 NONE_GROUP = "reference (none)"
-BOOT_NOTE = ("With one repeat, ± is half the width of the 95% bootstrap interval over the cell's "
-             "synthetic records (every replicate normalised like the point value; point ± t x SD of "
-             "the replicates below 100 replicates, percentile ends from 100 on); the CSV gives "
-             "value [low, high].")
+BOOT_NOTE = (
+    "With one repeat, ± is half the width of the 95% bootstrap interval over the cell's "
+    "synthetic records (every replicate normalised like the point value; point ± t x SD of "
+    "the replicates below 100 replicates, percentile ends from 100 on); the CSV gives "
+    "value [low, high]."
+)
 
 
 def prompt_order(prompts) -> list[str]:
@@ -55,8 +57,12 @@ def _row_order(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, 
 
 
 # --------------------------------------------------------------------------- Table IV
-def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str],
-           normalisation: str = "run") -> tuple[pd.DataFrame, Layout]:
+def table4(
+    summary: pd.DataFrame,
+    kinds: dict[str, str],
+    paper_names: dict[str, str],
+    normalisation: str = "run",
+) -> tuple[pd.DataFrame, Layout]:
     """Quality / Privacy / Harmonic per dataset x model (rows) and prompt (column groups).
 
     LLM rows expect every non-``none`` prompt of the run: a failed or absent cell shows "–".
@@ -78,7 +84,12 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
             breaks.append(i)
         kind = kinds.get(model, "LLM")
         expected = set(llm_prompts) if kind == "LLM" else {BASELINE_PROMPT}
-        crow = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""), "kind": kind}
+        crow = {
+            "dataset": ds,
+            "model": model,
+            "paper_name": paper_names.get(model, ""),
+            "kind": kind,
+        }
         row = [ds, display_model(model, kind)]
         for p in prompts:
             present = (ds, model, p) in idx.index
@@ -105,11 +116,15 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
             partial |= status == "partial"
         csv_rows.append(crow)
         rows.append(row)
-    groups = [(p if p != BASELINE_PROMPT else NONE_GROUP, list(SCORE_LABELS.values())) for p in prompts]
-    how = ("metrics min-max normalised within each dataset across all cells of the run, 1 = best"
-           if normalisation == "run" else
-           "metrics anchored per dataset: the real holdout baseline scores 1, the worst reference "
-           "(uniform noise for quality, verbatim train rows for privacy) 0, clipped to [0, 1]")
+    groups = [
+        (p if p != BASELINE_PROMPT else NONE_GROUP, list(SCORE_LABELS.values())) for p in prompts
+    ]
+    how = (
+        "metrics min-max normalised within each dataset across all cells of the run, 1 = best"
+        if normalisation == "run"
+        else "metrics anchored per dataset: the real holdout baseline scores 1, the worst reference "
+        "(uniform noise for quality, verbatim train rows for privacy) 0, clipped to [0, 1]"
+    )
     notes = [
         f"Q = Quality, P = Privacy, H = Harmonic = 2QP/(Q+P); {how} "
         "(definitions in score_definitions.md).",
@@ -129,7 +144,10 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
         index=["Dataset", "Model"],
         groups=groups,
         rows=rows,
-        caption="Table IV. Normalised Quality, Privacy and Harmonic scores per dataset, model and prompt (higher is better).",
+        caption=(
+            "Table IV. Normalised Quality, Privacy and Harmonic scores per dataset, model and "
+            "prompt (higher is better)."
+        ),
         label="tab:quality_privacy",
         notes=notes,
         breaks=breaks,
@@ -137,7 +155,9 @@ def table4(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, 
     cols = ["dataset", "model", "paper_name", "kind"]
     extra = ("", "_ci95", "_low", "_high", "_ci") if boot else ("", "_ci95")
     for p in prompts:
-        cols += [f"{p}_status", f"{p}_n_reps"] + [f"{p}_{s}{k}" for s in SCORE_LABELS for k in extra]
+        cols += [f"{p}_status", f"{p}_n_reps"] + [
+            f"{p}_{s}{k}" for s in SCORE_LABELS for k in extra
+        ]
     return pd.DataFrame(csv_rows, columns=cols), layout
 
 
@@ -159,7 +179,9 @@ def table5(
     real-train -> real-holdout scores under the TSTR columns (kind ``reference``).
     """
     value_cols = [f"{s}_{m}" for s in UTIL_SCHEMES for m in UTIL_MEASURES]
-    frame_cols = ["dataset", "model", "paper_name", "kind", "n_cells"] + [f"{c}_{k}" for c in value_cols for k in ("mean", "ci95")]
+    frame_cols = ["dataset", "model", "paper_name", "kind", "n_cells"] + [
+        f"{c}_{k}" for c in value_cols for k in ("mean", "ci95")
+    ]
     if util.empty:
         frame = pd.DataFrame(columns=frame_cols)
     else:
@@ -169,18 +191,34 @@ def table5(
                 frame[c] = np.nan
         frame["paper_name"] = frame["model"].map(lambda m: paper_names.get(m, ""))
         frame["kind"] = frame["model"].map(lambda m: kinds.get(m, "LLM"))
-        frame = frame.assign(_b=frame["kind"] == "baseline").sort_values(["dataset", "_b", "model"])[frame_cols]
+        frame = frame.assign(_b=frame["kind"] == "baseline").sort_values(
+            ["dataset", "_b", "model"]
+        )[frame_cols]
     if reference is not None and len(reference):
         ref_rows = []
         for r in reference.itertuples(index=False):
             row = {c: np.nan for c in frame_cols}
-            row.update({"dataset": r.dataset, "model": REFERENCE_ROW, "paper_name": "", "kind": "reference", "n_cells": np.nan})
+            row.update(
+                {
+                    "dataset": r.dataset,
+                    "model": REFERENCE_ROW,
+                    "paper_name": "",
+                    "kind": "reference",
+                    "n_cells": np.nan,
+                }
+            )
             for m in UTIL_MEASURES:
                 row[f"tstr_{m}_mean"] = getattr(r, m)
             ref_rows.append(row)
         frame = pd.concat([frame, pd.DataFrame(ref_rows, columns=frame_cols)], ignore_index=True)
-        order = frame["kind"].map({"LLM": 0, "peer": 0, "external": 0, "baseline": 1, "reference": 2})
-        frame = frame.assign(_o=order).sort_values(["dataset", "_o", "model"], kind="stable").drop(columns="_o")
+        order = frame["kind"].map(
+            {"LLM": 0, "peer": 0, "external": 0, "baseline": 1, "reference": 2}
+        )
+        frame = (
+            frame.assign(_o=order)
+            .sort_values(["dataset", "_o", "model"], kind="stable")
+            .drop(columns="_o")
+        )
     rows, breaks = [], []
     prev = None
     for i, r in enumerate(frame.itertuples(index=False)):
@@ -198,18 +236,24 @@ def table5(
         else f"{classifier} only"
     )
     notes = [
-        f"TSTR = train on synthetic, test on real holdout; TRTS = train on real, test on synthetic. Scores: {clf_text}, "
+        "TSTR = train on synthetic, test on real holdout; TRTS = train on real, test on "
+        f"synthetic. Scores: {clf_text}, "
         "then mean over prompts; ± = 95% t-interval over repeats when there are several.",
         "F1 is macro-averaged; AUC is ROC-AUC.",
     ]
     if (frame["kind"] == "reference").any():
-        notes.append(f"'{REFERENCE_ROW}': trained on real train, tested on real holdout (TRTR), shown under TSTR "
-                     "as the ceiling a synthetic table can reach.")
+        notes.append(
+            f"'{REFERENCE_ROW}': trained on real train, tested on real holdout (TRTR), shown under TSTR "
+            "as the ceiling a synthetic table can reach."
+        )
     if frame.empty:
         notes.append("No utility scores were found in the metrics files.")
     layout = Layout(
         index=["Dataset", "Model"],
-        groups=[("TSTR", [MEASURE_LABELS[m] for m in UTIL_MEASURES]), ("TRTS", [MEASURE_LABELS[m] for m in UTIL_MEASURES])],
+        groups=[
+            ("TSTR", [MEASURE_LABELS[m] for m in UTIL_MEASURES]),
+            ("TRTS", [MEASURE_LABELS[m] for m in UTIL_MEASURES]),
+        ],
         rows=rows,
         caption="Table V. ML utility averaged over prompts (higher is better).",
         label="tab:ml_utility",
@@ -229,18 +273,20 @@ def table6(eff: pd.DataFrame, paper_names: dict[str, str]) -> tuple[pd.DataFrame
         rank = DASH if pd.isna(r.rank) else str(int(r.rank))
         dur = DASH if not math.isfinite(r.mean_duration_s) else f"{r.mean_duration_s:.2f}"
         train = "" if not math.isfinite(r.mean_train_s) else f"{r.mean_train_s:.2f}"
-        rows.append([
-            rank,
-            display_model(r.model, r.kind),
-            r.kind,
-            dur,
-            train,
-            fmt(r.gfi, digits=3),
-            fmt(r.norm_speed, digits=3),
-            fmt(r.efficiency, digits=3),
-            f"{r.n_ok}/{r.n_cells}",
-            DASH if not math.isfinite(r.mean_valid) else f"{r.mean_valid:.1f}",
-        ])
+        rows.append(
+            [
+                rank,
+                display_model(r.model, r.kind),
+                r.kind,
+                dur,
+                train,
+                fmt(r.gfi, digits=3),
+                fmt(r.norm_speed, digits=3),
+                fmt(r.efficiency, digits=3),
+                f"{r.n_ok}/{r.n_cells}",
+                DASH if not math.isfinite(r.mean_valid) else f"{r.mean_valid:.1f}",
+            ]
+        )
     notes = [
         "Efficiency = (NormSpeed + GFI) / 2, higher is better; rank 1 = most efficient.",
         "NormSpeed = min-max normalised 1 / mean duration (wall_seconds of the raw meta, "
@@ -250,13 +296,26 @@ def table6(eff: pd.DataFrame, paper_names: dict[str, str]) -> tuple[pd.DataFrame
         "peers and external tables are ranked together.",
         "GFI = mean over the model's cells of mean(Quality, Privacy, Utility, Clinical consistency), "
         "each normalised to [0, 1] with 1 = best; a failed cell counts as 0.",
-        "Baselines and models without any valid cell are shown for reference and not ranked; ok cells = cells with valid records / all cells; "
+        "Baselines and models without any valid cell are shown for reference and not ranked; "
+        "ok cells = cells with valid records / all cells; "
         "Valid records = mean valid records per cell (validation reports).",
     ]
     layout = Layout(
         index=["Rank", "Model", "Kind"],
-        groups=[("", ["Mean duration (s)", "Train (s)", "GFI", "NormSpeed", "Efficiency",
-                      "ok cells", "Valid records"])],
+        groups=[
+            (
+                "",
+                [
+                    "Mean duration (s)",
+                    "Train (s)",
+                    "GFI",
+                    "NormSpeed",
+                    "Efficiency",
+                    "ok cells",
+                    "Valid records",
+                ],
+            )
+        ],
         rows=rows,
         caption="Table VI. Efficiency ranking: Efficiency = (NormSpeed + GFI) / 2, higher is better.",
         label="tab:efficiency",
@@ -274,13 +333,26 @@ def score_definitions(metrics: pd.DataFrame) -> pd.DataFrame:
     metric was constant, hence 1.0 for every cell).
     """
     if metrics.empty:
-        return pd.DataFrame(columns=["score", "metric", "family", "direction", "range_lo", "range_hi", "datasets", "n_values", "constant_in"])
+        return pd.DataFrame(
+            columns=[
+                "score",
+                "metric",
+                "family",
+                "direction",
+                "range_lo",
+                "range_hi",
+                "datasets",
+                "n_values",
+                "constant_in",
+            ]
+        )
     fam = metrics["family"].str.lower()
     parsed = metrics["name"].map(parse_utility_key)
     members = {
         "quality": metrics["score_group"] == "quality",
         "privacy": metrics["score_group"] == "privacy",
-        "utility": (fam == "utility") & parsed.map(lambda t: t is not None and t[0] in UTIL_SCHEMES),
+        "utility": (fam == "utility")
+        & parsed.map(lambda t: t is not None and t[0] in UTIL_SCHEMES),
         "clinical": fam.str.startswith("clinical"),
     }
     rows = []
@@ -292,17 +364,19 @@ def score_definitions(metrics: pd.DataFrame) -> pd.DataFrame:
                 v = gd["value"].dropna()
                 if len(v) and v.max() - v.min() <= 1e-12 * max(1.0, abs(v.max())):
                     const.append(ds)
-            rows.append({
-                "score": score,
-                "metric": name,
-                "family": g["family"].iloc[0],
-                "direction": g["direction"].iloc[0],
-                "range_lo": g["range_lo"].iloc[0],
-                "range_hi": g["range_hi"].iloc[0],
-                "datasets": ";".join(sorted(g["dataset"].unique())),
-                "n_values": int(g["value"].notna().sum()),
-                "constant_in": ";".join(sorted(const)),
-            })
+            rows.append(
+                {
+                    "score": score,
+                    "metric": name,
+                    "family": g["family"].iloc[0],
+                    "direction": g["direction"].iloc[0],
+                    "range_lo": g["range_lo"].iloc[0],
+                    "range_hi": g["range_hi"].iloc[0],
+                    "datasets": ";".join(sorted(g["dataset"].unique())),
+                    "n_values": int(g["value"].notna().sum()),
+                    "constant_in": ";".join(sorted(const)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -316,7 +390,12 @@ def definitions_markdown(defs: pd.DataFrame, doc: str, classifier: str) -> str:
     )
     lines.append("")
     lines.append(
-        "Table V uses " + ("the mean over the classifiers present" if classifier == "mean" else f"the {classifier} scores")
+        "Table V uses "
+        + (
+            "the mean over the classifiers present"
+            if classifier == "mean"
+            else f"the {classifier} scores"
+        )
         + " for TSTR / TRTS accuracy, macro-F1 and ROC-AUC."
     )
     lines.append("")
@@ -326,10 +405,15 @@ def definitions_markdown(defs: pd.DataFrame, doc: str, classifier: str) -> str:
         if sub.empty:
             lines += ["(none declared in the metrics files)", ""]
             continue
-        lines += ["| metric | family | direction | range | datasets | ok values | constant in |", "|---|---|---|---|---|---:|---|"]
+        lines += [
+            "| metric | family | direction | range | datasets | ok values | constant in |",
+            "|---|---|---|---|---|---:|---|",
+        ]
         for r in sub.itertuples(index=False):
             rng = f"[{r.range_lo:g}, {r.range_hi:g}]"
-            lines.append(f"| {r.metric} | {r.family} | {r.direction} | {rng} | {r.datasets} | {r.n_values} | {r.constant_in} |")
+            lines.append(
+                f"| {r.metric} | {r.family} | {r.direction} | {rng} | {r.datasets} | {r.n_values} | {r.constant_in} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -371,7 +455,9 @@ def _cell_rows(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, 
         return []
     present = set(map(tuple, summary[["dataset", "model", "prompt"]].to_numpy().tolist()))
     order = prompt_order(summary["prompt"].unique())
-    return [(ds, m, p) for ds, m in _row_order(summary, kinds) for p in order if (ds, m, p) in present]
+    return [
+        (ds, m, p) for ds, m in _row_order(summary, kinds) for p in order if (ds, m, p) in present
+    ]
 
 
 def _breaks(keys: list[tuple]) -> list[int]:
@@ -396,7 +482,9 @@ def table_privacy(
     """
     priv = metrics[metrics["family"].str.lower() == "privacy"] if len(metrics) else metrics
     names = list(dict.fromkeys(priv["name"])) if len(priv) else []
-    direction = priv.drop_duplicates("name").set_index("name")["direction"].to_dict() if len(priv) else {}
+    direction = (
+        priv.drop_duplicates("name").set_index("name")["direction"].to_dict() if len(priv) else {}
+    )
     keys = _cell_rows(summary, kinds)
     stat = summary.set_index(["dataset", "model", "prompt"]) if len(summary) else None
     by_cell = {k: g for k, g in priv.groupby(["dataset", "model", "prompt"])} if len(priv) else {}
@@ -423,26 +511,45 @@ def table_privacy(
             _, model, prompt = key
             kind = kinds.get(model, "LLM")
             rec = stat.loc[key]
-            crow = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""), "kind": kind,
-                    "prompt": prompt, "status": rec["status"], "n_reps": int(rec["n_reps"])}
+            crow = {
+                "dataset": ds,
+                "model": model,
+                "paper_name": paper_names.get(model, ""),
+                "kind": kind,
+                "prompt": prompt,
+                "status": rec["status"],
+                "n_reps": int(rec["n_reps"]),
+            }
             row = [ds, display_model(model, kind), prompt]
             sub = by_cell.get(key)
             for n in names:
-                vals = sub[sub["name"] == n]["value"].to_numpy() if sub is not None else np.array([])
+                vals = (
+                    sub[sub["name"] == n]["value"].to_numpy() if sub is not None else np.array([])
+                )
                 mean, ci, _ = mean_ci(vals)
                 crow[f"{n}_mean"], crow[f"{n}_ci95"] = mean, ci
                 row.append(fmt(mean, ci, digits=3))
             got = counts.get(key, {})
             for field in SEED_COUNTS:
                 crow[field] = float(np.mean(got[field])) if field in got else math.nan
-            row.append(f"{crow[SEED_COUNTS[0]]:.0f}/{crow[SEED_COUNTS[1]]:.0f}"
-                       if all(f in got for f in SEED_COUNTS) else DASH)
+            row.append(
+                f"{crow[SEED_COUNTS[0]]:.0f}/{crow[SEED_COUNTS[1]]:.0f}"
+                if all(f in got for f in SEED_COUNTS)
+                else DASH
+            )
             csv_rows.append(crow)
             rows.append(row)
             row_keys.append(key)
         if ds in ref:
-            crow = {"dataset": ds, "model": HOLDOUT_ROW, "paper_name": "", "kind": "reference", "prompt": "",
-                    "status": "ok", "n_reps": np.nan}
+            crow = {
+                "dataset": ds,
+                "model": HOLDOUT_ROW,
+                "paper_name": "",
+                "kind": "reference",
+                "prompt": "",
+                "status": "ok",
+                "n_reps": np.nan,
+            }
             row = [ds, HOLDOUT_ROW, ""]
             for n in names:
                 vals = ref[ds].get(n)
@@ -477,8 +584,10 @@ def table_privacy(
         f"{DASH} = failed cell (no valid records or metrics failed) or value not computable.",
     ]
     if any(k[1] == HOLDOUT_ROW for k in row_keys):
-        notes.append(f"'{HOLDOUT_ROW}': distances of real holdout rows to their closest train record, the "
-                     "level of a generator that never saw the train rows.")
+        notes.append(
+            f"'{HOLDOUT_ROW}': distances of real holdout rows to their closest train record, the "
+            "level of a generator that never saw the train rows."
+        )
     if len(summary) and summary["n_reps"].max() > 1:
         notes.append("Values are means over repeats ± half-width of the 95% t-interval.")
     if not names:
@@ -533,8 +642,10 @@ def table_fairness(
         fair.loc[bad, ["kl_mean", "auc", "worst_feature"]] = np.nan
         for col in ("kl_reason", "auc_reason"):
             fair[col] = fair[col].astype(object)
-            fair.loc[bad, col] = [f"failed cell; {r}" if isinstance(r, str) and r else "failed cell"
-                                  for r in fair.loc[bad, col]]
+            fair.loc[bad, col] = [
+                f"failed cell; {r}" if isinstance(r, str) and r else "failed cell"
+                for r in fair.loc[bad, col]
+            ]
     keys = _cell_rows(summary, kinds)
     stat = summary.set_index(["dataset", "model", "prompt"]) if len(summary) else None
     by_cell = {k: g for k, g in fair.groupby(["dataset", "model", "prompt"])} if len(fair) else {}
@@ -544,11 +655,21 @@ def table_fairness(
         kind = kinds.get(model, "LLM")
         status = stat.loc[key]["status"]
         sub = by_cell.get(key)
-        base = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""), "kind": kind,
-                "prompt": prompt, "status": status}
+        base = {
+            "dataset": ds,
+            "model": model,
+            "paper_name": paper_names.get(model, ""),
+            "kind": kind,
+            "prompt": prompt,
+            "status": status,
+        }
         if sub is None or sub.empty:
-            csv_rows.append({**base, "group_by": "", "group": "", "reason": "no fairness rows for this cell"})
-            rows.append([ds, display_model(model, kind), prompt, DASH, DASH, DASH, DASH, DASH, DASH, DASH])
+            csv_rows.append(
+                {**base, "group_by": "", "group": "", "reason": "no fairness rows for this cell"}
+            )
+            rows.append(
+                [ds, display_model(model, kind), prompt, DASH, DASH, DASH, DASH, DASH, DASH, DASH]
+            )
             row_keys.append(key)
             continue
         for grouping in list(dict.fromkeys(sub["group_by"])):
@@ -568,24 +689,44 @@ def table_fairness(
                 auc, auc_ci, _ = mean_ci(r["auc"].to_numpy(dtype=float))
                 n_syn = float(r["n_synthetic"].mean())
                 worst = r["worst_feature"].dropna()
-                csv_rows.append({
-                    **base, "group_by": grouping, "group": grp, "n_reps": int(r["rep"].nunique()),
-                    "n_real": float(r["n_real"].mean()), "n_synthetic": n_syn,
-                    "n_holdout": float(r["n_holdout"].mean()),
-                    "kl_mean": kl, "kl_mean_ci95": kl_ci, "auc": auc, "auc_ci95": auc_ci,
-                    "worst_feature": worst.mode().iloc[0] if len(worst) else "",
-                    "kl_gap": gaps["kl_mean"][0], "kl_gap_ci95": gaps["kl_mean"][1],
-                    "auc_gap": gaps["auc"][0], "auc_gap_ci95": gaps["auc"][1],
-                    "reason": _first(list(r["kl_reason"]) + list(r["auc_reason"])),
-                })
+                csv_rows.append(
+                    {
+                        **base,
+                        "group_by": grouping,
+                        "group": grp,
+                        "n_reps": int(r["rep"].nunique()),
+                        "n_real": float(r["n_real"].mean()),
+                        "n_synthetic": n_syn,
+                        "n_holdout": float(r["n_holdout"].mean()),
+                        "kl_mean": kl,
+                        "kl_mean_ci95": kl_ci,
+                        "auc": auc,
+                        "auc_ci95": auc_ci,
+                        "worst_feature": worst.mode().iloc[0] if len(worst) else "",
+                        "kl_gap": gaps["kl_mean"][0],
+                        "kl_gap_ci95": gaps["kl_mean"][1],
+                        "auc_gap": gaps["auc"][0],
+                        "auc_gap_ci95": gaps["auc"][1],
+                        "reason": _first(list(r["kl_reason"]) + list(r["auc_reason"])),
+                    }
+                )
                 cells["n"].append(f"{n_syn:.0f}" if math.isfinite(n_syn) else DASH)
                 cells["kl_mean"].append(fmt(kl, digits=3))
                 cells["auc"].append(fmt(auc))
-            rows.append([
-                ds, display_model(model, kind), prompt, grouping, " / ".join(groups), " / ".join(cells["n"]),
-                " / ".join(cells["kl_mean"]), fmt(*gaps["kl_mean"], digits=3),
-                " / ".join(cells["auc"]), fmt(*gaps["auc"]),
-            ])
+            rows.append(
+                [
+                    ds,
+                    display_model(model, kind),
+                    prompt,
+                    grouping,
+                    " / ".join(groups),
+                    " / ".join(cells["n"]),
+                    " / ".join(cells["kl_mean"]),
+                    fmt(*gaps["kl_mean"], digits=3),
+                    " / ".join(cells["auc"]),
+                    fmt(*gaps["auc"]),
+                ]
+            )
             row_keys.append(key)
     notes = [
         "Per group (listed in the Groups column, values in the same order): KL = mean over features of "
@@ -600,30 +741,58 @@ def table_fairness(
         "output for the cell; reasons per group are in the CSV and in fairness/<cell>.csv.",
     ]
     if len(summary) and summary["n_reps"].max() > 1:
-        notes.append("Values are means over repeats; gaps are means ± half-width of the 95% t-interval.")
+        notes.append(
+            "Values are means over repeats; gaps are means ± half-width of the 95% t-interval."
+        )
     layout = Layout(
         index=["Dataset", "Model", "Prompt", "Group by", "Groups"],
         groups=[("", ["n synthetic"]), ("KL", ["per group", "gap"]), ("AUC", ["per group", "gap"])],
         rows=rows,
         caption="Fairness per dataset, model, prompt and demographic grouping: per-group KL divergence and "
-                "TSTR AUC, and the gap between groups.",
+        "TSTR AUC, and the gap between groups.",
         label="tab:fairness",
         notes=notes,
         breaks=_breaks(row_keys),
     )
-    cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "group_by", "group", "n_reps",
-            "n_real", "n_synthetic", "n_holdout", "kl_mean", "kl_mean_ci95", "auc", "auc_ci95", "worst_feature",
-            "kl_gap", "kl_gap_ci95", "auc_gap", "auc_gap_ci95", "reason"]
+    cols = [
+        "dataset",
+        "model",
+        "paper_name",
+        "kind",
+        "prompt",
+        "status",
+        "group_by",
+        "group",
+        "n_reps",
+        "n_real",
+        "n_synthetic",
+        "n_holdout",
+        "kl_mean",
+        "kl_mean_ci95",
+        "auc",
+        "auc_ci95",
+        "worst_feature",
+        "kl_gap",
+        "kl_gap_ci95",
+        "auc_gap",
+        "auc_gap_ci95",
+        "reason",
+    ]
     return pd.DataFrame(csv_rows, columns=cols), layout
 
 
 # --------------------------------------------------------------------------- intervals
-INTERVAL_LABELS = {"quality": "Quality", "privacy": "Privacy", "harmonic": "Harmonic",
-                   "tstr_auc": "TSTR AUC"}
+INTERVAL_LABELS = {
+    "quality": "Quality",
+    "privacy": "Privacy",
+    "harmonic": "Harmonic",
+    "tstr_auc": "TSTR AUC",
+}
 
 
-def table_intervals(summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str]
-                    ) -> tuple[pd.DataFrame, Layout]:
+def table_intervals(
+    summary: pd.DataFrame, kinds: dict[str, str], paper_names: dict[str, str]
+) -> tuple[pd.DataFrame, Layout]:
     """Quality, Privacy, Harmonic and TSTR AUC per dataset x model x prompt with their 95 %
     intervals (bootstrap over synthetic records with one repeat, t-interval over repeats).
 
@@ -640,14 +809,28 @@ def table_intervals(summary: pd.DataFrame, kinds: dict[str, str], paper_names: d
         ds, model, prompt = key
         kind = kinds.get(model, "LLM")
         rec = stat.loc[key]
-        crow = {"dataset": ds, "model": model, "paper_name": paper_names.get(model, ""),
-                "kind": kind, "prompt": prompt, "status": rec["status"], "n_reps": int(rec["n_reps"])}
+        crow = {
+            "dataset": ds,
+            "model": model,
+            "paper_name": paper_names.get(model, ""),
+            "kind": kind,
+            "prompt": prompt,
+            "status": rec["status"],
+            "n_reps": int(rec["n_reps"]),
+        }
         row = [ds, display_model(model, kind), prompt]
         for s in INTERVAL_SCORES:
             v = float(rec.get(f"{s}_mean", math.nan))
             lo, hi = float(rec.get(f"{s}_low", math.nan)), float(rec.get(f"{s}_high", math.nan))
-            crow.update({s: v, f"{s}_low": lo, f"{s}_high": hi, f"{s}_ci": bracket(v, lo, hi),
-                         f"{s}_interval": rec.get(f"{s}_interval", "") or ""})
+            crow.update(
+                {
+                    s: v,
+                    f"{s}_low": lo,
+                    f"{s}_high": hi,
+                    f"{s}_ci": bracket(v, lo, hi),
+                    f"{s}_interval": rec.get(f"{s}_interval", "") or "",
+                }
+            )
             row.append(fmt(v, half_width(lo, hi)))
         csv_rows.append(crow)
         rows.append(row)
@@ -676,8 +859,9 @@ def table_intervals(summary: pd.DataFrame, kinds: dict[str, str], paper_names: d
 
 
 # --------------------------------------------------------------------------- ranking
-def table_ranking(rank: pd.DataFrame, res: dict, kinds: dict[str, str],
-                  paper_names: dict[str, str]) -> tuple[pd.DataFrame, Layout]:
+def table_ranking(
+    rank: pd.DataFrame, res: dict, kinds: dict[str, str], paper_names: dict[str, str]
+) -> tuple[pd.DataFrame, Layout]:
     """Friedman / Nemenyi ranking of the LLMs (:mod:`synllm.aggregate.ranking`)."""
     frame = rank.copy()
     frame.insert(1, "paper_name", frame["model"].map(lambda m: paper_names.get(m, "") if m else ""))

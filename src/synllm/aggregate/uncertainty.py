@@ -58,8 +58,12 @@ def replicate_metrics(metrics: pd.DataFrame, reps: pd.DataFrame) -> pd.DataFrame
         return metrics.assign(replicate=pd.Series(dtype=int)).iloc[0:0]
     b = np.sort(reps["replicate"].unique())
     frame = metrics.merge(pd.DataFrame({"replicate": b}), how="cross")
-    frame = frame.merge(reps.rename(columns={"value": "rep_value"}), on=KEY + ["replicate", "name"],
-                        how="left", indicator=True)
+    frame = frame.merge(
+        reps.rename(columns={"value": "rep_value"}),
+        on=KEY + ["replicate", "name"],
+        how="left",
+        indicator=True,
+    )
     has = (frame.pop("_merge") == "both") & frame["value"].notna()
     frame["value"] = np.where(has, frame["rep_value"], frame["value"])
     return frame.drop(columns="rep_value")
@@ -85,14 +89,20 @@ def scores_from(norm: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     for group in ("quality", "privacy"):
         g = norm[norm["score_group"] == group].groupby(keys)["norm"].mean().rename(group)
         parts.append(g)
-    out = pd.concat(parts, axis=1).reset_index() if any(len(p) for p in parts) else \
-        pd.DataFrame(columns=keys + ["quality", "privacy"])
+    out = (
+        pd.concat(parts, axis=1).reset_index()
+        if any(len(p) for p in parts)
+        else pd.DataFrame(columns=keys + ["quality", "privacy"])
+    )
     out["harmonic"] = harmonic(out["quality"], out["privacy"])
     return out.merge(_tstr_auc(norm, keys), on=keys, how="left")
 
 
 def replicate_scores(
-    metrics: pd.DataFrame, reps: pd.DataFrame, cells: pd.DataFrame, mode: str = "run",
+    metrics: pd.DataFrame,
+    reps: pd.DataFrame,
+    cells: pd.DataFrame,
+    mode: str = "run",
 ) -> pd.DataFrame:
     """``KEY, replicate, quality, privacy, harmonic, tstr_auc`` for the cells with replicates.
 
@@ -121,8 +131,9 @@ PERCENTILE_MIN_B = 100
 """From this many replicates on, intervals are percentile ends; below, the t interval."""
 
 
-def cell_intervals(rep_scores: pd.DataFrame, point: pd.DataFrame | None = None,
-                   level: float = LEVEL) -> pd.DataFrame:
+def cell_intervals(
+    rep_scores: pd.DataFrame, point: pd.DataFrame | None = None, level: float = LEVEL
+) -> pd.DataFrame:
     """``KEY, n_boot, boot_method`` + ``<score>_low`` / ``<score>_high`` per cell.
 
     ``B >= PERCENTILE_MIN_B`` replicates: the percentile ends (``percentile``). Fewer: percentile
@@ -130,8 +141,11 @@ def cell_intervals(rep_scores: pd.DataFrame, point: pd.DataFrame | None = None,
     nominal level, so the interval is ``point ± t_{(1+level)/2, B-1} * sd(replicates)`` (``t``),
     clipped to [0, 1]; it needs ``point`` (``KEY`` + the scores; without it, percentiles).
     """
-    cols = KEY + ["n_boot", "boot_method"] + [f"{s}_{e}" for s in INTERVAL_SCORES
-                                              for e in ("low", "high")]
+    cols = (
+        KEY
+        + ["n_boot", "boot_method"]
+        + [f"{s}_{e}" for s in INTERVAL_SCORES for e in ("low", "high")]
+    )
     if rep_scores.empty:
         return pd.DataFrame(columns=cols)
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
@@ -158,8 +172,9 @@ def cell_intervals(rep_scores: pd.DataFrame, point: pd.DataFrame | None = None,
     return pd.DataFrame(rows, columns=cols)
 
 
-def summary_intervals(summary: pd.DataFrame, cell: pd.DataFrame, intervals: pd.DataFrame,
-                      tstr: pd.DataFrame) -> pd.DataFrame:
+def summary_intervals(
+    summary: pd.DataFrame, cell: pd.DataFrame, intervals: pd.DataFrame, tstr: pd.DataFrame
+) -> pd.DataFrame:
     """Add ``tstr_auc_mean/_ci95`` and ``<score>_low/_high/_interval`` to the summary.
 
     ``cell``: per-repeat cell scores; ``tstr``: ``KEY, tstr_auc`` point values. With several
@@ -169,7 +184,11 @@ def summary_intervals(summary: pd.DataFrame, cell: pd.DataFrame, intervals: pd.D
     from synllm.aggregate.scores import mean_ci
 
     out = summary.copy()
-    t = cell[KEY].merge(tstr, on=KEY, how="left") if len(tstr) else cell[KEY].assign(tstr_auc=np.nan)
+    t = (
+        cell[KEY].merge(tstr, on=KEY, how="left")
+        if len(tstr)
+        else cell[KEY].assign(tstr_auc=np.nan)
+    )
     t = t.merge(cell[KEY + ["status"]], on=KEY)
     t.loc[t["status"] != "ok", "tstr_auc"] = np.nan
     boot = intervals.set_index(KEY) if len(intervals) else None
@@ -192,8 +211,9 @@ def summary_intervals(summary: pd.DataFrame, cell: pd.DataFrame, intervals: pd.D
                     lo, hi, kind = boot.loc[k, f"{s}_low"], boot.loc[k, f"{s}_high"], "bootstrap"
             row[f"{s}_low"], row[f"{s}_high"], row[f"{s}_interval"] = lo, hi, kind
         add.append(row)
-    cols = ["tstr_auc_mean", "tstr_auc_ci95"] + [f"{s}_{e}" for s in INTERVAL_SCORES
-                                                 for e in ("low", "high", "interval")]
+    cols = ["tstr_auc_mean", "tstr_auc_ci95"] + [
+        f"{s}_{e}" for s in INTERVAL_SCORES for e in ("low", "high", "interval")
+    ]
     return pd.concat([out.reset_index(drop=True), pd.DataFrame(add, columns=cols)], axis=1)
 
 

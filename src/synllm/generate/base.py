@@ -80,10 +80,12 @@ class GenerationSettings(BaseModel):
         "auto", description="transformers: where to run (auto = CUDA when present)."
     )
     fieldwise: bool = Field(
-        True, description="llamacpp constrained: keys evaluated as forced text, only values sampled."
+        True,
+        description="llamacpp constrained: keys evaluated as forced text, only values sampled.",
     )
     lazy_grammar: bool = Field(
-        True, description="llamacpp: grammar checked on the sampled token first, full mask only on rejection."
+        True,
+        description="llamacpp: grammar checked on the sampled token first, full mask only on rejection.",
     )
     load_once: bool = Field(
         True,
@@ -122,7 +124,7 @@ class GenerationContext:
     ``peer_model`` is the fitted model a peer samples from (rule ``train_peer``).
     """
 
-    card: "DatasetCard"
+    card: DatasetCard
     train_path: Path | None = None
     holdout_path: Path | None = None
     prompt: dict | None = None
@@ -163,7 +165,9 @@ class Backend(Protocol):
     batched: bool
     stats: BackendStats
 
-    def load(self, spec: "ModelSpec", settings: GenerationSettings, context: GenerationContext) -> None:
+    def load(
+        self, spec: ModelSpec, settings: GenerationSettings, context: GenerationContext
+    ) -> None:
         """Load the model (or data) once; may add warnings to ``stats``."""
 
     def generate(
@@ -212,7 +216,7 @@ def token_budget(
     return int(math.ceil(n_records * tokens_per_record * factor)) + slack
 
 
-def example_record(card: "DatasetCard") -> dict[str, Any]:
+def example_record(card: DatasetCard) -> dict[str, Any]:
     """A typical-looking record of ``card`` (first category, range mid-point) for token sizing."""
     rec: dict[str, Any] = {}
     for name, col in card.columns.items():
@@ -274,7 +278,7 @@ def call_seed(seed: int, call_index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(call_index)]).generate_state(1)[0])
 
 
-def resolve_constrained(setting: Literal["auto"] | bool, backend: str, spec: "ModelSpec") -> bool:
+def resolve_constrained(setting: Literal["auto"] | bool, backend: str, spec: ModelSpec) -> bool:
     """auto -> on for embedded GGUF models (llamacpp or gguf_package), off for paper models."""
     if setting == "auto":
         return backend == "llamacpp" or bool(spec.gguf_package)

@@ -41,9 +41,9 @@ import pandas as pd
 from scipy import optimize, stats
 
 from synllm.cards import DatasetCard
-from synllm.split import DTYPES, read_split, to_records
 from synllm.errors import ConfigError, DataError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
+from synllm.split import DTYPES, read_split, to_records
 
 KINDS = ("holdout", "marginals", "copula", "uniform", "train_copy")
 _HERMITE_ORDER = 40  # terms of Mehler's expansion used to de-attenuate correlations
@@ -160,7 +160,9 @@ def level_codes(s: pd.Series, margin: ColumnMargin, numeric: bool) -> np.ndarray
     pos = np.array([levels.index(lv) for lv in known], dtype=np.int64)
     observed = s[~missing]
     if numeric:
-        idx = np.searchsorted(np.asarray(known, dtype="float64"), observed.to_numpy(dtype="float64"))
+        idx = np.searchsorted(
+            np.asarray(known, dtype="float64"), observed.to_numpy(dtype="float64")
+        )
     else:
         idx = pd.Categorical(observed.astype(object), categories=known).codes.astype(np.int64)
     if len(idx) and (idx.min() < 0 or idx.max() >= len(known)):
@@ -204,7 +206,10 @@ def latent_correlation(r: float, ci: np.ndarray, cj: np.ndarray) -> float:
     clipped to the nearest end.
     """
     w = ci * cj
-    f = lambda rho: float(np.polynomial.polynomial.polyval(rho, np.concatenate([[0.0], w]))) - r
+
+    def f(rho: float) -> float:
+        return float(np.polynomial.polynomial.polyval(rho, np.concatenate([[0.0], w]))) - r
+
     lo, hi = -0.999, 0.999
     if f(lo) >= 0:
         return lo
@@ -270,7 +275,12 @@ def sample_copula(model: GaussianCopula, card: DatasetCard, n: int, seed: int) -
 
 
 def generate_table(
-    kind: str, card: DatasetCard, train: pd.DataFrame, holdout: pd.DataFrame | None, n: int, seed: int
+    kind: str,
+    card: DatasetCard,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    n: int,
+    seed: int,
 ) -> pd.DataFrame:
     """Synthetic table of baseline ``kind`` (one of :data:`KINDS`), card dtypes."""
     if kind == "holdout":
@@ -320,7 +330,11 @@ def _typed(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
             out[name] = s.astype(object).where(s.notna(), np.nan)
         else:
             num = pd.to_numeric(s, errors="coerce")
-            out[name] = num.round().astype("Int64") if DTYPES[spec.type] == "Int64" else num.astype("float64")
+            out[name] = (
+                num.round().astype("Int64")
+                if DTYPES[spec.type] == "Int64"
+                else num.astype("float64")
+            )
     return pd.DataFrame(out)
 
 
@@ -368,7 +382,9 @@ class BaselineBackend:
         self.train = read_split(context.train_path, context.card)
         if spec.kind == "holdout":
             if context.holdout_path is None:
-                raise ConfigError(f"models: baseline {spec.slug!r} needs the holdout split (--holdout)")
+                raise ConfigError(
+                    f"models: baseline {spec.slug!r} needs the holdout split (--holdout)"
+                )
             self.holdout = read_split(context.holdout_path, context.card)
         self.stats.extra["baseline_kind"] = spec.kind
 

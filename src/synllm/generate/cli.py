@@ -20,8 +20,9 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,10 +30,10 @@ from synllm.cards import load_card
 from synllm.errors import ConfigError
 from synllm.generate.base import (
     BATCH_SEPARATOR_FMT,
+    OPENAI_SETTING_KEYS,
     Backend,
     GenerationContext,
     GenerationResult,
-    OPENAI_SETTING_KEYS,
     GenerationSettings,
     allocate,
     batch_sizes,
@@ -135,14 +136,17 @@ def run_batches(
         if not short:
             rounds -= 1
             break
-        jobs = [(i, size) for i, missing in short for size in batch_sizes(missing, settings.batch_size)]
+        jobs = [
+            (i, size) for i, missing in short for size in batch_sizes(missing, settings.batch_size)
+        ]
         if many is not None:
             requests = [(prompt["system"], plan[i][0], size, 0) for i, size in jobs]
             width = batch_size_for_attempt(backend.parallel_width(settings, requests), attempt)
             if width > 1:
                 state["jobs"] = len(texts)
-                for i, text in _run_parallel(backend, prompt, plan, jobs, seed, width, settings,
-                                             schema, state):
+                for i, text in _run_parallel(
+                    backend, prompt, plan, jobs, seed, width, settings, schema, state
+                ):
                     texts.append(text)
                     found[i] += count_records(text)
                     log.info("batch %d: %d found so far", len(texts), sum(found))
@@ -153,20 +157,29 @@ def run_batches(
                 size = pending.pop(0)
                 batch_seed = (seed * 1000 + len(texts) + 1) % (2**31)
                 try:
-                    chunks = backend.generate(prompt["system"], plan[i][0], size, batch_seed, settings, schema)
+                    chunks = backend.generate(
+                        prompt["system"], plan[i][0], size, batch_seed, settings, schema
+                    )
                 except Exception as err:  # noqa: BLE001 - only CUDA OOM is handled, rest re-raised
                     if not is_out_of_memory(err) or size == 1:
                         raise
                     free_gpu_cache()
                     half = (size + 1) // 2
-                    log.warning("out of memory on a batch of %d records: retrying as %d + %d", size, half, size - half)
+                    log.warning(
+                        "out of memory on a batch of %d records: retrying as %d + %d",
+                        size,
+                        half,
+                        size - half,
+                    )
                     pending[:0] = [half, size - half]
                     state["oom_splits"] += 1
                     continue
                 text = "\n".join(c.rstrip("\n") for c in chunks)
                 texts.append(text)
                 found[i] += count_records(text)
-                log.info("batch %d: asked %d records, %d found so far", len(texts), size, sum(found))
+                log.info(
+                    "batch %d: asked %d records, %d found so far", len(texts), size, sum(found)
+                )
     return texts, {
         "batches": len(texts),
         "attempts": rounds,
@@ -176,10 +189,17 @@ def run_batches(
     }
 
 
-def _run_parallel(backend: Any, prompt: dict, plan: list[tuple[str, int]],
-                  jobs: list[tuple[int, int]], seed: int, width: int,
-                  settings: GenerationSettings, schema: dict | None,
-                  state: dict) -> list[tuple[int, str]]:
+def _run_parallel(
+    backend: Any,
+    prompt: dict,
+    plan: list[tuple[str, int]],
+    jobs: list[tuple[int, int]],
+    seed: int,
+    width: int,
+    settings: GenerationSettings,
+    schema: dict | None,
+    state: dict,
+) -> list[tuple[int, str]]:
     """Decode ``jobs`` (sub-prompt index, records) ``width`` at a time with ``generate_many``.
 
     Job k of the run (``state['jobs']``) gets seed ``seed * 1000 + k``, the seed the sequential
@@ -195,28 +215,42 @@ def _run_parallel(backend: Any, prompt: dict, plan: list[tuple[str, int]],
         chunk = queue[:width]
         try:
             results = backend.generate_many(
-                [(prompt["system"], plan[i][0], size, s) for i, size, s in chunk], settings, schema)
+                [(prompt["system"], plan[i][0], size, s) for i, size, s in chunk], settings, schema
+            )
         except Exception as err:  # noqa: BLE001 - only CUDA OOM is handled, rest re-raised
             if not is_out_of_memory(err) or (len(chunk) == 1 and chunk[0][1] == 1):
                 raise
             free_gpu_cache()
             state["oom_splits"] += 1
             if len(chunk) > 1:
-                log.warning("out of memory on %d parallel sequences: width %d -> %d",
-                            len(chunk), width, max(1, len(chunk) // 2))
+                log.warning(
+                    "out of memory on %d parallel sequences: width %d -> %d",
+                    len(chunk),
+                    width,
+                    max(1, len(chunk) // 2),
+                )
                 width = max(1, len(chunk) // 2)
             else:
                 i, size, s = chunk[0]
                 half = (size + 1) // 2
-                log.warning("out of memory on a batch of %d records: retrying as %d + %d",
-                            size, half, size - half)
+                log.warning(
+                    "out of memory on a batch of %d records: retrying as %d + %d",
+                    size,
+                    half,
+                    size - half,
+                )
                 state["jobs"] += 1
-                queue[:1] = [(i, half, s), (i, size - half, (seed * 1000 + state["jobs"]) % (2**31))]
+                queue[:1] = [
+                    (i, half, s),
+                    (i, size - half, (seed * 1000 + state["jobs"]) % (2**31)),
+                ]
             continue
         state["width"] = max(state["width"], len(chunk))
         del queue[: len(chunk)]
-        out += [(i, "\n".join(c.rstrip("\n") for c in chunks))
-                for (i, _, _), chunks in zip(chunk, results)]
+        out += [
+            (i, "\n".join(c.rstrip("\n") for c in chunks))
+            for (i, _, _), chunks in zip(chunk, results)
+        ]
     return out
 
 
@@ -311,8 +345,13 @@ def generate_cells(
         backend_name = "replay"
     for context in contexts:
         if context.prompt is None and spec.takes_prompt and backend_name != "baseline":
-            raise ConfigError(f"generate: --prompt is required for model {spec.slug!r} (backend {backend_name})")
-    extra = sorted(set(settings.model_extra or {}) - (OPENAI_SETTING_KEYS if spec.backend == "openai" else set()))
+            raise ConfigError(
+                f"generate: --prompt is required for model {spec.slug!r} (backend {backend_name})"
+            )
+    extra = sorted(
+        set(settings.model_extra or {})
+        - (OPENAI_SETTING_KEYS if spec.backend == "openai" else set())
+    )
     seed_everything(seed)
     backend = get_backend(backend_name)
     t_load = time.perf_counter()
@@ -326,16 +365,41 @@ def generate_cells(
                 backend.load(spec, settings, context)
                 loaded = backend.stats
         backend.stats = dataclasses.replace(
-            loaded, warnings=list(loaded.warnings), extra=dict(loaded.extra))
+            loaded, warnings=list(loaded.warnings), extra=dict(loaded.extra)
+        )
         load_seconds = model_load_seconds if k == 0 else 0.0
-        yield _run_cell(spec, settings, context, n_records, seed, attempt, backend, backend_name,
-                        extra, t0, load_seconds, model_load_seconds, already_loaded=k > 0)
+        yield _run_cell(
+            spec,
+            settings,
+            context,
+            n_records,
+            seed,
+            attempt,
+            backend,
+            backend_name,
+            extra,
+            t0,
+            load_seconds,
+            model_load_seconds,
+            already_loaded=k > 0,
+        )
 
 
-def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: GenerationContext,
-              n_records: int, seed: int, attempt: int, backend: Backend, backend_name: str,
-              extra: list[str], t0: float, load_seconds: float, model_load_seconds: float,
-              already_loaded: bool) -> GenerationResult:
+def _run_cell(
+    spec: ModelSpec,
+    settings: GenerationSettings,
+    context: GenerationContext,
+    n_records: int,
+    seed: int,
+    attempt: int,
+    backend: Backend,
+    backend_name: str,
+    extra: list[str],
+    t0: float,
+    load_seconds: float,
+    model_load_seconds: float,
+    already_loaded: bool,
+) -> GenerationResult:
     warnings: list[str] = []
     if extra:
         warnings.append(f"unknown generation settings ignored: {extra}")
@@ -345,15 +409,20 @@ def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: Generation
     tokens_per_record = None
     if backend.batched:
         tokens_per_record = settings.tokens_per_record or float(
-            getattr(backend, "budget_tokens", backend.count_tokens)(record_json_line(example_record(context.card)))
+            getattr(backend, "budget_tokens", backend.count_tokens)(
+                record_json_line(example_record(context.card))
+            )
         )
         run_settings = settings.model_copy(update={"tokens_per_record": tokens_per_record})
-        texts, summary = run_batches(backend, context.prompt or {}, n_records, seed, run_settings,
-                                     schema, attempt)
+        texts, summary = run_batches(
+            backend, context.prompt or {}, n_records, seed, run_settings, schema, attempt
+        )
         text = join_batches(texts)
     else:
         prompt = context.prompt or {"system": "", "user": ""}
-        chunks = backend.generate(prompt["system"], prompt["user"], n_records, seed, settings, schema)
+        chunks = backend.generate(
+            prompt["system"], prompt["user"], n_records, seed, settings, schema
+        )
         text = "\n".join(chunks)
         if text and not text.endswith("\n"):
             text += "\n"
@@ -393,7 +462,9 @@ def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: Generation
         "generation_seconds": round(gen_seconds, 3),
         "input_tokens": stats.input_tokens,
         "output_tokens": stats.output_tokens,
-        "tokens_per_second": round(stats.output_tokens / gen_seconds, 2) if stats.output_tokens else 0.0,
+        "tokens_per_second": round(stats.output_tokens / gen_seconds, 2)
+        if stats.output_tokens
+        else 0.0,
         "tokens_per_record": tokens_per_record,
         "temperature": settings.temperature,
         "top_p": settings.top_p,
@@ -418,13 +489,22 @@ def _run_cell(spec: ModelSpec, settings: GenerationSettings, context: Generation
 
 def resume_key(meta: dict, settings: GenerationSettings) -> str:
     """What a finished cell in the resume folder must match to be reused."""
-    keep = {k: meta.get(k) for k in ("model", "dataset", "prompt_sha256", "seed", "n_records_requested")}
+    keep = {
+        k: meta.get(k) for k in ("model", "dataset", "prompt_sha256", "seed", "n_records_requested")
+    }
     keep["settings"] = settings.model_dump(mode="json")
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()
 
 
-def _resumed(resume: Path | None, name: str, spec: ModelSpec, context: GenerationContext,
-             n_records: int, seed: int, settings: GenerationSettings) -> tuple[str, dict] | None:
+def _resumed(
+    resume: Path | None,
+    name: str,
+    spec: ModelSpec,
+    context: GenerationContext,
+    n_records: int,
+    seed: int,
+    settings: GenerationSettings,
+) -> tuple[str, dict] | None:
     """(raw text, meta) of a cell finished by an earlier, interrupted job, when it matches."""
     if resume is None:
         return None
@@ -432,8 +512,13 @@ def _resumed(resume: Path | None, name: str, spec: ModelSpec, context: Generatio
     if not (raw.is_file() and meta_path.is_file()):
         return None
     meta = json.loads(meta_path.read_text())
-    probe = {"model": spec.slug, "dataset": context.card.name, "seed": seed,
-             "prompt_sha256": prompt_sha256(context.prompt), "n_records_requested": n_records}
+    probe = {
+        "model": spec.slug,
+        "dataset": context.card.name,
+        "seed": seed,
+        "prompt_sha256": prompt_sha256(context.prompt),
+        "n_records_requested": n_records,
+    }
     if meta.get("resume_key") != resume_key(probe, settings):
         return None
     return raw.read_text(encoding="utf-8"), {**meta, "resumed": True}
@@ -458,7 +543,9 @@ def cli(argv: list[str]) -> int:
         help="several cells: each finished cell is also kept here and reused by a rerun",
     )
     p.add_argument(
-        "--attempt", type=int, default=1,
+        "--attempt",
+        type=int,
+        default=1,
         help="Snakemake retry attempt: batch_size is halved on each retry (e.g. after CUDA OOM)",
     )
     a = p.parse_args(argv)
@@ -466,8 +553,11 @@ def cli(argv: list[str]) -> int:
     if a.n_records < 1:
         raise ConfigError(f"generate: --n-records must be >= 1, got {a.n_records}")
     n_cells = len(a.out_raw)
-    if len(a.out_meta) != n_cells or (a.prompt and len(a.prompt) != n_cells) or (
-            not a.prompt and n_cells != 1):
+    if (
+        len(a.out_meta) != n_cells
+        or (a.prompt and len(a.prompt) != n_cells)
+        or (not a.prompt and n_cells != 1)
+    ):
         raise ConfigError("generate: give one --prompt (LLMs), --out-raw and --out-meta per cell")
     spec = load_registry(a.registry).get(a.model)
     settings = parse_settings(a.settings)
@@ -479,15 +569,17 @@ def cli(argv: list[str]) -> int:
     contexts = []
     for path in a.prompt or [None]:
         prompt = load_prompt(path) if path else None
-        contexts.append(GenerationContext(
-            card=card,
-            train_path=Path(a.train) if a.train else None,
-            holdout_path=Path(a.holdout) if a.holdout else None,
-            prompt=prompt,
-            prompt_style="none" if prompt is None else (prompt.get("style") or Path(path).stem),
-            prompt_path=Path(path) if path else None,
-            peer_model=Path(a.peer_model) if a.peer_model else None,
-        ))
+        contexts.append(
+            GenerationContext(
+                card=card,
+                train_path=Path(a.train) if a.train else None,
+                holdout_path=Path(a.holdout) if a.holdout else None,
+                prompt=prompt,
+                prompt_style="none" if prompt is None else (prompt.get("style") or Path(path).stem),
+                prompt_path=Path(path) if path else None,
+                peer_model=Path(a.peer_model) if a.peer_model else None,
+            )
+        )
     resume = Path(a.resume_dir) if a.resume_dir else None
     names = [c.prompt_style or f"cell{k}" for k, c in enumerate(contexts)]
     todo = []
@@ -500,8 +592,9 @@ def cli(argv: list[str]) -> int:
             todo.append(k)
     if not todo:
         return 0
-    results = generate_cells(spec, settings, [contexts[k] for k in todo], a.n_records, a.seed,
-                             a.attempt)
+    results = generate_cells(
+        spec, settings, [contexts[k] for k in todo], a.n_records, a.seed, a.attempt
+    )
     for k, result in zip(todo, results):
         meta = result.meta
         if resume is not None:
@@ -510,7 +603,10 @@ def cli(argv: list[str]) -> int:
         _write(a.out_raw[k], a.out_meta[k], result.text, meta)
         log.info(
             "%s: %s records found, %d output tokens in %.1f s",
-            spec.slug, meta["records_found"], meta["output_tokens"], meta["wall_seconds"],
+            spec.slug,
+            meta["records_found"],
+            meta["output_tokens"],
+            meta["wall_seconds"],
         )
     return 0
 

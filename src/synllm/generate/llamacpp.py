@@ -61,7 +61,9 @@ def grammar_schema(schema: dict) -> dict:
                     prop[key] = int(prop[key])
         if isinstance(types, list):
             rest = {k: v for k, v in prop.items() if k != "type"}
-            props[name] = {"anyOf": [{**rest, "type": t} if t != "null" else {"type": "null"} for t in types]}
+            props[name] = {
+                "anyOf": [{**rest, "type": t} if t != "null" else {"type": "null"} for t in types]
+            }
     return out
 
 
@@ -143,7 +145,7 @@ def record_gbnf(schema: dict, decimals: int = 2) -> str:
     for i, (name, prop) in enumerate(props.items()):
         rule = f"v{i}"
         lines.append(f"{rule} ::= {_value_rule(prop, decimals)}")
-        parts.append(f"{_lit(json.dumps(name))} space \":\" space {rule}")
+        parts.append(f'{_lit(json.dumps(name))} space ":" space {rule}')
     body = ' space "," space '.join(parts)
     lines.insert(0, f'root ::= "{{" space {body} space "}}"')
     lines.append('space ::= " "?')
@@ -167,7 +169,7 @@ def value_regex(prop: dict, decimals: int = 2) -> str:
     return "(?:" + "|".join(alts) + ")"
 
 
-def field_plan(schema: dict, decimals: int = 2) -> list[tuple[str, str, "re.Pattern[str]"]]:
+def field_plan(schema: dict, decimals: int = 2) -> list[tuple[str, str, re.Pattern[str]]]:
     """Field-wise decoding plan of a flat record schema: per field (forced text, GBNF of the
     value and its terminator, regex of a complete value + terminator).
 
@@ -227,8 +229,17 @@ class LazyGrammarSampler:
     through ``dist``, so the same seed gives the same text. Used by :func:`make_llama`.
     """
 
-    def __init__(self, llm: Any, grammar: Any, top_k: int, top_p: float, min_p: float,
-                 typical_p: float, temp: float, seed: int) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        grammar: Any,
+        top_k: int,
+        top_p: float,
+        min_p: float,
+        typical_p: float,
+        temp: float,
+        seed: int,
+    ) -> None:
         global TOKEN_DATA
         import ctypes
 
@@ -237,7 +248,9 @@ class LazyGrammarSampler:
         from llama_cpp import _internals
 
         if TOKEN_DATA is None:
-            TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+            TOKEN_DATA = np.dtype(
+                [("id", np.intc), ("logit", np.single), ("p", np.single)], align=True
+            )
             assert TOKEN_DATA.itemsize == ctypes.sizeof(lc.llama_token_data)
         self._lc, self._np, self._ct = lc, np, ctypes
         self.chain = _internals.LlamaSampler()
@@ -251,7 +264,8 @@ class LazyGrammarSampler:
             self.chain.add_temp(temp)
             self.chain.add_dist(seed)
         self.grammar = lc.llama_sampler_init_grammar(
-            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
         if not self.grammar:
             raise ConfigError("constrained decoding: llama.cpp rejected the record grammar")
         self.n_vocab = llm.n_vocab()
@@ -265,7 +279,10 @@ class LazyGrammarSampler:
         lc = self._lc
         return lc.llama_token_data_array(
             data=buf.ctypes.data_as(self._ct.POINTER(lc.llama_token_data)),
-            size=len(buf), selected=-1, sorted=False)
+            size=len(buf),
+            selected=-1,
+            sorted=False,
+        )
 
     def _pick(self, logits: Any, masked: bool) -> int:
         self.buf["id"] = self.ids
@@ -330,16 +347,27 @@ def make_llama(lazy_grammar: bool = True, **kwargs: Any) -> Any:
 
         def _init_sampler(self, **kw: Any) -> Any:
             grammar = kw.get("grammar")
-            plain = (kw.get("logits_processor") is None and not kw.get("mirostat_mode")
-                     and kw.get("repeat_penalty", 1.0) == 1.0
-                     and not kw.get("frequency_penalty") and not kw.get("presence_penalty")
-                     and kw.get("temp", 0.8) > 0)
+            plain = (
+                kw.get("logits_processor") is None
+                and not kw.get("mirostat_mode")
+                and kw.get("repeat_penalty", 1.0) == 1.0
+                and not kw.get("frequency_penalty")
+                and not kw.get("presence_penalty")
+                and kw.get("temp", 0.8) > 0
+            )
             if grammar is None or not plain:
                 return super()._init_sampler(**kw)
             self._flush_grammar_stats()
             sampler = LazyGrammarSampler(
-                self, grammar, kw.get("top_k", 40), kw.get("top_p", 0.95), kw.get("min_p", 0.05),
-                kw.get("typical_p", 1.0), kw.get("temp", 0.8), self._seed)
+                self,
+                grammar,
+                kw.get("top_k", 40),
+                kw.get("top_p", 0.95),
+                kw.get("min_p", 0.05),
+                kw.get("typical_p", 1.0),
+                kw.get("temp", 0.8),
+                self._seed,
+            )
             self._lazy = sampler
             return sampler
 
@@ -372,7 +400,9 @@ class LlamaCppBackend:
         self._grammar_steps = 0
         self._grammar_full = 0
 
-    def load(self, spec: Any, settings: GenerationSettings, context: GenerationContext | None) -> None:
+    def load(
+        self, spec: Any, settings: GenerationSettings, context: GenerationContext | None
+    ) -> None:
         """Open the GGUF file (never downloads); ``n_threads`` from the registry."""
         try:
             import llama_cpp  # noqa: F401
@@ -384,7 +414,11 @@ class LlamaCppBackend:
         self.lazy_grammar = bool(getattr(settings, "lazy_grammar", True))
         self.llm = make_llama(
             lazy_grammar=self.lazy_grammar,
-            model_path=str(path), n_ctx=n_ctx, n_threads=threads, seed=0, verbose=False
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            seed=0,
+            verbose=False,
         )
         self.spec = spec
         self.constrained = resolve_constrained(settings.constrained, "llamacpp", spec)
@@ -409,8 +443,14 @@ class LlamaCppBackend:
             self._grammars[key] = LlamaGrammar.from_string(record_gbnf(schema), verbose=False)
         return self._grammars[key]
 
-    def _complete(self, prompt: str, max_tokens: int, seed: int, settings: GenerationSettings,
-                  grammar: Any = None) -> str:
+    def _complete(
+        self,
+        prompt: str,
+        max_tokens: int,
+        seed: int,
+        settings: GenerationSettings,
+        grammar: Any = None,
+    ) -> str:
         n_prompt = self.count_tokens(prompt)
         room = self.llm.n_ctx() - n_prompt - 1
         if room <= 0:
@@ -461,7 +501,9 @@ class LlamaCppBackend:
         self.llm.eval(toks[n:])
         return len(toks)
 
-    def _fieldwise_record(self, prompt: str, schema: dict, seed: int, settings: GenerationSettings) -> str:
+    def _fieldwise_record(
+        self, prompt: str, schema: dict, seed: int, settings: GenerationSettings
+    ) -> str:
         """One record, field by field (see :func:`field_plan`): forced key text evaluated as a
         batch, each value sampled under its grammar with :class:`LazyGrammarSampler` until
         its separator. Returns the record line."""
@@ -469,8 +511,10 @@ class LlamaCppBackend:
         if key not in self._plans:
             from llama_cpp import LlamaGrammar
 
-            self._plans[key] = [(f, LlamaGrammar.from_string(g, verbose=False), rx)
-                                for f, g, rx in field_plan(schema)]
+            self._plans[key] = [
+                (f, LlamaGrammar.from_string(g, verbose=False), rx)
+                for f, g, rx in field_plan(schema)
+            ]
         plan = self._plans[key]
         llm = self.llm
         n_prompt = self._prime(prompt)
@@ -485,8 +529,16 @@ class LlamaCppBackend:
                 break
             llm.eval(toks)
             text.append(forced)
-            sampler = LazyGrammarSampler(llm, grammar, 40, settings.top_p, 0.05, 1.0,
-                                         settings.temperature, call_seed(seed, j))
+            sampler = LazyGrammarSampler(
+                llm,
+                grammar,
+                40,
+                settings.top_p,
+                0.05,
+                1.0,
+                settings.temperature,
+                call_seed(seed, j),
+            )
             value, pending = b"", []
             try:
                 for _ in range(MAX_VALUE_TOKENS):
@@ -520,15 +572,24 @@ class LlamaCppBackend:
         ex["grammar_full_mask_steps"] = self._grammar_full
         return "".join(text)
 
-    def generate(self, system: str, user: str, n_records: int, seed: int,
-                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+    def generate(
+        self,
+        system: str,
+        user: str,
+        n_records: int,
+        seed: int,
+        settings: GenerationSettings,
+        schema: dict | None,
+    ) -> list[str]:
         """Constrained: one grammar-bound call per record; else one call for all records."""
         prompt, how = format_prompt(self.llm, self.spec, system, user)
         self.stats.extra["prompt_format"] = how
         tpr = settings.tokens_per_record or 64.0
         if self.constrained and schema and self.fieldwise:
-            return [self._fieldwise_record(prompt, schema, call_seed(seed, i), settings)
-                    for i in range(n_records)]
+            return [
+                self._fieldwise_record(prompt, schema, call_seed(seed, i), settings)
+                for i in range(n_records)
+            ]
         if self.constrained and schema:
             grammar = self.grammar(schema)
             budget = settings.max_new_tokens or token_budget(1, tpr)

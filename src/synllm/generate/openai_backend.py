@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +132,9 @@ class OpenAIBackend:
         import openai
 
         if not spec.base_url_env:
-            raise ConfigError(f"models: {spec.slug!r}: field 'base_url_env' is required for backend openai")
+            raise ConfigError(
+                f"models: {spec.slug!r}: field 'base_url_env' is required for backend openai"
+            )
         base_url = os.environ.get(spec.base_url_env, "").strip()
         if not base_url:
             raise ConfigError(
@@ -146,7 +149,9 @@ class OpenAIBackend:
         else:
             api_key = "not-needed"  # local servers (vLLM, llama.cpp, Ollama) ignore the key
         timeout = float(_setting(settings, spec, "request_timeout_s", 120.0))
-        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout
+        )
         self.spec, self.context = spec, context
         self.limiter = RateLimiter(_setting(settings, spec, "requests_per_minute", None))
         self.max_retries = int(_setting(settings, spec, "max_retries", 5))
@@ -166,7 +171,9 @@ class OpenAIBackend:
         self.stats.constrained = settings.constrained is True
         self.stats.extra.update(base_url_env=spec.base_url_env, api_model=spec.api_model)
         if context is not None and context.card is not None:
-            self._tokens_per_record = self.budget_tokens(record_json_line(example_record(context.card)))
+            self._tokens_per_record = self.budget_tokens(
+                record_json_line(example_record(context.card))
+            )
 
     # -- calls ---------------------------------------------------------------------------
     def _messages(self, system: str, user: str) -> list[dict]:
@@ -189,7 +196,9 @@ class OpenAIBackend:
             except (openai.APIConnectionError, openai.APIStatusError) as err:
                 status = _status_of(err)
                 key = str(status) if status is not None else type(err).__name__
-                self.stats.extra["http_errors"][key] = self.stats.extra["http_errors"].get(key, 0) + 1
+                self.stats.extra["http_errors"][key] = (
+                    self.stats.extra["http_errors"].get(key, 0) + 1
+                )
                 retryable = status is None or status in RETRY_STATUS
                 if not retryable:
                     raise GenerationError(
@@ -260,9 +269,13 @@ class OpenAIBackend:
         else:
             self.stats.input_tokens += self.count_tokens(prompt_text)
             self.stats.output_tokens += self.count_tokens(text)
-            _warn_once(self.stats, "openai backend: server sent no usage; token counts are estimates")
+            _warn_once(
+                self.stats, "openai backend: server sent no usage; token counts are estimates"
+            )
         if choice is not None and choice.finish_reason == "length":
-            _warn_once(self.stats, "openai backend: a response hit max_tokens (finish_reason=length)")
+            _warn_once(
+                self.stats, "openai backend: a response hit max_tokens (finish_reason=length)"
+            )
         cin, cout = self.costs
         if cin is not None or cout is not None:
             self.stats.extra["cost_usd"] = round(

@@ -30,17 +30,18 @@ import json
 import logging
 import pickle
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
-from synllm.split import read_split, to_records
 from synllm.errors import ConfigError, DataError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
+from synllm.split import read_split, to_records
 
 log = logging.getLogger("synllm.peers")
 
@@ -59,8 +60,7 @@ def require(kind: str) -> None:
     package = PEER_PACKAGES[kind]
     if importlib.util.find_spec(package.replace("-", "_")) is None:
         raise ConfigError(
-            f"peer {kind!r} needs the package {package!r}, which is not installed "
-            f"({PEER_EXTRA})"
+            f"peer {kind!r} needs the package {package!r}, which is not installed ({PEER_EXTRA})"
         )
 
 
@@ -90,8 +90,11 @@ def to_sdv_frame(train: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
     for name, col in card.columns.items():
         s = train[name]
         if col.type == "binary":
-            out[name] = s.astype("Int64").astype(object).where(s.notna(), np.nan).map(
-                lambda v: v if pd.isna(v) else str(int(v))
+            out[name] = (
+                s.astype("Int64")
+                .astype(object)
+                .where(s.notna(), np.nan)
+                .map(lambda v: v if pd.isna(v) else str(int(v)))
             )
         elif col.is_numeric:
             out[name] = pd.to_numeric(s, errors="coerce").astype("float64")
@@ -109,7 +112,9 @@ def from_sdv_frame(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
             out[name] = s.astype(object).where(s.notna(), np.nan)
         else:
             num = pd.to_numeric(s, errors="coerce")
-            out[name] = num.round().astype("Int64") if col.type != "float" else num.astype("float64")
+            out[name] = (
+                num.round().astype("Int64") if col.type != "float" else num.astype("float64")
+            )
     return pd.DataFrame(out)
 
 
@@ -289,8 +294,15 @@ class PeerBackend:
     def count_tokens(self, text: str) -> int:
         return 0
 
-    def generate(self, system: str, user: str, n_records: int, seed: int,
-                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+    def generate(
+        self,
+        system: str,
+        user: str,
+        n_records: int,
+        seed: int,
+        settings: GenerationSettings,
+        schema: dict | None,
+    ) -> list[str]:
         assert self.card is not None
         t0 = time.perf_counter()
         df = sample_peer(self.model, self.card, n_records, seed)
@@ -320,8 +332,14 @@ def train(
     use_gpu = budget_name == "gpu" and torch.cuda.is_available()
     rows = subsample(read_split(train_path, card), budget.max_train_rows, seed)
     model, facts = fit_peer(
-        spec.peer, card, rows, seed, budget.epochs, budget.batch_size,
-        budget.max_train_seconds, use_gpu,
+        spec.peer,
+        card,
+        rows,
+        seed,
+        budget.epochs,
+        budget.batch_size,
+        budget.max_train_seconds,
+        use_gpu,
     )
     info = {
         "model": spec.slug,
@@ -366,6 +384,10 @@ def cli_train(argv: list[str]) -> int:
     Path(a.out_info).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     log.info(
         "%s on %s: %d rows, %d epochs in %.1f s",
-        spec.slug, card.name, info["train_rows"], info["epochs_run"], info["train_seconds"],
+        spec.slug,
+        card.name,
+        info["train_rows"],
+        info["epochs_run"],
+        info["train_seconds"],
     )
     return 0

@@ -44,9 +44,13 @@ class ReplayBackend:
 
     def load(self, spec: Any, settings: GenerationSettings, context: GenerationContext) -> None:
         if not settings.replay_dir:
-            raise ConfigError("generation: field 'replay_dir' is required with backend_override: replay")
+            raise ConfigError(
+                "generation: field 'replay_dir' is required with backend_override: replay"
+            )
         if not Path(settings.replay_dir).is_dir():
-            raise ConfigError(f"generation: field 'replay_dir': directory {settings.replay_dir!r} not found")
+            raise ConfigError(
+                f"generation: field 'replay_dir': directory {settings.replay_dir!r} not found"
+            )
         style = context.prompt_style or (context.prompt or {}).get("style") or "none"
         name = spec.replay_name or (spec.slug if style == BASELINE_PROMPT else None)
         if not name:
@@ -54,7 +58,9 @@ class ReplayBackend:
             return
         path = replay_path(settings.replay_dir, context.card.name, name, style)
         if path is None:
-            self.stats.warnings.append(f"no replay output: prompt style {style!r} is not a paper prompt")
+            self.stats.warnings.append(
+                f"no replay output: prompt style {style!r} is not a paper prompt"
+            )
             return
         if not path.is_file():
             self.stats.warnings.append(f"no replay output: {path} does not exist")
@@ -67,8 +73,15 @@ class ReplayBackend:
         """Whitespace-separated words (no tokenizer is loaded in replay)."""
         return len(text.split())
 
-    def generate(self, system: str, user: str, n_records: int, seed: int,
-                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+    def generate(
+        self,
+        system: str,
+        user: str,
+        n_records: int,
+        seed: int,
+        settings: GenerationSettings,
+        schema: dict | None,
+    ) -> list[str]:
         return [self.text] if self.text is not None else []
 
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from synllm.errors import ConfigError
 from synllm.generate.base import (
@@ -69,8 +70,15 @@ class RowSampler:
     budget is handed ``stop_id`` so that ``generate`` finishes it like an EOS.
     """
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float, budgets: list[int],
-                 start: int, stop_id: int | None):
+    def __init__(
+        self,
+        seeds: list[int],
+        temperature: float,
+        top_p: float,
+        budgets: list[int],
+        start: int,
+        stop_id: int | None,
+    ):
         import torch
         from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
@@ -88,8 +96,11 @@ class RowSampler:
             scores = w(input_ids, scores)
         probs = torch.softmax(scores, dim=-1).double()
         cdf = probs.cumsum(dim=-1)
-        u = torch.tensor([float(torch.rand(1, generator=g, dtype=torch.float64)) for g in self.gens],
-                         dtype=torch.float64, device=cdf.device)
+        u = torch.tensor(
+            [float(torch.rand(1, generator=g, dtype=torch.float64)) for g in self.gens],
+            dtype=torch.float64,
+            device=cdf.device,
+        )
         tok = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
         tok = tok.clamp(max=cdf.shape[1] - 1)
         step = input_ids.shape[1] - self.start
@@ -139,8 +150,10 @@ def choose_quantization(requested: str, cuda: bool) -> QuantChoice:
         return QuantChoice(
             None,
             "none",
-            [f"nf4 requested but bitsandbytes is unavailable ({type(err).__name__}: {err}): "
-             "loading in full precision"],
+            [
+                f"nf4 requested but bitsandbytes is unavailable ({type(err).__name__}: {err}): "
+                "loading in full precision"
+            ],
         )
     config = BitsAndBytesConfig(
         load_in_4bit=True,
@@ -161,8 +174,10 @@ def load_with_fallback(
     try:
         return loader(**kwargs, quantization_config=choice.config), choice
     except (ImportError, ValueError, RuntimeError, TypeError, NotImplementedError) as err:
-        msg = (f"4-bit {choice.label} load failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}): "
-               "loading in full precision")
+        msg = (
+            f"4-bit {choice.label} load failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}): "
+            "loading in full precision"
+        )
         return loader(**kwargs), QuantChoice(None, "none", choice.warnings + [msg])
 
 
@@ -190,13 +205,19 @@ def format_chat(tokenizer: Any, spec: Any, system: str, user: str) -> tuple[str,
         if spec.system_role and system:
             messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         try:
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
             return text, "chat_template", []
         except Exception as err:  # jinja TemplateError "roles must alternate" etc.
             if messages is merged:
                 raise
             text = tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
-            return text, "chat_template", [f"chat template rejected the system turn ({err}): merged into user"]
+            return (
+                text,
+                "chat_template",
+                [f"chat template rejected the system turn ({err}): merged into user"],
+            )
     return spec.plain_format.format(system=system, user=user), "plain", []
 
 
@@ -241,7 +262,9 @@ class TransformersBackend:
         self._enforcer_data: Any = None
 
     # -- loading -------------------------------------------------------------------------
-    def load(self, spec: Any, settings: GenerationSettings, context: GenerationContext | None) -> None:
+    def load(
+        self, spec: Any, settings: GenerationSettings, context: GenerationContext | None
+    ) -> None:
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -273,7 +296,9 @@ class TransformersBackend:
             kwargs.update(device_map="auto", dtype=torch.float16)
         else:
             kwargs.update(dtype=torch.float32)
-        self.model, choice = load_with_fallback(AutoModelForCausalLM.from_pretrained, kwargs, choice)
+        self.model, choice = load_with_fallback(
+            AutoModelForCausalLM.from_pretrained, kwargs, choice
+        )
         self.model.eval()
         for w in choice.warnings:
             log.warning("%s", w)
@@ -344,8 +369,14 @@ class TransformersBackend:
             texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
         return texts
 
-    def _generate(self, texts: list[str], budgets: list[int], seeds: list[int],
-                  settings: GenerationSettings, prefix_fn: Callable | None = None) -> list[str]:
+    def _generate(
+        self,
+        texts: list[str],
+        budgets: list[int],
+        seeds: list[int],
+        settings: GenerationSettings,
+        prefix_fn: Callable | None = None,
+    ) -> list[str]:
         """One ``generate`` call with one row per text (left-padded).
 
         Unconstrained rows sample with :class:`RowSampler` (row ``i`` seeded ``seeds[i]``);
@@ -354,8 +385,9 @@ class TransformersBackend:
         import torch
 
         add_special = self.stats.extra.get("prompt_format") != "chat_template"
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True,
-                             add_special_tokens=add_special)
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, add_special_tokens=add_special
+        )
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
         n_prompt = int(enc["input_ids"].shape[1])
         budgets = self._fit_context(n_prompt, budgets)
@@ -375,12 +407,23 @@ class TransformersBackend:
             if sample:
                 from transformers import LogitsProcessorList
 
-                gen_kwargs["logits_processor"] = LogitsProcessorList([RowSampler(
-                    seeds, settings.temperature, settings.top_p, budgets, n_prompt,
-                    self._stop_id())])
+                gen_kwargs["logits_processor"] = LogitsProcessorList(
+                    [
+                        RowSampler(
+                            seeds,
+                            settings.temperature,
+                            settings.top_p,
+                            budgets,
+                            n_prompt,
+                            self._stop_id(),
+                        )
+                    ]
+                )
         with torch.inference_mode():
             out = self.model.generate(**enc, **gen_kwargs)
-        n_real = int(enc["attention_mask"].sum()) if "attention_mask" in enc else n_prompt * len(texts)
+        n_real = (
+            int(enc["attention_mask"].sum()) if "attention_mask" in enc else n_prompt * len(texts)
+        )
         self.stats.input_tokens += n_real
         self.stats.calls += 1
         return self._decode_rows(out[:, n_prompt:], budgets)
@@ -406,13 +449,23 @@ class TransformersBackend:
         import torch
 
         tpr = settings.tokens_per_record or 64.0
-        longest = max(self.count_tokens(s + u) + (settings.max_new_tokens or token_budget(n, tpr))
-                      for s, u, n, _ in requests) if requests else 4096
+        longest = (
+            max(
+                self.count_tokens(s + u) + (settings.max_new_tokens or token_budget(n, tpr))
+                for s, u, n, _ in requests
+            )
+            if requests
+            else 4096
+        )
         free, _ = torch.cuda.mem_get_info()
         return gpu_width(self.model.config, longest, free)
 
-    def generate_many(self, requests: list[tuple[str, str, int, int]],
-                      settings: GenerationSettings, schema: dict | None) -> list[list[str]]:
+    def generate_many(
+        self,
+        requests: list[tuple[str, str, int, int]],
+        settings: GenerationSettings,
+        schema: dict | None,
+    ) -> list[list[str]]:
         """(system, user, n_records, seed) per mini-batch -> its chunks, decoded as the rows of
         one call (unconstrained); constrained requests run one after the other."""
         if self.constrained and schema:
@@ -423,8 +476,15 @@ class TransformersBackend:
         seeds = [call_seed(seed, 0) for _, _, _, seed in requests]
         return [[t] for t in self._generate(texts, budgets, seeds, settings)]
 
-    def generate(self, system: str, user: str, n_records: int, seed: int,
-                 settings: GenerationSettings, schema: dict | None) -> list[str]:
+    def generate(
+        self,
+        system: str,
+        user: str,
+        n_records: int,
+        seed: int,
+        settings: GenerationSettings,
+        schema: dict | None,
+    ) -> list[str]:
         """Constrained: ``records_per_forward`` one-record sequences per call; else one
         sequence with a budget for ``n_records``."""
         text = self._prompt_text(system, user)
@@ -436,9 +496,16 @@ class TransformersBackend:
             while len(chunks) < n_records:
                 k = min(self.records_per_forward, n_records - len(chunks))
                 # a fresh enforcer per call: it keys its state on the token prefix
-                chunks += [t.strip() for t in self._generate(
-                    [text] * k, [budget] * k, [call_seed(seed, call)], settings,
-                    self._prefix_fn(schema))]
+                chunks += [
+                    t.strip()
+                    for t in self._generate(
+                        [text] * k,
+                        [budget] * k,
+                        [call_seed(seed, call)],
+                        settings,
+                        self._prefix_fn(schema),
+                    )
+                ]
                 call += 1
             return chunks
         budget = settings.max_new_tokens or token_budget(n_records, tpr)
@@ -451,8 +518,12 @@ def gpu_width(config: Any, tokens: int, free_bytes: int) -> int:
     layers = int(getattr(config, "num_hidden_layers", 32))
     heads = int(getattr(config, "num_attention_heads", 32))
     kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(config, "head_dim", None) or getattr(config, "hidden_size", 4096) // heads)
-    per_seq = 2 * layers * kv_heads * head_dim * 2 * tokens + 4 * int(getattr(config, "vocab_size", 32000))
+    head_dim = int(
+        getattr(config, "head_dim", None) or getattr(config, "hidden_size", 4096) // heads
+    )
+    per_seq = 2 * layers * kv_heads * head_dim * 2 * tokens + 4 * int(
+        getattr(config, "vocab_size", 32000)
+    )
     return max(1, min(GPU_MAX_PARALLEL_SEQUENCES, int(GPU_MEMORY_SHARE * free_bytes // per_seq)))
 
 
@@ -467,4 +538,3 @@ CUDA_MODULES = ("bitsandbytes",)
 def cuda_modules_loaded() -> list[str]:
     """CUDA-only modules present in ``sys.modules`` (empty on a clean CPU run)."""
     return [m for m in CUDA_MODULES if m in sys.modules]
-

@@ -13,16 +13,17 @@ A :class:`Result` is one computed value, or a failure with its reason (``status=
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard
-from synllm.split import coerce_frame
 from synllm.errors import DataError, SynllmError
+from synllm.split import coerce_frame
 
 Family = Literal["fidelity", "correlation", "clinical", "privacy", "utility"]
 ScoreGroup = Literal["quality", "privacy"] | None

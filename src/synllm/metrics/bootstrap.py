@@ -88,8 +88,15 @@ def _table_family(card, syn, ref, idx, settings, point) -> dict[str, list]:
     return out
 
 
-PRIVACY_REPLICATED = ("identifiability", "nn_ratio", "dcr_median", "dcr_p5", "nndr_mean",
-                      "mia_auc", "mia_advantage")
+PRIVACY_REPLICATED = (
+    "identifiability",
+    "nn_ratio",
+    "dcr_median",
+    "dcr_p5",
+    "nndr_mean",
+    "mia_auc",
+    "mia_advantage",
+)
 
 
 def privacy_pieces(card, syn, train, holdout, settings, seed, point_detail) -> dict:
@@ -109,8 +116,13 @@ def privacy_pieces(card, syn, train, holdout, settings, seed, point_detail) -> d
 
         dm = pairwise_distances(x_train[m_idx], x_syn)
         dn = pairwise_distances(enc.transform(holdout.iloc[n_idx]), x_syn)
-    return {"d": d, "same": same, "dm": dm, "dn": dn,
-            "rr": (point_detail or {}).get("real_real_nn_mean")}
+    return {
+        "d": d,
+        "same": same,
+        "dm": dm,
+        "dn": dn,
+        "rr": (point_detail or {}).get("real_real_nn_mean"),
+    }
 
 
 def take(pieces: dict, rows: np.ndarray) -> dict:
@@ -136,8 +148,9 @@ def privacy_replicates(pieces: dict, idx: np.ndarray) -> dict[str, list]:
         auc = adv = None
         if pieces["dm"] is not None:
             cols = np.unique(rows)
-            auc, adv = privacy.mia(pieces["dm"][:, cols].min(axis=1),
-                                   pieces["dn"][:, cols].min(axis=1))
+            auc, adv = privacy.mia(
+                pieces["dm"][:, cols].min(axis=1), pieces["dn"][:, cols].min(axis=1)
+            )
         out["mia_auc"].append(auc)
         out["mia_advantage"].append(adv)
     return out
@@ -189,8 +202,13 @@ def _tstr_family(card, syn, train, test, idx, settings, seed, point) -> dict[str
 
 
 def replicates(
-    card: DatasetCard, syn: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame,
-    seed: int, settings: dict, point: dict,
+    card: DatasetCard,
+    syn: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    seed: int,
+    settings: dict,
+    point: dict,
 ) -> dict:
     """The ``bootstrap`` block of the metrics JSON for one evaluated cell.
 
@@ -202,8 +220,14 @@ def replicates(
     b = int(settings.get("bootstrap", 0))
     n_ref = int(settings.get("bootstrap_reference", 1000))
     names = [m["name"] for m in point.get("metrics", [])]
-    block = {"B": 0, "seed": int(seed), "reference_rows": n_ref, "values": {}, "fixed": names,
-             "seconds": 0.0}
+    block = {
+        "B": 0,
+        "seed": int(seed),
+        "reference_rows": n_ref,
+        "values": {},
+        "fixed": names,
+        "seconds": 0.0,
+    }
     if b <= 0 or point.get("status") != "ok" or len(syn) < 2:
         return block
     t0 = time.perf_counter()
@@ -218,8 +242,12 @@ def replicates(
     values.update(_tstr_family(card, syn, train, test, idx, settings, seed, pvals))
     # a metric whose point value failed has no interval to give
     values = {n: v for n, v in values.items() if n in pvals and pvals[n] is not None}
-    block.update(B=b, values={n: [None if x is None else round(float(x), 6) for x in v]
-                              for n, v in values.items()},
-                 fixed=[n for n in names if n not in values],
-                 seconds=round(time.perf_counter() - t0, 3))
+    block.update(
+        B=b,
+        values={
+            n: [None if x is None else round(float(x), 6) for x in v] for n, v in values.items()
+        },
+        fixed=[n for n in names if n not in values],
+        seconds=round(time.perf_counter() - t0, 3),
+    )
     return block

@@ -27,12 +27,30 @@ from scipy import stats
 from synllm.cards import DatasetCard, Relation, Rule
 from synllm.metrics.base import Result, declare, failed, ok
 
-declare("clinical_consistency", "clinical", "quality", "lower", (0, None),
-        "Mean scaled deviation of the card's clinical relations, synthetic vs real")
-declare("clinical_sign_agreement", "clinical", None, "higher", (0, 1),
-        "Share of clinical relations whose synthetic value has the expected sign")
-declare("rule_violation_rate", "clinical", None, "lower", (0, 1),
-        "Share of synthetic rows breaking at least one clinical rule of the card")
+declare(
+    "clinical_consistency",
+    "clinical",
+    "quality",
+    "lower",
+    (0, None),
+    "Mean scaled deviation of the card's clinical relations, synthetic vs real",
+)
+declare(
+    "clinical_sign_agreement",
+    "clinical",
+    None,
+    "higher",
+    (0, 1),
+    "Share of clinical relations whose synthetic value has the expected sign",
+)
+declare(
+    "rule_violation_rate",
+    "clinical",
+    None,
+    "lower",
+    (0, 1),
+    "Share of synthetic rows breaking at least one clinical rule of the card",
+)
 
 
 def group_mask(s: pd.Series, value) -> pd.Series:
@@ -59,7 +77,9 @@ def relation_value(df: pd.DataFrame, rel: Relation) -> float:
     return float(stats.spearmanr(x[keep], y[keep]).statistic)
 
 
-def relation_deviation(real_value: float, syn_value: float, rel: Relation, real: pd.DataFrame) -> float:
+def relation_deviation(
+    real_value: float, syn_value: float, rel: Relation, real: pd.DataFrame
+) -> float:
     """Scaled deviation: mean differences in real SDs of the feature, correlations absolute."""
     if rel.kind == "mean_difference":
         sd = float(pd.to_numeric(real[rel.feature], errors="coerce").astype("float64").std(ddof=1))
@@ -78,16 +98,28 @@ def rule_violations(df: pd.DataFrame, rule: Rule) -> np.ndarray:
     return (cond & ~then).to_numpy(dtype=bool)
 
 
-def evaluate_clinical(real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard) -> tuple[list[Result], dict]:
+def evaluate_clinical(
+    real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard
+) -> tuple[list[Result], dict]:
     """Clinical-consistency results and a detail dict (relations, rules)."""
     rels: list[dict] = []
     devs: list[float] = []
     signs: list[float] = []
     undefined: list[str] = []
     for rel in card.relations:
-        row: dict = {"id": rel.id, "kind": rel.kind, "feature": rel.feature, "by": rel.by,
-                     "expected": rel.expected, "real": None, "synthetic": None,
-                     "deviation": None, "sign_ok": None, "status": "ok", "reason": None}
+        row: dict = {
+            "id": rel.id,
+            "kind": rel.kind,
+            "feature": rel.feature,
+            "by": rel.by,
+            "expected": rel.expected,
+            "real": None,
+            "synthetic": None,
+            "deviation": None,
+            "sign_ok": None,
+            "status": "ok",
+            "reason": None,
+        }
         try:
             row["real"] = relation_value(real, rel)
             row["synthetic"] = relation_value(syn, rel)
@@ -126,9 +158,15 @@ def evaluate_clinical(real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard) 
             rules.append({"id": rule.id, "status": "failed", "reason": rule_error})
             continue
         any_bad |= bad
-        rules.append({"id": rule.id, "violations": int(bad.sum()),
-                      "rate": float(bad.mean()) if len(bad) else None, "real_rate": real_rate,
-                      "status": "ok"})
+        rules.append(
+            {
+                "id": rule.id,
+                "violations": int(bad.sum()),
+                "rate": float(bad.mean()) if len(bad) else None,
+                "real_rate": real_rate,
+                "status": "ok",
+            }
+        )
     if rule_error:
         results.append(failed("rule_violation_rate", rule_error))
     elif not card.rules:

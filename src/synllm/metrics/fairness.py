@@ -69,8 +69,11 @@ def age_band(card: DatasetCard, df: pd.DataFrame) -> pd.Series:
     years = df[col].astype("float64")
     if (card.columns[col].unit or "").lower() == "days":
         years = years / DAYS_PER_YEAR
-    out = pd.Series(np.where(years < 40, AGE_BANDS[0], np.where(years < 60, AGE_BANDS[1], AGE_BANDS[2])),
-                    index=df.index, dtype=object)
+    out = pd.Series(
+        np.where(years < 40, AGE_BANDS[0], np.where(years < 60, AGE_BANDS[1], AGE_BANDS[2])),
+        index=df.index,
+        dtype=object,
+    )
     return out.where(years.notna(), np.nan)
 
 
@@ -141,7 +144,9 @@ def group_kl(
     for name in card.feature_names:
         if name in exclude:
             continue
-        out[name] = kl_divergence(discretise(r[name], card, edges), discretise(s[name], card, edges), alpha)
+        out[name] = kl_divergence(
+            discretise(r[name], card, edges), discretise(s[name], card, edges), alpha
+        )
     return out
 
 
@@ -187,14 +192,21 @@ def fit_classifier(synth: pd.DataFrame, card: DatasetCard, seed: int):
         return None, present
     remap = {c: i for i, c in enumerate(present)}
     model = XGBClassifier(
-        n_estimators=100, max_depth=4, learning_rate=0.1, random_state=seed, n_jobs=1,
-        eval_metric="logloss", tree_method="hist",
+        n_estimators=100,
+        max_depth=4,
+        learning_rate=0.1,
+        random_state=seed,
+        n_jobs=1,
+        eval_metric="logloss",
+        tree_method="hist",
     )
     model.fit(X, np.array([remap[c] for c in y]))
     return model, present
 
 
-def macro_auc(y_true: np.ndarray, proba: np.ndarray, present: np.ndarray) -> tuple[float, str | None]:
+def macro_auc(
+    y_true: np.ndarray, proba: np.ndarray, present: np.ndarray
+) -> tuple[float, str | None]:
     """ROC AUC (binary) or macro one-vs-rest AUC over classes with both outcomes in y_true.
 
     ``proba`` columns follow ``present`` (the classes the model saw); classes of y_true the
@@ -258,32 +270,69 @@ def fairness_table(
             n_syn = int((g_synth[grouping] == group).sum())
             base = dict(grouping=grouping, group=str(group), n_real=n_real, n_synthetic=n_syn)
             if n_syn == 0:
-                rows.append({**base, "metric": "kl_mean", "value": np.nan, "direction": "lower",
-                             "reason": "no synthetic rows in this group"})
+                rows.append(
+                    {
+                        **base,
+                        "metric": "kl_mean",
+                        "value": np.nan,
+                        "direction": "lower",
+                        "reason": "no synthetic rows in this group",
+                    }
+                )
             elif n_syn < min_synthetic_rows:
-                rows.append({**base, "metric": "kl_mean", "value": np.nan, "direction": "lower",
-                             "reason": f"only {n_syn} synthetic row(s) in this group (< {min_synthetic_rows})"})
+                rows.append(
+                    {
+                        **base,
+                        "metric": "kl_mean",
+                        "value": np.nan,
+                        "direction": "lower",
+                        "reason": f"only {n_syn} synthetic row(s) in this group (< {min_synthetic_rows})",
+                    }
+                )
             else:
-                kl = group_kl(card, real, synth, labels, g_synth[grouping], group, exclude, alpha, edges)
+                kl = group_kl(
+                    card, real, synth, labels, g_synth[grouping], group, exclude, alpha, edges
+                )
                 worst = max(kl, key=kl.get) if kl else None
-                rows.append({**base, "metric": "kl_mean", "value": float(np.mean(list(kl.values()))),
-                             "direction": "lower", "reason": None, "worst_feature": worst,
-                             "worst_feature_kl": kl[worst] if worst else np.nan})
+                rows.append(
+                    {
+                        **base,
+                        "metric": "kl_mean",
+                        "value": float(np.mean(list(kl.values()))),
+                        "direction": "lower",
+                        "reason": None,
+                        "worst_feature": worst,
+                        "worst_feature_kl": kl[worst] if worst else np.nan,
+                    }
+                )
             if holdout is None:
                 continue
             mask = (g_hold[grouping] == group).to_numpy() & (y_hold >= 0)
             hbase = {**base, "n_real": int(mask.sum()), "metric": "auc", "direction": "higher"}
             if model is None:
-                why = ("synthetic table has a single target class" if len(present) == 1
-                       else "synthetic table has no rows with a target value")
+                why = (
+                    "synthetic table has a single target class"
+                    if len(present) == 1
+                    else "synthetic table has no rows with a target value"
+                )
                 rows.append({**hbase, "value": np.nan, "reason": why})
             elif mask.sum() == 0:
                 rows.append({**hbase, "value": np.nan, "reason": "no holdout rows in this group"})
             else:
                 auc, reason = macro_auc(y_hold[mask], proba_hold[mask], present)
                 rows.append({**hbase, "value": auc, "reason": reason})
-    cols = ["grouping", "group", "metric", "value", "direction", "n_real", "n_synthetic", "reason",
-            "worst_feature", "worst_feature_kl"]
+    cols = [
+        "grouping",
+        "group",
+        "metric",
+        "value",
+        "direction",
+        "n_real",
+        "n_synthetic",
+        "reason",
+        "worst_feature",
+        "worst_feature_kl",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -293,7 +342,9 @@ def fairness_gaps(table: pd.DataFrame) -> pd.DataFrame:
     g = table.dropna(subset=["value"]).groupby(["grouping", "metric"])["value"]
     out = g.agg(["max", "min", "count"]).reset_index()
     out = out[out["count"] >= 2]
-    return out.assign(gap=(out["max"] - out["min"]).astype(float))[["grouping", "metric", "gap"]].reset_index(drop=True)
+    return out.assign(gap=(out["max"] - out["min"]).astype(float))[
+        ["grouping", "metric", "gap"]
+    ].reset_index(drop=True)
 
 
 # -- the evaluate step: per-cell table and summary metrics --------------------------------
@@ -304,14 +355,38 @@ MIN_GROUP_ROWS = 5
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("fairness_kl_gap", "fairness", None, "lower", (0, None),
-               "Largest gap (max - min over the groups of one grouping) of the per-group mean feature KL"),
-        Metric("fairness_kl_max", "fairness", None, "lower", (0, None),
-               "Mean feature KL of the worst-served demographic group"),
-        Metric("fairness_auc_gap", "fairness", None, "lower", (0, 1),
-               "Largest gap (max - min over the groups of one grouping) of the per-group TSTR ROC AUC"),
-        Metric("fairness_auc_min", "fairness", None, "higher", (0, 1),
-               "TSTR ROC AUC on the real holdout rows of the worst-served demographic group"),
+        Metric(
+            "fairness_kl_gap",
+            "fairness",
+            None,
+            "lower",
+            (0, None),
+            "Largest gap (max - min over the groups of one grouping) of the per-group mean feature KL",
+        ),
+        Metric(
+            "fairness_kl_max",
+            "fairness",
+            None,
+            "lower",
+            (0, None),
+            "Mean feature KL of the worst-served demographic group",
+        ),
+        Metric(
+            "fairness_auc_gap",
+            "fairness",
+            None,
+            "lower",
+            (0, 1),
+            "Largest gap (max - min over the groups of one grouping) of the per-group TSTR ROC AUC",
+        ),
+        Metric(
+            "fairness_auc_min",
+            "fairness",
+            None,
+            "higher",
+            (0, 1),
+            "TSTR ROC AUC on the real holdout rows of the worst-served demographic group",
+        ),
     )
 }
 """Summary metrics of the evaluate step (family ``fairness``, not part of Quality/Privacy).
@@ -320,8 +395,21 @@ Declared here rather than in :mod:`synllm.metrics` so that they only appear in a
 when the evaluate step was asked for fairness (``--out-fairness``)."""
 
 CSV_COLUMNS = [
-    "dataset", "model", "prompt", "rep", "group_by", "group", "n_real", "n_synthetic",
-    "kl_mean", "worst_feature", "worst_feature_kl", "kl_reason", "n_holdout", "auc", "auc_reason",
+    "dataset",
+    "model",
+    "prompt",
+    "rep",
+    "group_by",
+    "group",
+    "n_real",
+    "n_synthetic",
+    "kl_mean",
+    "worst_feature",
+    "worst_feature_kl",
+    "kl_reason",
+    "n_holdout",
+    "auc",
+    "auc_reason",
 ]
 
 
@@ -336,12 +424,21 @@ def cell_frame(table: pd.DataFrame, cell: dict | None = None) -> pd.DataFrame:
         kl = sub[sub["metric"] == "kl_mean"]
         auc = sub[sub["metric"] == "auc"]
         row = {k: cell.get(k) for k in ("dataset", "model", "prompt", "rep")}
-        row.update(group_by=grouping, group=group, n_real=int(sub["n_real"].iloc[0]),
-                   n_synthetic=int(sub["n_synthetic"].iloc[0]))
+        row.update(
+            group_by=grouping,
+            group=group,
+            n_real=int(sub["n_real"].iloc[0]),
+            n_synthetic=int(sub["n_synthetic"].iloc[0]),
+        )
         if len(kl):
             k = kl.iloc[0]
-            row.update(n_real=int(k["n_real"]), kl_mean=k["value"], worst_feature=k["worst_feature"],
-                       worst_feature_kl=k["worst_feature_kl"], kl_reason=k["reason"])
+            row.update(
+                n_real=int(k["n_real"]),
+                kl_mean=k["value"],
+                worst_feature=k["worst_feature"],
+                worst_feature_kl=k["worst_feature_kl"],
+                kl_reason=k["reason"],
+            )
         if len(auc):
             a = auc.iloc[0]
             row.update(n_holdout=int(a["n_real"]), auc=a["value"], auc_reason=a["reason"])
@@ -349,7 +446,9 @@ def cell_frame(table: pd.DataFrame, cell: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
 
 
-def _result(name: str, value: float | None, reason: str | None = None, note: str | None = None) -> Result:
+def _result(
+    name: str, value: float | None, reason: str | None = None, note: str | None = None
+) -> Result:
     m = METRICS[name]
     if value is None or not np.isfinite(value):
         return Result(m, None, "failed", reason or f"value is {value}", note)
@@ -377,7 +476,9 @@ def summary_results(frame: pd.DataFrame, reason: str | None = None) -> list[Resu
             reason = f"no demographic group has a {col} value{why}"
             out += [_result(gap_name, None, reason), _result(worst_name, None, reason)]
             continue
-        gaps = {g: float(s[col].max() - s[col].min()) for g, s in ok.groupby("group_by") if len(s) >= 2}
+        gaps = {
+            g: float(s[col].max() - s[col].min()) for g, s in ok.groupby("group_by") if len(s) >= 2
+        }
         if gaps:
             g = max(gaps, key=gaps.get)
             sub = ok[ok["group_by"] == g]
@@ -385,9 +486,17 @@ def summary_results(frame: pd.DataFrame, reason: str | None = None) -> list[Resu
             note = f"{g}: {hi} vs {lo}" if gaps[g] > 0 else f"{g}: every group has the same {col}"
             out.append(_result(gap_name, gaps[g], note=note))
         else:
-            out.append(_result(gap_name, None, f"fewer than 2 groups of any grouping have a {col} value{why}"))
+            out.append(
+                _result(
+                    gap_name, None, f"fewer than 2 groups of any grouping have a {col} value{why}"
+                )
+            )
         i = ok[col].idxmax() if worst_is_max else ok[col].idxmin()
-        out.append(_result(worst_name, ok.loc[i, col], note=f"{ok.loc[i, 'group_by']}={ok.loc[i, 'group']}"))
+        out.append(
+            _result(
+                worst_name, ok.loc[i, col], note=f"{ok.loc[i, 'group_by']}={ok.loc[i, 'group']}"
+            )
+        )
     order = list(METRICS)
     return sorted(out, key=lambda r: order.index(r.metric.name))
 
@@ -409,12 +518,22 @@ def evaluate_fairness(
     summary metric and an empty frame.
     """
     try:
-        table = fairness_table(card, train, synth, holdout, seed=seed,
-                               min_group_rows=min_rows, min_synthetic_rows=min_rows)
+        table = fairness_table(
+            card,
+            train,
+            synth,
+            holdout,
+            seed=seed,
+            min_group_rows=min_rows,
+            min_synthetic_rows=min_rows,
+        )
     except Exception as err:  # noqa: BLE001 - recorded as the failure reason
         reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
-        return summary_results(pd.DataFrame(columns=CSV_COLUMNS), reason), \
-            pd.DataFrame(columns=CSV_COLUMNS), {"reason": reason}
+        return (
+            summary_results(pd.DataFrame(columns=CSV_COLUMNS), reason),
+            pd.DataFrame(columns=CSV_COLUMNS),
+            {"reason": reason},
+        )
     frame = cell_frame(table, cell)
     reason = "synthetic table has no rows" if len(synth) == 0 else None
     results = summary_results(frame, reason)
@@ -422,6 +541,8 @@ def evaluate_fairness(
         "groupings": sorted(frame["group_by"].unique().tolist()),
         "n_groups": int(len(frame)),
         "min_rows": int(min_rows),
-        "gaps": {f"{r.grouping}.{r.metric}": r.gap for r in fairness_gaps(table).itertuples(index=False)},
+        "gaps": {
+            f"{r.grouping}.{r.metric}": r.gap for r in fairness_gaps(table).itertuples(index=False)
+        },
     }
     return results, frame, detail

@@ -59,32 +59,110 @@ from synllm.metrics.base import Result, declare, guarded, mean_of
 NA_LABEL = "<NA>"
 
 # -- declarations -----------------------------------------------------------------------
-declare("ks_mean", "fidelity", "quality", "lower", (0, 1),
-        "Mean Kolmogorov-Smirnov statistic over numeric columns")
-declare("wasserstein_mean", "fidelity", "quality", "lower", (0, None),
-        "Mean Wasserstein-1 distance over numeric columns, in real standard deviations")
-declare("jsd_mean", "fidelity", "quality", "lower", (0, 1),
-        "Mean Jensen-Shannon divergence (base 2) over all columns (binned numerics)")
-declare("kl_mean", "fidelity", "quality", "lower", (0, None),
-        "Mean smoothed KL divergence KL(real || synthetic), nats, over all columns")
-declare("ad_mean", "fidelity", "quality", "lower", (None, None),
-        "Mean normalised Anderson-Darling k-sample statistic over numeric columns")
-declare("range_coverage_mean", "fidelity", "quality", "higher", (0, 1),
-        "Mean share of the real range covered by the synthetic range, numeric columns")
-declare("chi2_pvalue_mean", "fidelity", "quality", "higher", (0, 1),
-        "Mean chi-square goodness-of-fit p-value over categorical and binary columns")
-declare("chi2_stat_mean", "fidelity", None, "lower", (0, None),
-        "Mean chi-square statistic over categorical and binary columns")
-declare("category_preservation_mean", "fidelity", "quality", "higher", (0, 1),
-        "Mean share of real categories present in the synthetic table")
-declare("mi_diff_mean", "fidelity", "quality", "lower", (0, None),
-        "Mean |MI(column; target) real - synthetic| over non-target columns, nats")
-declare("column_shape_mean", "fidelity", None, "higher", (0, 1),
-        "Mean sdmetrics KSComplement (numeric) / TVComplement (categorical)")
-declare("corr_frobenius", "correlation", "quality", "lower", (0, 2),
-        "Frobenius norm of the Pearson matrix difference / sqrt(p(p-1))")
-declare("correlation_similarity_mean", "correlation", None, "higher", (0, 1),
-        "Mean sdmetrics CorrelationSimilarity (Pearson) over numeric/binary pairs")
+declare(
+    "ks_mean",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, 1),
+    "Mean Kolmogorov-Smirnov statistic over numeric columns",
+)
+declare(
+    "wasserstein_mean",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, None),
+    "Mean Wasserstein-1 distance over numeric columns, in real standard deviations",
+)
+declare(
+    "jsd_mean",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, 1),
+    "Mean Jensen-Shannon divergence (base 2) over all columns (binned numerics)",
+)
+declare(
+    "kl_mean",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, None),
+    "Mean smoothed KL divergence KL(real || synthetic), nats, over all columns",
+)
+declare(
+    "ad_mean",
+    "fidelity",
+    "quality",
+    "lower",
+    (None, None),
+    "Mean normalised Anderson-Darling k-sample statistic over numeric columns",
+)
+declare(
+    "range_coverage_mean",
+    "fidelity",
+    "quality",
+    "higher",
+    (0, 1),
+    "Mean share of the real range covered by the synthetic range, numeric columns",
+)
+declare(
+    "chi2_pvalue_mean",
+    "fidelity",
+    "quality",
+    "higher",
+    (0, 1),
+    "Mean chi-square goodness-of-fit p-value over categorical and binary columns",
+)
+declare(
+    "chi2_stat_mean",
+    "fidelity",
+    None,
+    "lower",
+    (0, None),
+    "Mean chi-square statistic over categorical and binary columns",
+)
+declare(
+    "category_preservation_mean",
+    "fidelity",
+    "quality",
+    "higher",
+    (0, 1),
+    "Mean share of real categories present in the synthetic table",
+)
+declare(
+    "mi_diff_mean",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, None),
+    "Mean |MI(column; target) real - synthetic| over non-target columns, nats",
+)
+declare(
+    "column_shape_mean",
+    "fidelity",
+    None,
+    "higher",
+    (0, 1),
+    "Mean sdmetrics KSComplement (numeric) / TVComplement (categorical)",
+)
+declare(
+    "corr_frobenius",
+    "correlation",
+    "quality",
+    "lower",
+    (0, 2),
+    "Frobenius norm of the Pearson matrix difference / sqrt(p(p-1))",
+)
+declare(
+    "correlation_similarity_mean",
+    "correlation",
+    None,
+    "higher",
+    (0, 1),
+    "Mean sdmetrics CorrelationSimilarity (Pearson) over numeric/binary pairs",
+)
 
 
 # -- small pure helpers -----------------------------------------------------------------
@@ -206,7 +284,10 @@ def category_preservation(real: pd.Series, syn: pd.Series) -> float:
 
 def tv_complement(real: pd.Series, syn: pd.Series) -> float:
     """1 - total variation distance of the non-missing category pmfs (sdmetrics TVComplement)."""
-    rc, sc = real.dropna().astype("string").value_counts(), syn.dropna().astype("string").value_counts()
+    rc, sc = (
+        real.dropna().astype("string").value_counts(),
+        syn.dropna().astype("string").value_counts(),
+    )
     if rc.empty or sc.empty:
         raise ValueError("a column has no non-missing values")
     cats = sorted(set(rc.index) | set(sc.index))
@@ -312,8 +393,8 @@ def evaluate_fidelity(
             continue
         fr = discretise(real[c], real[c], spec.is_numeric, mi_bins)
         fs = discretise(syn[c], real[c], spec.is_numeric, mi_bins)
-        _cell(per[c], "mi_real", lambda: mutual_information(fr, t_real))
-        _cell(per[c], "mi_synthetic", lambda: mutual_information(fs, t_syn))
+        _cell(per[c], "mi_real", lambda fr=fr: mutual_information(fr, t_real))
+        _cell(per[c], "mi_synthetic", lambda fs=fs: mutual_information(fs, t_syn))
         a, b = per[c].get("mi_real"), per[c].get("mi_synthetic")
         per[c]["mi_diff"] = None if a is None or b is None else abs(a - b)
 
@@ -348,17 +429,23 @@ def evaluate_correlation(
     sm_filled = sm.fillna(0.0)
     for c in cols:
         sm_filled.loc[c, c] = 1.0
-    note = f"constant or empty synthetic column(s) {undefined}: correlations taken as 0" if undefined else None
+    note = (
+        f"constant or empty synthetic column(s) {undefined}: correlations taken as 0"
+        if undefined
+        else None
+    )
 
     def frob():
         if rm.isna().to_numpy().any():
             raise ValueError("real Pearson matrix has undefined entries")
         return frobenius_difference(rm.to_numpy(), sm_filled.to_numpy()), note
 
-    pairs = [(a, b) for i, a in enumerate(cols) for b in cols[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(cols) for b in cols[i + 1 :]]
     sims = {f"{a}~{b}": correlation_similarity(rm.loc[a, b], sm.loc[a, b]) for a, b in pairs}
 
-    ranked = sorted(pairs, key=lambda ab: -abs(rm.loc[ab[0], ab[1]]) if np.isfinite(rm.loc[ab[0], ab[1]]) else 0)
+    ranked = sorted(
+        pairs, key=lambda ab: -abs(rm.loc[ab[0], ab[1]]) if np.isfinite(rm.loc[ab[0], ab[1]]) else 0
+    )
     chosen = ranked[:top_pairs]
     for rel in card.relations:
         if rel.kind == "correlation" and rel.feature in cols and rel.by in cols:
@@ -370,8 +457,13 @@ def evaluate_correlation(
         return None if pd.isna(x) else float(x)
 
     selected = [
-        {"a": a, "b": b, "real": _f(rm.loc[a, b]), "synthetic": _f(sm.loc[a, b]),
-         "abs_diff": _f(abs(rm.loc[a, b] - sm.loc[a, b]))}
+        {
+            "a": a,
+            "b": b,
+            "real": _f(rm.loc[a, b]),
+            "synthetic": _f(sm.loc[a, b]),
+            "abs_diff": _f(abs(rm.loc[a, b] - sm.loc[a, b])),
+        }
         for a, b in chosen
     ]
     correlation = {

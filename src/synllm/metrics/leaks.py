@@ -60,7 +60,6 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard
-from synllm.split import coerce_frame
 from synllm.metrics.base import Result, declare, failed, ok
 from synllm.metrics.privacy import (
     LOW_FPRS,
@@ -71,53 +70,138 @@ from synllm.metrics.privacy import (
     sample_rows,
     tpr_at_fpr,
 )
+from synllm.split import coerce_frame
 
-declare("prompt_copy_rate", "privacy", "privacy", "lower", (0, 1),
-        "Share of synthetic rows equal to a real row shown in the prompt")
-declare("prompt_copy_chance", "privacy", None, "lower", (0, 1),
-        "Chance level of prompt_copy_rate: share of real holdout rows equal to a prompt row")
-declare("train_copy_rate", "privacy", "privacy", "lower", (0, 1),
-        "Share of synthetic rows equal to any train row")
-declare("train_copy_chance", "privacy", None, "lower", (0, 1),
-        "Chance level of train_copy_rate: share of real holdout rows equal to a train row")
-declare("holdout_match_rate", "privacy", None, "lower", (0, 1),
-        "Share of synthetic rows equal to a holdout row (a row no generator saw)")
-declare("holdout_match_chance", "privacy", None, "lower", (0, 1),
-        "Chance level of holdout_match_rate: share of train rows equal to a holdout row")
-declare("seed_mia_auc", "privacy", None, "lower", (0, 1),
-        "AUC of the seed-row membership attack (prompt rows vs unseen holdout rows)")
-declare("seed_mia_tpr_at_1pct_fpr", "privacy", None, "lower", (0, 1),
-        "TPR of the seed-row membership attack at FPR < 1%")
-declare("seed_mia_tpr_at_0_1pct_fpr", "privacy", None, "lower", (0, 1),
-        "TPR of the seed-row membership attack at FPR < 0.1%")
-declare("dcr_closer_to_train", "privacy", None, "lower", (0, 1),
-        "SDMetrics DCROverfittingProtection: share of synthetic rows closer to train than holdout")
-declare("dcr_overfitting_protection", "privacy", None, "higher", (0, 1),
-        "SDMetrics DCROverfittingProtection score")
-declare("disclosure_protection", "privacy", None, "higher", (0, 1),
-        "SDMetrics DisclosureProtection (CAP) score for the card's quasi-identifiers")
-declare("disclosure_risk", "privacy", None, "lower", (0, 1),
-        "1 - disclosure_protection")
+declare(
+    "prompt_copy_rate",
+    "privacy",
+    "privacy",
+    "lower",
+    (0, 1),
+    "Share of synthetic rows equal to a real row shown in the prompt",
+)
+declare(
+    "prompt_copy_chance",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Chance level of prompt_copy_rate: share of real holdout rows equal to a prompt row",
+)
+declare(
+    "train_copy_rate",
+    "privacy",
+    "privacy",
+    "lower",
+    (0, 1),
+    "Share of synthetic rows equal to any train row",
+)
+declare(
+    "train_copy_chance",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Chance level of train_copy_rate: share of real holdout rows equal to a train row",
+)
+declare(
+    "holdout_match_rate",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Share of synthetic rows equal to a holdout row (a row no generator saw)",
+)
+declare(
+    "holdout_match_chance",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Chance level of holdout_match_rate: share of train rows equal to a holdout row",
+)
+declare(
+    "seed_mia_auc",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "AUC of the seed-row membership attack (prompt rows vs unseen holdout rows)",
+)
+declare(
+    "seed_mia_tpr_at_1pct_fpr",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "TPR of the seed-row membership attack at FPR < 1%",
+)
+declare(
+    "seed_mia_tpr_at_0_1pct_fpr",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "TPR of the seed-row membership attack at FPR < 0.1%",
+)
+declare(
+    "dcr_closer_to_train",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "SDMetrics DCROverfittingProtection: share of synthetic rows closer to train than holdout",
+)
+declare(
+    "dcr_overfitting_protection",
+    "privacy",
+    None,
+    "higher",
+    (0, 1),
+    "SDMetrics DCROverfittingProtection score",
+)
+declare(
+    "disclosure_protection",
+    "privacy",
+    None,
+    "higher",
+    (0, 1),
+    "SDMetrics DisclosureProtection (CAP) score for the card's quasi-identifiers",
+)
+declare("disclosure_risk", "privacy", None, "lower", (0, 1), "1 - disclosure_protection")
 
-COPY_NAMES = ("prompt_copy_rate", "prompt_copy_chance", "train_copy_rate", "train_copy_chance",
-              "holdout_match_rate", "holdout_match_chance")
+COPY_NAMES = (
+    "prompt_copy_rate",
+    "prompt_copy_chance",
+    "train_copy_rate",
+    "train_copy_chance",
+    "holdout_match_rate",
+    "holdout_match_chance",
+)
 SEED_NAMES = ("seed_mia_auc",) + tuple(f"seed_mia_tpr_at_{k}_fpr" for k in LOW_FPRS)
-SDM_NAMES = ("dcr_closer_to_train", "dcr_overfitting_protection", "disclosure_protection",
-             "disclosure_risk")
+SDM_NAMES = (
+    "dcr_closer_to_train",
+    "dcr_overfitting_protection",
+    "disclosure_protection",
+    "disclosure_risk",
+)
 NAMES = COPY_NAMES + SEED_NAMES + SDM_NAMES
 
 
 def prompt_rows(prompt: dict | None, card: DatasetCard) -> pd.DataFrame:
     """Typed real rows the prompt showed the generator (empty unless ``example_rows_real``)."""
     rows = (prompt or {}).get("example_rows") or []
-    if not (prompt or {}).get("example_rows_real") is True or not rows:
+    if (prompt or {}).get("example_rows_real") is not True or not rows:
         return coerce_frame(pd.DataFrame({c: [] for c in card.columns}, dtype=object), card)
     frame = pd.DataFrame([{c: r.get(c) for c in card.columns} for r in rows], dtype=object)
     return coerce_frame(frame, card).reset_index(drop=True)
 
 
 def copy_rates(
-    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, shown: pd.DataFrame,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    shown: pd.DataFrame,
     card: DatasetCard,
 ) -> dict[str, float]:
     """The six copy rates and chance rates of the module doc (``syn`` non-empty)."""
@@ -139,8 +223,13 @@ def copy_rates(
 
 
 def seed_row_attack(
-    enc: MixedEncoder, holdout: pd.DataFrame, syn: pd.DataFrame, shown: pd.DataFrame,
-    card: DatasetCard, n_non_members: int, seed: int,
+    enc: MixedEncoder,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    shown: pd.DataFrame,
+    card: DatasetCard,
+    n_non_members: int,
+    seed: int,
 ) -> tuple[dict[str, float], dict]:
     """Seed-row membership attack: (values by metric name, detail with the counts)."""
     h_shown = row_hashes(shown, card)
@@ -155,17 +244,24 @@ def seed_row_attack(
     dn = nn_distances(x_syn, enc.transform(non), k=1)[:, 0]
     values = {"seed_mia_auc": mia(dm, dn)[0]}
     values.update({f"seed_mia_tpr_at_{k}_fpr": tpr_at_fpr(dm, dn, a) for k, a in LOW_FPRS.items()})
-    detail = {"seed_mia_members": int(len(members)), "seed_mia_non_members": int(len(non)),
-              "seed_mia_non_members_excluded": int(len(holdout) - len(pool)),
-              "seed_mia_member_dcr_max": float(dm.max()),
-              "seed_mia_members_copied": int((dm == 0).sum())}
+    detail = {
+        "seed_mia_members": int(len(members)),
+        "seed_mia_non_members": int(len(non)),
+        "seed_mia_non_members_excluded": int(len(holdout) - len(pool)),
+        "seed_mia_member_dcr_max": float(dm.max()),
+        "seed_mia_members_copied": int((dm == 0).sum()),
+    }
     return values, detail
 
 
 def sdv_metadata(card: DatasetCard) -> dict:
     """SDMetrics single-table metadata from the card (numerics numerical, the rest categorical)."""
-    return {"columns": {c: {"sdtype": "numerical" if spec.is_numeric else "categorical"}
-                        for c, spec in card.columns.items()}}
+    return {
+        "columns": {
+            c: {"sdtype": "numerical" if spec.is_numeric else "categorical"}
+            for c, spec in card.columns.items()
+        }
+    }
 
 
 def _as_sdv(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
@@ -180,8 +276,9 @@ def _as_sdv(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-def sdm_dcr(data: pd.DataFrame, reference: pd.DataFrame, card: DatasetCard,
-            chunk: int = 256) -> np.ndarray:
+def sdm_dcr(
+    data: pd.DataFrame, reference: pd.DataFrame, card: DatasetCard, chunk: int = 256
+) -> np.ndarray:
     """SDMetrics' ``calculate_dcr``: per ``data`` row the smallest mean over columns of
     |difference| / reference range (capped at 1; range 0 -> 0/1 for equal/different) for
     numerics, 0/1 mismatch for categoricals; one missing side -> 1, both missing -> 0."""
@@ -189,7 +286,7 @@ def sdm_dcr(data: pd.DataFrame, reference: pd.DataFrame, card: DatasetCard,
     cols = list(card.columns)
     out = np.empty(len(d))
     for lo in range(0, len(d), chunk):
-        part = d.iloc[lo:lo + chunk]
+        part = d.iloc[lo : lo + chunk]
         total = np.zeros((len(part), len(r)))
         for c in cols:
             a, b = part[c].to_numpy(), r[c].to_numpy()
@@ -205,13 +302,17 @@ def sdm_dcr(data: pd.DataFrame, reference: pd.DataFrame, card: DatasetCard,
                 diff = (a[:, None] != b[None, :]).astype(float)
             diff = np.where(na_a ^ na_b, 1.0, diff)
             total += np.where(na_a & na_b, 0.0, diff)
-        out[lo:lo + chunk] = (total / len(cols)).min(axis=1)
+        out[lo : lo + chunk] = (total / len(cols)).min(axis=1)
     return out
 
 
 def dcr_overfitting(
-    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
-    n: int, seed: int,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    n: int,
+    seed: int,
 ) -> dict:
     """SDMetrics ``DCROverfittingProtection`` on seeded equal-size samples of train and holdout.
 
@@ -224,8 +325,12 @@ def dcr_overfitting(
     ho = holdout.iloc[sample_rows(len(holdout), k, seed + 1)]
     sy = syn.iloc[sample_rows(len(syn), n, seed + 2)]
     closer = float((sdm_dcr(sy, tr, card) < sdm_dcr(sy, ho, card)).mean())
-    return {"score": min((1.0 - closer) * 2, 1.0), "closer_to_train": closer,
-            "n_reference": int(k), "n_synthetic": int(len(sy))}
+    return {
+        "score": min((1.0 - closer) * 2, 1.0),
+        "closer_to_train": closer,
+        "n_reference": int(k),
+        "n_synthetic": int(len(sy)),
+    }
 
 
 _NULL = "__NULL_VALUE__"
@@ -239,8 +344,9 @@ def _cap_keys(real: pd.DataFrame, syn: pd.DataFrame, qi: list[str], bins: int | 
         labels = [str(x) for x in range(bins)]
         for c in qi:
             if pd.api.types.is_numeric_dtype(real[c]):
-                r, edges = pd.cut(pd.to_numeric(real[c].to_numpy()), bins, labels=labels,
-                                  retbins=True)
+                r, edges = pd.cut(
+                    pd.to_numeric(real[c].to_numpy()), bins, labels=labels, retbins=True
+                )
                 edges[0], edges[-1] = -np.inf, np.inf
                 real[c] = r.to_numpy()
                 syn[c] = pd.cut(pd.to_numeric(syn[c].to_numpy()), edges, labels=labels).to_numpy()
@@ -251,7 +357,11 @@ def _cap_keys(real: pd.DataFrame, syn: pd.DataFrame, qi: list[str], bins: int | 
 
 
 def disclosure(
-    train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, n: int, seed: int,
+    train: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    n: int,
+    seed: int,
     bins: int | None = None,
 ) -> dict:
     """SDMetrics ``DisclosureProtection`` (CAP) for the card's privacy block; ``bins`` = None
@@ -277,14 +387,27 @@ def disclosure(
     score, note = (min(cap / baseline, 1.0) if baseline else np.nan), None
     if not np.isfinite(cap):
         score, note = 1.0, "no synthetic row shares a real row's quasi-identifier values"
-    return {"score": float(score), "cap_protection": float(cap),
-            "baseline_protection": float(baseline), "note": note, "n_matched": int(len(hit)),
-            "quasi_identifiers": qi, "sensitive": sens, "bins": bins, "n_real": int(len(real))}
+    return {
+        "score": float(score),
+        "cap_protection": float(cap),
+        "baseline_protection": float(baseline),
+        "note": note,
+        "n_matched": int(len(hit)),
+        "quasi_identifiers": qi,
+        "sensitive": sens,
+        "bins": bins,
+        "n_real": int(len(real)),
+    }
 
 
 def evaluate_leaks(
-    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
-    settings: dict, seed: int, shown: pd.DataFrame | None = None,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    settings: dict,
+    seed: int,
+    shown: pd.DataFrame | None = None,
 ) -> tuple[list[Result], dict]:
     """Results of every metric in :data:`NAMES` and a detail dict for the ``privacy`` block.
 
@@ -310,8 +433,9 @@ def evaluate_leaks(
     else:
         try:
             enc = MixedEncoder(card).fit(train)
-            values, more = seed_row_attack(enc, holdout, syn, shown, card,
-                                           int(settings["mia_sample"]) // 2, seed + 4)
+            values, more = seed_row_attack(
+                enc, holdout, syn, shown, card, int(settings["mia_sample"]) // 2, seed + 4
+            )
         except Exception as err:  # noqa: BLE001 - recorded per metric
             results += [failed(n, f"{type(err).__name__}: {err}") for n in SEED_NAMES]
         else:
@@ -323,11 +447,16 @@ def evaluate_leaks(
         dcr = dcr_overfitting(train, holdout, syn, card, n_sdm, seed + 5)
     except Exception as err:  # noqa: BLE001 - recorded per metric
         reason = f"{type(err).__name__}: {err}"
-        results += [failed("dcr_closer_to_train", reason), failed("dcr_overfitting_protection", reason)]
+        results += [
+            failed("dcr_closer_to_train", reason),
+            failed("dcr_overfitting_protection", reason),
+        ]
     else:
         detail["dcr_overfitting"] = dcr
-        results += [ok("dcr_closer_to_train", dcr["closer_to_train"]),
-                    ok("dcr_overfitting_protection", dcr["score"])]
+        results += [
+            ok("dcr_closer_to_train", dcr["closer_to_train"]),
+            ok("dcr_overfitting_protection", dcr["score"]),
+        ]
     try:
         disc = disclosure(train, syn, card, n_sdm, seed + 6, settings.get("disclosure_bins"))
     except Exception as err:  # noqa: BLE001 - recorded per metric
@@ -335,6 +464,8 @@ def evaluate_leaks(
         results += [failed("disclosure_protection", reason), failed("disclosure_risk", reason)]
     else:
         detail["disclosure"] = disc
-        results += [ok("disclosure_protection", disc["score"], disc["note"]),
-                    ok("disclosure_risk", 1.0 - disc["score"], disc["note"])]
+        results += [
+            ok("disclosure_protection", disc["score"], disc["note"]),
+            ok("disclosure_risk", 1.0 - disc["score"], disc["note"]),
+        ]
     return results, detail

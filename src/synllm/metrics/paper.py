@@ -46,25 +46,71 @@ def _declare(name, family, group, direction, rng, description) -> None:
     PAPER_METRICS[name] = Metric(name, family, group, direction, tuple(rng), description)
 
 
-_declare("paper_wasserstein_age", "fidelity", "quality", "lower", (0, None),
-         "Wasserstein distance of age (each sample min-max scaled on its own)")
-_declare("paper_wasserstein_bmi", "fidelity", "quality", "lower", (0, None),
-         "Wasserstein distance of bmi (each sample min-max scaled on its own)")
-_declare("paper_corr_distance", "correlation", "quality", "lower", (0, None),
-         "Frobenius norm of the Pearson correlation-matrix difference (numeric columns)")
-_declare("paper_hba1c_gap", "clinical", "quality", "lower", (None, None),
-         "synthetic mean HbA1c of diabetic minus non-diabetic rows (raw gap, lower = better)")
-_declare("paper_nn_ratio", "privacy", "privacy", "higher", (0, None),
-         "within-sample NN distance, synthetic over real, samples drawn with replacement")
-_declare("paper_identifiability", "privacy", "privacy", "lower", (0, 1),
-         "share of distinct synthetic rows equal to a real row")
-_declare("paper_overall_privacy", "privacy", "privacy", "higher", (0, 100),
-         "the authors' overall privacy score (NN ratio, k-anonymity, similarity, DP stability)")
+_declare(
+    "paper_wasserstein_age",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, None),
+    "Wasserstein distance of age (each sample min-max scaled on its own)",
+)
+_declare(
+    "paper_wasserstein_bmi",
+    "fidelity",
+    "quality",
+    "lower",
+    (0, None),
+    "Wasserstein distance of bmi (each sample min-max scaled on its own)",
+)
+_declare(
+    "paper_corr_distance",
+    "correlation",
+    "quality",
+    "lower",
+    (0, None),
+    "Frobenius norm of the Pearson correlation-matrix difference (numeric columns)",
+)
+_declare(
+    "paper_hba1c_gap",
+    "clinical",
+    "quality",
+    "lower",
+    (None, None),
+    "synthetic mean HbA1c of diabetic minus non-diabetic rows (raw gap, lower = better)",
+)
+_declare(
+    "paper_nn_ratio",
+    "privacy",
+    "privacy",
+    "higher",
+    (0, None),
+    "within-sample NN distance, synthetic over real, samples drawn with replacement",
+)
+_declare(
+    "paper_identifiability",
+    "privacy",
+    "privacy",
+    "lower",
+    (0, 1),
+    "share of distinct synthetic rows equal to a real row",
+)
+_declare(
+    "paper_overall_privacy",
+    "privacy",
+    "privacy",
+    "higher",
+    (0, 100),
+    "the authors' overall privacy score (NN ratio, k-anonymity, similarity, DP stability)",
+)
 
 METRIC_SETS = {
     "diabetes": {
-        "quality": ["paper_wasserstein_age", "paper_wasserstein_bmi", "paper_corr_distance",
-                    "paper_hba1c_gap"],
+        "quality": [
+            "paper_wasserstein_age",
+            "paper_wasserstein_bmi",
+            "paper_corr_distance",
+            "paper_hba1c_gap",
+        ],
         "privacy": ["paper_nn_ratio", "paper_identifiability", "paper_overall_privacy"],
     },
     "stroke": {
@@ -80,8 +126,19 @@ METRIC_SETS = {
 NUMERICAL = {
     "diabetes": ["age", "bmi", "HbA1c_level", "blood_glucose_level"],
     "stroke": ["age", "avg_glucose_level", "bmi"],
-    "cirrhosis": ["Age", "Bilirubin", "Cholesterol", "Albumin", "Copper", "Alk_Phos", "SGOT",
-                  "Tryglicerides", "Platelets", "Prothrombin", "N_Days"],
+    "cirrhosis": [
+        "Age",
+        "Bilirubin",
+        "Cholesterol",
+        "Albumin",
+        "Copper",
+        "Alk_Phos",
+        "SGOT",
+        "Tryglicerides",
+        "Platelets",
+        "Prothrombin",
+        "N_Days",
+    ],
 }
 BINARY = {
     "diabetes": ["hypertension", "heart_disease", "diabetes"],
@@ -91,7 +148,6 @@ BINARY = {
 TARGET = {"diabetes": "diabetes", "stroke": "stroke"}
 # divergence step 4 runs the project's metrics on at most this many (seeded) train rows
 STEP4_TRAIN_ROWS = 5_000
-
 
 
 def clean(df: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -165,8 +221,9 @@ def _nn_mean(x: np.ndarray) -> float:
     return float(np.mean(dist[:, 1]))
 
 
-def nn_ratio(real: pd.DataFrame, syn: pd.DataFrame, cols: list[str],
-             rng: np.random.RandomState) -> float:
+def nn_ratio(
+    real: pd.DataFrame, syn: pd.DataFrame, cols: list[str], rng: np.random.RandomState
+) -> float:
     n = min(1000, len(real), len(syn))
     if n < 2:
         return math.nan
@@ -200,8 +257,9 @@ def _k_violation(syn: pd.DataFrame, ident: list[str], k: int = 5) -> float:
     return float(np.mean(rates)) if rates else 0.0
 
 
-def overall_privacy(real: pd.DataFrame, syn: pd.DataFrame, num: list[str],
-                    rng: np.random.RandomState) -> float:
+def overall_privacy(
+    real: pd.DataFrame, syn: pd.DataFrame, num: list[str], rng: np.random.RandomState
+) -> float:
     comps = []
     nn = nn_ratio(real, syn, num, rng)
     if not math.isnan(nn):
@@ -213,8 +271,11 @@ def overall_privacy(real: pd.DataFrame, syn: pd.DataFrame, num: list[str],
         rs = real[num].sample(n, random_state=42)
         ss = syn[num].sample(n, random_state=42)
         scaler = StandardScaler()
-        d, _ = NearestNeighbors(n_neighbors=1).fit(scaler.fit_transform(rs)).kneighbors(
-            scaler.transform(ss))
+        d, _ = (
+            NearestNeighbors(n_neighbors=1)
+            .fit(scaler.fit_transform(rs))
+            .kneighbors(scaler.transform(ss))
+        )
         comps.append(min(float(np.mean(d)) / 3, 1.0))
     except ValueError:
         pass
@@ -230,9 +291,14 @@ def overall_privacy(real: pd.DataFrame, syn: pd.DataFrame, num: list[str],
     return float(np.mean(comps) * 100)
 
 
-def cell_metrics(dataset: str, syn_raw: pd.DataFrame, real_full: pd.DataFrame,
-                 protocol: Protocol = PAPER, seeds: tuple[int, ...] = (0,),
-                 real_clean: pd.DataFrame | None = None) -> dict:
+def cell_metrics(
+    dataset: str,
+    syn_raw: pd.DataFrame,
+    real_full: pd.DataFrame,
+    protocol: Protocol = PAPER,
+    seeds: tuple[int, ...] = (0,),
+    real_clean: pd.DataFrame | None = None,
+) -> dict:
     """``{"values": {metric: value}, "privacy_seeds": {metric: [value per seed]}}``.
 
     ``values`` holds the seed-independent metrics and the median of the seeded ones.
@@ -256,8 +322,9 @@ def cell_metrics(dataset: str, syn_raw: pd.DataFrame, real_full: pd.DataFrame,
             vals["paper_hba1c_gap"] = hba1c_gap(fixed)
         syn = _ensure_classes(syn, TARGET[dataset])
         for col in ("age", "bmi"):
-            vals[f"paper_wasserstein_{col}"] = wasserstein(real[col], syn[col],
-                                                           protocol.wasserstein)
+            vals[f"paper_wasserstein_{col}"] = wasserstein(
+                real[col], syn[col], protocol.wasserstein
+            )
     vals["paper_identifiability"] = identifiability(real, syn)
     per_seed: dict[str, list[float]] = {"paper_nn_ratio": []}
     if "paper_overall_privacy" in wanted:
@@ -279,9 +346,19 @@ def paper_results(values: dict[str, float]) -> list[dict]:
     for name, v in values.items():
         m = PAPER_METRICS[name]
         ok = v is not None and np.isfinite(v)
-        out.append({"name": name, "family": m.family, "score_group": m.score_group,
-                    "direction": m.direction, "range": list(m.range),
-                    "value": float(v) if ok else None, "status": "ok" if ok else "failed",
-                    "reason": None if ok else "undefined on this table (constant column or "
-                              "no rows left after the authors' cleaning)"})
+        out.append(
+            {
+                "name": name,
+                "family": m.family,
+                "score_group": m.score_group,
+                "direction": m.direction,
+                "range": list(m.range),
+                "value": float(v) if ok else None,
+                "status": "ok" if ok else "failed",
+                "reason": None
+                if ok
+                else "undefined on this table (constant column or "
+                "no rows left after the authors' cleaning)",
+            }
+        )
     return out

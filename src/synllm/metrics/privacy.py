@@ -47,24 +47,78 @@ from sklearn.neighbors import NearestNeighbors
 from synllm.cards import DatasetCard
 from synllm.metrics.base import Result, declare, failed, guarded
 
-declare("nn_ratio", "privacy", "privacy", "higher", (0, None),
-        "Mean synthetic->train NN distance over mean train->train NN distance")
-declare("identifiability", "privacy", "privacy", "lower", (0, 1),
-        "Share of synthetic rows identical to a train row")
-declare("dcr_median", "privacy", "privacy", "higher", (0, None),
-        "Median distance from a synthetic row to its closest train record")
-declare("dcr_p5", "privacy", None, "higher", (0, None),
-        "5th percentile of the synthetic->train distance to the closest record")
-declare("nndr_mean", "privacy", None, "higher", (0, 1),
-        "Mean nearest-neighbour distance ratio d1/d2 of synthetic rows against train")
-declare("mia_auc", "privacy", "privacy", "lower", (0, 1),
-        "AUC of a distance-to-closest-synthetic membership-inference attack (0.5 = no leak)")
-declare("mia_advantage", "privacy", None, "lower", (0, 1),
-        "Max TPR - FPR of the distance-based membership-inference attack")
-declare("mia_tpr_at_1pct_fpr", "privacy", None, "lower", (0, 1),
-        "TPR of the train-split membership attack at FPR < 1% (Carlini et al. 2022)")
-declare("mia_tpr_at_0_1pct_fpr", "privacy", None, "lower", (0, 1),
-        "TPR of the train-split membership attack at FPR < 0.1% (Carlini et al. 2022)")
+declare(
+    "nn_ratio",
+    "privacy",
+    "privacy",
+    "higher",
+    (0, None),
+    "Mean synthetic->train NN distance over mean train->train NN distance",
+)
+declare(
+    "identifiability",
+    "privacy",
+    "privacy",
+    "lower",
+    (0, 1),
+    "Share of synthetic rows identical to a train row",
+)
+declare(
+    "dcr_median",
+    "privacy",
+    "privacy",
+    "higher",
+    (0, None),
+    "Median distance from a synthetic row to its closest train record",
+)
+declare(
+    "dcr_p5",
+    "privacy",
+    None,
+    "higher",
+    (0, None),
+    "5th percentile of the synthetic->train distance to the closest record",
+)
+declare(
+    "nndr_mean",
+    "privacy",
+    None,
+    "higher",
+    (0, 1),
+    "Mean nearest-neighbour distance ratio d1/d2 of synthetic rows against train",
+)
+declare(
+    "mia_auc",
+    "privacy",
+    "privacy",
+    "lower",
+    (0, 1),
+    "AUC of a distance-to-closest-synthetic membership-inference attack (0.5 = no leak)",
+)
+declare(
+    "mia_advantage",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Max TPR - FPR of the distance-based membership-inference attack",
+)
+declare(
+    "mia_tpr_at_1pct_fpr",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "TPR of the train-split membership attack at FPR < 1% (Carlini et al. 2022)",
+)
+declare(
+    "mia_tpr_at_0_1pct_fpr",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "TPR of the train-split membership attack at FPR < 0.1% (Carlini et al. 2022)",
+)
 
 NA_LABEL = "<NA>"
 
@@ -80,7 +134,7 @@ class MixedEncoder:
         self.numeric = card.numeric_columns
         self.categorical = card.categorical_columns
 
-    def fit(self, train: pd.DataFrame) -> "MixedEncoder":
+    def fit(self, train: pd.DataFrame) -> MixedEncoder:
         x = train[self.numeric].astype("float64")
         self.mean_ = x.mean().fillna(0.0)
         sd = x.std(ddof=1)
@@ -182,64 +236,108 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
-def real_baselines(enc: "MixedEncoder", index: NearestNeighbors, x_train: np.ndarray,
-                   holdout: pd.DataFrame, settings: dict, seed: int) -> dict:
+def real_baselines(
+    enc: MixedEncoder,
+    index: NearestNeighbors,
+    x_train: np.ndarray,
+    holdout: pd.DataFrame,
+    settings: dict,
+    seed: int,
+) -> dict:
     """The real->real distances (train->train NN, holdout->train DCR) the privacy metrics are
     compared with; the same for every cell of a dataset and seed (real-fits cache)."""
     rr_idx = sample_rows(len(x_train), int(settings["distance_sample"]), seed)
     d_rr = nn_distances(index, x_train[rr_idx], k=2)[:, 1] if len(x_train) > 1 else np.array([])
     ho_idx = sample_rows(len(holdout), int(settings["distance_sample"]), seed + 1)
-    d_ho = nn_distances(index, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0] if len(ho_idx) else np.array([])
+    d_ho = (
+        nn_distances(index, enc.transform(holdout.iloc[ho_idx]), k=1)[:, 0]
+        if len(ho_idx)
+        else np.array([])
+    )
     return {
         "real_real_nn_mean": float(d_rr.mean()) if len(d_rr) else None,
         "holdout_dcr_median": float(np.median(d_ho)) if len(d_ho) else None,
         "holdout_dcr_p5": float(np.percentile(d_ho, 5)) if len(d_ho) else None,
-        "n_real_real_sample": int(len(rr_idx)), "n_holdout_sample": int(len(ho_idx)),
+        "n_real_real_sample": int(len(rr_idx)),
+        "n_holdout_sample": int(len(ho_idx)),
     }
 
 
-def real_cache(train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict,
-               seed: int) -> dict:
+def real_cache(
+    train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict, seed: int
+) -> dict:
     """:func:`real_baselines` with the keys :func:`evaluate_privacy` checks before reusing it."""
     enc = MixedEncoder(card).fit(train)
     x_train = enc.transform(train)
-    return {"seed": seed, "distance_sample": int(settings["distance_sample"]),
-            "baselines": real_baselines(enc, nn_index(x_train), x_train, holdout, settings, seed)}
+    return {
+        "seed": seed,
+        "distance_sample": int(settings["distance_sample"]),
+        "baselines": real_baselines(enc, nn_index(x_train), x_train, holdout, settings, seed),
+    }
 
 
 def evaluate_privacy(
-    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
-    settings: dict, seed: int, cache: dict | None = None,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    settings: dict,
+    seed: int,
+    cache: dict | None = None,
 ) -> tuple[list[Result], dict]:
     """Privacy results and a detail dict (sizes, reference distances, MIA counts).
 
     ``cache``: :func:`real_cache` of the same train, holdout, seed and ``distance_sample``."""
     if len(syn) == 0:
-        return [failed(n, "synthetic table is empty") for n in
-                ("nn_ratio", "identifiability", "dcr_median", "dcr_p5", "nndr_mean",
-                 "mia_auc", "mia_advantage", "mia_tpr_at_1pct_fpr", "mia_tpr_at_0_1pct_fpr")], {}
+        return [
+            failed(n, "synthetic table is empty")
+            for n in (
+                "nn_ratio",
+                "identifiability",
+                "dcr_median",
+                "dcr_p5",
+                "nndr_mean",
+                "mia_auc",
+                "mia_advantage",
+                "mia_tpr_at_1pct_fpr",
+                "mia_tpr_at_0_1pct_fpr",
+            )
+        ], {}
     enc = MixedEncoder(card).fit(train)
     x_train, x_syn = enc.transform(train), enc.transform(syn)
-    detail: dict = {"n_train": len(train), "n_synthetic": len(syn),
-                    "distance_sample": int(settings["distance_sample"]), "seed": seed}
+    detail: dict = {
+        "n_train": len(train),
+        "n_synthetic": len(syn),
+        "distance_sample": int(settings["distance_sample"]),
+        "seed": seed,
+    }
 
     results = [guarded("identifiability", lambda: identifiability(train, syn, card))]
 
     index = nn_index(x_train)
     d_syn = nn_distances(index, x_syn, k=min(2, len(x_train)))
     d1 = d_syn[:, 0]
-    usable = (cache is not None and cache.get("seed") == seed
-              and cache.get("distance_sample") == int(settings["distance_sample"]))
-    real = cache["baselines"] if usable else real_baselines(enc, index, x_train, holdout, settings, seed)
-    detail.update({
-        "real_real_nn_mean": real["real_real_nn_mean"],
-        "synthetic_real_nn_mean": float(d1.mean()),
-        "holdout_dcr_median": real["holdout_dcr_median"],
-        "holdout_dcr_p5": real["holdout_dcr_p5"],
-        "n_real_real_sample": real["n_real_real_sample"],
-        "n_holdout_sample": real["n_holdout_sample"],
-        "real_baselines": "cached" if usable else "computed",
-    })
+    usable = (
+        cache is not None
+        and cache.get("seed") == seed
+        and cache.get("distance_sample") == int(settings["distance_sample"])
+    )
+    real = (
+        cache["baselines"]
+        if usable
+        else real_baselines(enc, index, x_train, holdout, settings, seed)
+    )
+    detail.update(
+        {
+            "real_real_nn_mean": real["real_real_nn_mean"],
+            "synthetic_real_nn_mean": float(d1.mean()),
+            "holdout_dcr_median": real["holdout_dcr_median"],
+            "holdout_dcr_p5": real["holdout_dcr_p5"],
+            "n_real_real_sample": real["n_real_real_sample"],
+            "n_holdout_sample": real["n_holdout_sample"],
+            "real_baselines": "cached" if usable else "computed",
+        }
+    )
 
     def ratio():
         rr_mean = real["real_real_nn_mean"]
@@ -264,20 +362,36 @@ def evaluate_privacy(
     n_idx = sample_rows(len(holdout), half, seed + 3)
     if len(m_idx) == 0 or len(n_idx) == 0:
         reason = "no train or holdout rows for the membership-inference attack"
-        results += [failed(n, reason) for n in
-                    ("mia_auc", "mia_advantage", "mia_tpr_at_1pct_fpr", "mia_tpr_at_0_1pct_fpr")]
+        results += [
+            failed(n, reason)
+            for n in ("mia_auc", "mia_advantage", "mia_tpr_at_1pct_fpr", "mia_tpr_at_0_1pct_fpr")
+        ]
     else:
         dm = nn_distances(x_syn, x_train[m_idx], k=1)[:, 0]
         dn = nn_distances(x_syn, enc.transform(holdout.iloc[n_idx]), k=1)[:, 0]
-        overlap = float(np.isin(row_hashes(holdout.iloc[n_idx], card), row_hashes(syn, card)).mean())
-        note = (f"{overlap:.0%} of non-members appear verbatim in the synthetic table"
-                if overlap > 0 else None)
-        results += [guarded("mia_auc", lambda: (mia(dm, dn)[0], note)),
-                    guarded("mia_advantage", lambda: (mia(dm, dn)[1], note))]
-        results += [guarded(f"mia_tpr_at_{k}_fpr", lambda a=a: tpr_at_fpr(dm, dn, a))
-                    for k, a in LOW_FPRS.items()]
-        detail.update({"mia_members": int(len(m_idx)), "mia_non_members": int(len(n_idx)),
-                       "non_member_overlap": overlap,
-                       "member_dcr_median": float(np.median(dm)),
-                       "non_member_dcr_median": float(np.median(dn))})
+        overlap = float(
+            np.isin(row_hashes(holdout.iloc[n_idx], card), row_hashes(syn, card)).mean()
+        )
+        note = (
+            f"{overlap:.0%} of non-members appear verbatim in the synthetic table"
+            if overlap > 0
+            else None
+        )
+        results += [
+            guarded("mia_auc", lambda: (mia(dm, dn)[0], note)),
+            guarded("mia_advantage", lambda: (mia(dm, dn)[1], note)),
+        ]
+        results += [
+            guarded(f"mia_tpr_at_{k}_fpr", lambda a=a: tpr_at_fpr(dm, dn, a))
+            for k, a in LOW_FPRS.items()
+        ]
+        detail.update(
+            {
+                "mia_members": int(len(m_idx)),
+                "mia_non_members": int(len(n_idx)),
+                "non_member_overlap": overlap,
+                "member_dcr_median": float(np.median(dm)),
+                "non_member_dcr_median": float(np.median(dn)),
+            }
+        )
     return results, detail

@@ -58,11 +58,16 @@ NA_LABEL = "<NA>"
 for _d, _what in DIRECTIONS.items():
     for _s, _sw in SCORES.items():
         group = "quality" if _d == "tstr" and _s in ("f1", "auc") else None
-        declare(f"{_d}_{_s}_mean", "utility", group, "higher", (0, 1),
-                f"Mean {_sw} over the utility models, {_what}")
+        declare(
+            f"{_d}_{_s}_mean",
+            "utility",
+            group,
+            "higher",
+            (0, 1),
+            f"Mean {_sw} over the utility models, {_what}",
+        )
         for _m in MODELS:
-            declare(f"{_d}_{_m}_{_s}", "utility", None, "higher", (0, 1),
-                    f"{_sw} of {_m}, {_what}")
+            declare(f"{_d}_{_m}_{_s}", "utility", None, "higher", (0, 1), f"{_sw} of {_m}, {_what}")
 
 
 def target_classes(card: DatasetCard) -> list[str]:
@@ -88,7 +93,7 @@ class FeatureEncoder:
     def _cats(self, df: pd.DataFrame) -> pd.DataFrame:
         return df[self.categorical].astype("string").fillna(NA_LABEL).astype(object)
 
-    def fit(self, *frames: pd.DataFrame) -> "FeatureEncoder":
+    def fit(self, *frames: pd.DataFrame) -> FeatureEncoder:
         self.onehot_ = None
         if self.categorical:
             both = pd.concat([self._cats(f) for f in frames], ignore_index=True)
@@ -143,11 +148,18 @@ def fit_model(name: str, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int
 
         xt, xv, yt, yv = _split(x, yy, seed)
         if len(np.unique(yt)) < len(present):
-            raise ValueError("a class is missing from the XGBoost training part after the validation split")
+            raise ValueError(
+                "a class is missing from the XGBoost training part after the validation split"
+            )
         keep = np.isin(yv, np.unique(yt))
         model = XGBClassifier(
-            n_estimators=int(settings["xgb_n_estimators"]), learning_rate=0.3, max_depth=6,
-            early_stopping_rounds=100, tree_method="hist", random_state=seed, n_jobs=n_jobs,
+            n_estimators=int(settings["xgb_n_estimators"]),
+            learning_rate=0.3,
+            max_depth=6,
+            early_stopping_rounds=100,
+            tree_method="hist",
+            random_state=seed,
+            n_jobs=n_jobs,
         )
         model.fit(xt, yt, eval_set=[(xv[keep], yv[keep])], verbose=False)
     else:
@@ -207,11 +219,18 @@ def auc_score(y: np.ndarray, p: np.ndarray) -> float:
 def score(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:
     """Accuracy, macro-F1, AUC, AP, confusion matrix and PR curves of probabilities ``p``."""
     pred = p.argmax(axis=1)
-    out: dict = {"n_test": int(len(y)), "status": "ok", "reason": None, "errors": {},
-                 "accuracy": float(accuracy_score(y, pred)),
-                 "f1": float(f1_score(y, pred, average="macro")),
-                 "confusion_matrix": {"labels": classes,
-                                      "matrix": confusion_matrix(y, pred, labels=range(len(classes))).tolist()}}
+    out: dict = {
+        "n_test": int(len(y)),
+        "status": "ok",
+        "reason": None,
+        "errors": {},
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, average="macro")),
+        "confusion_matrix": {
+            "labels": classes,
+            "matrix": confusion_matrix(y, pred, labels=range(len(classes))).tolist(),
+        },
+    }
     try:
         out["auc"] = auc_score(y, p)
     except ValueError as err:
@@ -223,8 +242,11 @@ def score(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:
         if yk.all() or not yk.any():
             continue
         prec, rec, _ = precision_recall_curve(yk, p[:, k])
-        curves[classes[k]] = {"precision": thin(prec), "recall": thin(rec),
-                              "average_precision": float(average_precision_score(yk, p[:, k]))}
+        curves[classes[k]] = {
+            "precision": thin(prec),
+            "recall": thin(rec),
+            "average_precision": float(average_precision_score(yk, p[:, k])),
+        }
     out["pr_curve"] = curves
     return out
 
@@ -236,14 +258,25 @@ REAL_FIT_KEYS = ("utility_models", "utility_train_max", "xgb_n_estimators", "n_j
 def _real_part(train: pd.DataFrame, card: DatasetCard, settings: dict, seed: int) -> pd.DataFrame:
     cap = settings.get("utility_train_max")
     if cap and len(train) > int(cap):
-        real, _ = train_test_split(train, train_size=int(cap), random_state=seed,
-                                   stratify=target_codes(train[card.target], target_classes(card)))
+        real, _ = train_test_split(
+            train,
+            train_size=int(cap),
+            random_state=seed,
+            stratify=target_codes(train[card.target], target_classes(card)),
+        )
         return real
     return train
 
 
-def _fit_real(m: str, enc: FeatureEncoder, x: np.ndarray, y: np.ndarray, n_classes: int,
-              seed: int, settings: dict):
+def _fit_real(
+    m: str,
+    enc: FeatureEncoder,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    seed: int,
+    settings: dict,
+):
     try:
         proba, imp = fit_model(m, x, y, n_classes, seed, settings)
         return proba, enc.importances_by_column(imp)
@@ -251,8 +284,15 @@ def _fit_real(m: str, enc: FeatureEncoder, x: np.ndarray, y: np.ndarray, n_class
         return f"{type(err).__name__}: {err}"
 
 
-def _score_direction(fit, src: str, xt: np.ndarray, yt: np.ndarray, classes: list[str],
-                     n_train: int, note: str | None) -> dict:
+def _score_direction(
+    fit,
+    src: str,
+    xt: np.ndarray,
+    yt: np.ndarray,
+    classes: list[str],
+    n_train: int,
+    note: str | None,
+) -> dict:
     if isinstance(fit, str):
         return {"status": "failed", "reason": f"training on {src} data failed: {fit}"}
     if len(yt) == 0:
@@ -268,8 +308,9 @@ def _score_direction(fit, src: str, xt: np.ndarray, yt: np.ndarray, classes: lis
     return out
 
 
-def real_fits(train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict,
-              seed: int) -> dict:
+def real_fits(
+    train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict, seed: int
+) -> dict:
     """What utility computes on real data only, the same for every cell of a dataset and seed:
     the models trained on real train and their scores on the real holdout (``reference``).
 
@@ -285,21 +326,38 @@ def real_fits(train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, set
     models = {}
     for m in settings["utility_models"]:
         fit = _fit_real(m, enc, x_real[ok_real], y_real[ok_real], len(classes), seed, settings)
-        models[m] = {"fit": fit, "reference": _score_direction(
-            fit, "real", x_ho[ok_ho], y_ho[ok_ho], classes, int(ok_real.sum()), None)}
-    return {"features": enc.names_, "seed": seed,
-            "settings": {k: settings.get(k) for k in REAL_FIT_KEYS}, "models": models}
+        models[m] = {
+            "fit": fit,
+            "reference": _score_direction(
+                fit, "real", x_ho[ok_ho], y_ho[ok_ho], classes, int(ok_real.sum()), None
+            ),
+        }
+    return {
+        "features": enc.names_,
+        "seed": seed,
+        "settings": {k: settings.get(k) for k in REAL_FIT_KEYS},
+        "models": models,
+    }
 
 
 def cache_usable(cache: dict | None, features: list[str], settings: dict, seed: int) -> bool:
     """The cached real fits match this cell (same features, seed and fit settings)."""
-    return (cache is not None and cache["features"] == features and cache["seed"] == seed
-            and cache["settings"] == {k: settings.get(k) for k in REAL_FIT_KEYS})
+    return (
+        cache is not None
+        and cache["features"] == features
+        and cache["seed"] == seed
+        and cache["settings"] == {k: settings.get(k) for k in REAL_FIT_KEYS}
+    )
 
 
 def evaluate_utility(
-    train: pd.DataFrame, holdout: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard,
-    settings: dict, seed: int, cache: dict | None = None,
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    settings: dict,
+    seed: int,
+    cache: dict | None = None,
 ) -> tuple[list[Result], dict]:
     """Utility results (per model/direction and means) and the full detail dict.
 
@@ -320,33 +378,44 @@ def evaluate_utility(
     if not use_cache:
         x_real = enc.transform(real)
 
-    detail: dict = {"classes": classes, "features": enc.names_, "n_real_train": int(ok_real.sum()),
-                    "n_holdout": int(ok_ho.sum()), "n_synthetic": int(ok_syn.sum()),
-                    "models": {}}
+    detail: dict = {
+        "classes": classes,
+        "features": enc.names_,
+        "n_real_train": int(ok_real.sum()),
+        "n_holdout": int(ok_ho.sum()),
+        "n_synthetic": int(ok_syn.sum()),
+        "models": {},
+    }
     syn_present = np.unique(y_syn[ok_syn])
     single = int(syn_present[0]) if len(syn_present) == 1 else None
-    note = (None if single is None else
-            f"synthetic target has a single class ({classes[single]!r}): constant predictor of that class")
+    note = (
+        None
+        if single is None
+        else f"synthetic target has a single class ({classes[single]!r}): constant predictor of that class"
+    )
     for m in models:
         per: dict = {}
         if use_cache:
             real_fit = cache["models"][m]["fit"]
             per["reference"] = copy.deepcopy(cache["models"][m]["reference"])
         else:
-            real_fit = _fit_real(m, enc, x_real[ok_real], y_real[ok_real], len(classes), seed,
-                                 settings)
-            per["reference"] = _score_direction(real_fit, "real", x_ho[ok_ho], y_ho[ok_ho],
-                                                classes, int(ok_real.sum()), None)
+            real_fit = _fit_real(
+                m, enc, x_real[ok_real], y_real[ok_real], len(classes), seed, settings
+            )
+            per["reference"] = _score_direction(
+                real_fit, "real", x_ho[ok_ho], y_ho[ok_ho], classes, int(ok_real.sum()), None
+            )
         if single is not None:
             proba, imp = constant_model(single, len(classes), x_syn.shape[1])
             syn_fit = (proba, enc.importances_by_column(imp))
         else:
-            syn_fit = _fit_real(m, enc, x_syn[ok_syn], y_syn[ok_syn], len(classes), seed,
-                                settings)
-        per["trts"] = _score_direction(real_fit, "real", x_syn[ok_syn], y_syn[ok_syn], classes,
-                                       int(ok_real.sum()), note)
-        per["tstr"] = _score_direction(syn_fit, "synthetic", x_ho[ok_ho], y_ho[ok_ho], classes,
-                                       int(ok_syn.sum()), note)
+            syn_fit = _fit_real(m, enc, x_syn[ok_syn], y_syn[ok_syn], len(classes), seed, settings)
+        per["trts"] = _score_direction(
+            real_fit, "real", x_syn[ok_syn], y_syn[ok_syn], classes, int(ok_real.sum()), note
+        )
+        per["tstr"] = _score_direction(
+            syn_fit, "synthetic", x_ho[ok_ho], y_ho[ok_ho], classes, int(ok_syn.sum()), note
+        )
         detail["models"][m] = {d: per[d] for d in ("reference", "trts", "tstr")}
     detail["real_fits"] = "cached" if use_cache else "fitted"
 

@@ -16,7 +16,8 @@ so profile, prompt, generate, validate and evaluate run on it unchanged.
 
 The package: this module holds the grid side (points, cells, the points JSON);
 :mod:`synllm.sweeps.card` the ``sweep-card`` step (feature ranking, derived cards and splits);
-:mod:`synllm.sweeps.plots` the ``sweep-plots`` step. ``synllm sweep-plots`` reads the metrics JSONs of one axis and writes
+:mod:`synllm.sweeps.plots` the ``sweep-plots`` step. ``synllm sweep-plots`` reads the
+metrics JSONs of one axis and writes
 ``<tables>/sweep_<axis>.csv`` and ``<figures>/sweep_<axis>_<dataset>.png`` (Quality, Harmonic,
 TSTR ROC-AUC and TSTR macro-F1 vs the axis, one line per model). Scores are those of
 :mod:`synllm.aggregate.scores`, with one difference: metrics are min-max normalised over all
@@ -62,14 +63,18 @@ def check_sweeps(config: dict, registry) -> None:
     if not (sw.get("features") or sw.get("sample_sizes")):
         return
     if (config.get("generation") or {}).get("backend_override") == "replay":
-        raise ConfigError("config field 'sweeps': not available with generation.backend_override: replay "
-                          "(replayed outputs do not depend on the features or the sample size)")
+        raise ConfigError(
+            "config field 'sweeps': not available with generation.backend_override: replay "
+            "(replayed outputs do not depend on the features or the sample size)"
+        )
     for i, slug in enumerate(sw.get("models") or []):
         try:
             registry.get(slug)
         except ConfigError as err:
             msg = str(err)
-            raise ConfigError(f"config field 'sweeps.models[{i}]': {msg.split(': ', 1)[-1]}") from None
+            raise ConfigError(
+                f"config field 'sweeps.models[{i}]': {msg.split(': ', 1)[-1]}"
+            ) from None
 
 
 def sweep_points(config: dict, cards_dir) -> dict[str, list[SweepPoint]]:
@@ -95,7 +100,9 @@ def sweep_points(config: dict, cards_dir) -> dict[str, list[SweepPoint]]:
                     if v == "all" or int(v) >= n_feat:
                         p = SweepPoint(base, axis, n_feat, "all", base)
                     else:
-                        p = SweepPoint(base, axis, int(v), str(int(v)), variant_name(base, axis, int(v)))
+                        p = SweepPoint(
+                            base, axis, int(v), str(int(v)), variant_name(base, axis, int(v))
+                        )
                     by_dataset[p.dataset] = p if p.label == "all" else by_dataset.get(p.dataset, p)
             else:
                 n0 = n_records(config, base)
@@ -137,7 +144,10 @@ def parse_points(text: str) -> tuple[str, list[SweepPoint], dict[str, list[str]]
     try:
         doc = json.loads(text)
         axis = doc["axis"]
-        pts = [SweepPoint(p["base"], axis, int(p["value"]), str(p["label"]), p["dataset"]) for p in doc["points"]]
+        pts = [
+            SweepPoint(p["base"], axis, int(p["value"]), str(p["label"]), p["dataset"])
+            for p in doc["points"]
+        ]
         cards = {p["dataset"]: p["card"] for p in doc["points"] if p.get("card")}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"--points: not a sweep points JSON object ({err})") from None
@@ -147,6 +157,19 @@ def parse_points(text: str) -> tuple[str, list[SweepPoint], dict[str, list[str]]
 
 
 def points_json(axis: str, points: list[SweepPoint], card_paths: dict[str, str]) -> str:
-    return json.dumps({"axis": axis, "points": [
-        {"base": p.base, "value": p.value, "label": p.label, "dataset": p.dataset, "card": card_paths.get(p.dataset)}
-        for p in points]}, sort_keys=True)
+    return json.dumps(
+        {
+            "axis": axis,
+            "points": [
+                {
+                    "base": p.base,
+                    "value": p.value,
+                    "label": p.label,
+                    "dataset": p.dataset,
+                    "card": card_paths.get(p.dataset),
+                }
+                for p in points
+            ],
+        },
+        sort_keys=True,
+    )

@@ -80,9 +80,14 @@ def restrict_card(card, keep: list[str], name: str, note: str | None = None):
     raw["name"] = name
     raw["columns"] = {c: raw["columns"][c] for c in kept}
     raw["group_columns"] = [g for g in raw.get("group_columns", []) if g in kept]
-    raw["rules"] = [r for r in raw.get("rules", [])
-                    if not (set(_IDENT.findall(r["if"] + " " + r["then"])) & dropped)]
-    raw["relations"] = [r for r in raw.get("relations", []) if r["feature"] in kept and r["by"] in kept]
+    raw["rules"] = [
+        r
+        for r in raw.get("rules", [])
+        if not (set(_IDENT.findall(r["if"] + " " + r["then"])) & dropped)
+    ]
+    raw["relations"] = [
+        r for r in raw.get("relations", []) if r["feature"] in kept and r["by"] in kept
+    ]
     priv = raw.pop("privacy", None)
     if priv and priv["sensitive"] in kept:
         qi = [c for c in priv["quasi_identifiers"] if c in kept]
@@ -109,8 +114,10 @@ def variant_card(card, variant: Variant, train: pd.DataFrame | None, seed: int):
         )
     keep = [c for c, _ in ranking[: variant.value]]
     listed = ", ".join(f"{c} {v:.4f}" for c, v in ranking[: variant.value])
-    note = (f"Sweep variant of {card.name!r}: top {variant.value} of {len(ranking)} features by mutual "
-            f"information with {card.target!r} on the train split (seed {seed}): {listed}.")
+    note = (
+        f"Sweep variant of {card.name!r}: top {variant.value} of {len(ranking)} features by mutual "
+        f"information with {card.target!r} on the train split (seed {seed}): {listed}."
+    )
     return restrict_card(card, keep, variant.name, note), ranking
 
 
@@ -125,11 +132,17 @@ def cli(argv: list[str]) -> int:
     from synllm.cards import load_card
     from synllm.split import read_split
 
-    p = argparse.ArgumentParser(prog="synllm sweep-card",
-                                description="write the card and split of one sweep variant dataset")
+    p = argparse.ArgumentParser(
+        prog="synllm sweep-card",
+        description="write the card and split of one sweep variant dataset",
+    )
     p.add_argument("--card", required=True, help="card of the base dataset")
-    p.add_argument("--variant", required=True, help="variant name, e.g. diabetes~f5 or diabetes~n40")
-    p.add_argument("--seed", type=int, required=True, help="seed of the mutual information estimate")
+    p.add_argument(
+        "--variant", required=True, help="variant name, e.g. diabetes~f5 or diabetes~n40"
+    )
+    p.add_argument(
+        "--seed", type=int, required=True, help="seed of the mutual information estimate"
+    )
     p.add_argument("--train", required=True, help="base train split (parquet)")
     p.add_argument("--holdout", required=True, help="base holdout split (parquet)")
     p.add_argument("--reference", required=True, help="base reference split (parquet)")
@@ -140,18 +153,26 @@ def cli(argv: list[str]) -> int:
     a = p.parse_args(argv)
     variant = parse_variant(a.variant, field="--variant")
     if variant is None:
-        raise ConfigError(f"--variant {a.variant!r}: not a sweep variant name (expected <dataset>~f<k> or ~n<N>)")
+        raise ConfigError(
+            f"--variant {a.variant!r}: not a sweep variant name (expected <dataset>~f<k> or ~n<N>)"
+        )
     card = load_card(a.card)
     train = read_split(a.train, card) if variant.axis == "features" else None
     derived, ranking = variant_card(card, variant, train, a.seed)
     write_card(derived, a.out_card)
     cols = list(derived.columns)
-    for src, dst in ((a.train, a.out_train), (a.holdout, a.out_holdout), (a.reference, a.out_reference)):
+    for src, dst in (
+        (a.train, a.out_train),
+        (a.holdout, a.out_holdout),
+        (a.reference, a.out_reference),
+    ):
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
         pd.read_parquet(src, columns=cols).to_parquet(dst, index=False)
     if ranking:
         print(f"{card.name}: features by mutual information with {card.target!r} (seed {a.seed}):")
         for c, v in ranking:
             print(f"  {'*' if c in derived.columns else ' '} {c:<28} {v:.5f}")
-    print(f"{derived.name}: {len(cols)} columns ({len(derived.rules)} rules, {len(derived.relations)} relations kept)")
+    print(
+        f"{derived.name}: {len(cols)} columns ({len(derived.rules)} rules, {len(derived.relations)} relations kept)"
+    )
     return 0

@@ -17,17 +17,45 @@ import pandas as pd
 from synllm.errors import SynllmError
 from synllm.sweeps import SweepPoint, parse_points
 
-_AXIS_LABEL = {"features": "features kept (by mutual information with the target)",
-               "sample_size": "records requested per cell"}
+_AXIS_LABEL = {
+    "features": "features kept (by mutual information with the target)",
+    "sample_size": "records requested per cell",
+}
 
 
-SWEEP_SCORES = ["quality", "privacy", "harmonic", "clinical", "tstr_auc", "tstr_f1", "tstr_accuracy"]
-CSV_COLUMNS = ["dataset", "axis", "value", "label", "variant", "model", "kind", "n_cells", "n_ok",
-               "n_synthetic_mean"] + SWEEP_SCORES + ["features"]
+SWEEP_SCORES = [
+    "quality",
+    "privacy",
+    "harmonic",
+    "clinical",
+    "tstr_auc",
+    "tstr_f1",
+    "tstr_accuracy",
+]
+CSV_COLUMNS = (
+    [
+        "dataset",
+        "axis",
+        "value",
+        "label",
+        "variant",
+        "model",
+        "kind",
+        "n_cells",
+        "n_ok",
+        "n_synthetic_mean",
+    ]
+    + SWEEP_SCORES
+    + ["features"]
+)
 
 
-def sweep_table(axis: str, points: list[SweepPoint], metrics_paths: list[Path],
-                cards: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def sweep_table(
+    axis: str,
+    points: list[SweepPoint],
+    metrics_paths: list[Path],
+    cards: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """One row per base dataset x axis value x model: scores averaged over prompts and repeats
     (failed cells count in ``n_cells`` only). See the module doc for the normalisation."""
     from synllm.aggregate import scores
@@ -37,13 +65,19 @@ def sweep_table(axis: str, points: list[SweepPoint], metrics_paths: list[Path],
     cells, metrics, raw = load_metrics(metrics_paths)
     stray = sorted(set(cells["dataset"]) - set(by_ds))
     if stray:
-        raise SynllmError(f"sweep-plots: metrics of dataset(s) {stray} are not points of the {axis} axis")
+        raise SynllmError(
+            f"sweep-plots: metrics of dataset(s) {stray} are not points of the {axis} axis"
+        )
     # one normalisation pool per base dataset: every axis value together
     norm = scores.normalise(metrics.assign(dataset=metrics["dataset"].map(lambda d: by_ds[d].base)))
     norm["dataset"] = metrics["dataset"].to_numpy()
     util = scores.utility_per_cell(scores.utility_long(metrics, raw))
     cell = scores.cell_scores(cells, norm, None)
-    cell = cell.merge(util[KEY + [c for c in ("tstr_auc", "tstr_f1", "tstr_accuracy") if c in util]], on=KEY, how="left")
+    cell = cell.merge(
+        util[KEY + [c for c in ("tstr_auc", "tstr_f1", "tstr_accuracy") if c in util]],
+        on=KEY,
+        how="left",
+    )
     cell = cell.merge(cells[KEY + ["n_synthetic"]], on=KEY, how="left")
     for c in SWEEP_SCORES:
         if c not in cell:
@@ -54,10 +88,19 @@ def sweep_table(axis: str, points: list[SweepPoint], metrics_paths: list[Path],
         sub = cell[cell["dataset"] == p.dataset]
         for model, msub in sub.groupby("model", sort=False):
             ok = msub[msub["status"] == "ok"]
-            row = {"dataset": p.base, "axis": axis, "value": p.value, "label": p.label, "variant": p.dataset,
-                   "model": model, "kind": kinds.get(model, "LLM"), "n_cells": len(msub), "n_ok": len(ok),
-                   "n_synthetic_mean": float(msub["n_synthetic"].mean()),
-                   "features": " ".join((cards or {}).get(p.dataset, []))}
+            row = {
+                "dataset": p.base,
+                "axis": axis,
+                "value": p.value,
+                "label": p.label,
+                "variant": p.dataset,
+                "model": model,
+                "kind": kinds.get(model, "LLM"),
+                "n_cells": len(msub),
+                "n_ok": len(ok),
+                "n_synthetic_mean": float(msub["n_synthetic"].mean()),
+                "features": " ".join((cards or {}).get(p.dataset, [])),
+            }
             for c in SWEEP_SCORES:
                 v = ok[c].dropna()
                 row[c] = float(v.mean()) if len(v) else math.nan
@@ -80,11 +123,17 @@ def _message(path: Path, title: str, text: str) -> Path:
     return path
 
 
-PANELS = [("quality", "Quality (normalised, 1 = best)"), ("harmonic", "Harmonic (Quality, Privacy)"),
-          ("tstr_auc", "TSTR ROC-AUC"), ("tstr_f1", "TSTR macro-F1")]
+PANELS = [
+    ("quality", "Quality (normalised, 1 = best)"),
+    ("harmonic", "Harmonic (Quality, Privacy)"),
+    ("tstr_auc", "TSTR ROC-AUC"),
+    ("tstr_f1", "TSTR macro-F1"),
+]
 
 
-def sweep_figure(table: pd.DataFrame, axis: str, dataset: str, points: list[SweepPoint], path: str | Path) -> Path:
+def sweep_figure(
+    table: pd.DataFrame, axis: str, dataset: str, points: list[SweepPoint], path: str | Path
+) -> Path:
     """2 x 2 panels of :data:`PANELS` vs the axis for one base dataset, one line per model
     (baselines dashed); ticks at the axis values ("all" marks the full table)."""
     import matplotlib
@@ -97,19 +146,31 @@ def sweep_figure(table: pd.DataFrame, axis: str, dataset: str, points: list[Swee
     title = f"{dataset}: sweep over {axis.replace('_', ' ')}"
     sub = table[table["dataset"] == dataset]
     if sub.empty or sub[[c for c, _ in PANELS]].isna().all().all():
-        return _message(path, title, "no cell of this sweep has a score" if len(sub) else "no cells for this dataset")
+        return _message(
+            path,
+            title,
+            "no cell of this sweep has a score" if len(sub) else "no cells for this dataset",
+        )
     pts = sorted((p for p in points if p.base == dataset), key=lambda p: p.value)
     ticks = [p.value for p in pts]
     labels = [f"{p.value}\n(all)" if p.label == "all" else p.label for p in pts]
     log = axis == "sample_size" and min(ticks) > 0 and max(ticks) / min(ticks) >= 10
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-    models = list(dict.fromkeys(sub.sort_values(["kind", "model"], ascending=[False, True])["model"]))
+    models = list(
+        dict.fromkeys(sub.sort_values(["kind", "model"], ascending=[False, True])["model"])
+    )
     for ax, (col, ylabel) in zip(axes.flat, PANELS):
         for i, m in enumerate(models):
             ms = sub[sub["model"] == m].sort_values("value")
             kind = ms["kind"].iloc[0]
-            ax.plot(ms["value"], ms[col], marker="o", linestyle="--" if kind == "baseline" else "-",
-                    color=f"C{i % 10}", label=f"{m} (baseline)" if kind == "baseline" else m)
+            ax.plot(
+                ms["value"],
+                ms[col],
+                marker="o",
+                linestyle="--" if kind == "baseline" else "-",
+                color=f"C{i % 10}",
+                label=f"{m} (baseline)" if kind == "baseline" else m,
+            )
         ax.set_ylabel(ylabel)
         if log:
             ax.set_xscale("log")
@@ -132,10 +193,16 @@ def cli(argv: list[str]) -> int:
     from synllm.aggregate.load import gather_paths
     from synllm.cards import load_card
 
-    p = argparse.ArgumentParser(prog="synllm sweep-plots",
-                                description="quality and utility vs a sweep axis: CSV + one PNG per dataset")
-    p.add_argument("--points", required=True, help="JSON: axis and its points (written by the workflow)")
-    p.add_argument("--metrics-list", action="append", default=[], help="file listing metrics JSON paths")
+    p = argparse.ArgumentParser(
+        prog="synllm sweep-plots",
+        description="quality and utility vs a sweep axis: CSV + one PNG per dataset",
+    )
+    p.add_argument(
+        "--points", required=True, help="JSON: axis and its points (written by the workflow)"
+    )
+    p.add_argument(
+        "--metrics-list", action="append", default=[], help="file listing metrics JSON paths"
+    )
     p.add_argument("--metrics", nargs="*", default=[], help="metrics JSON paths given directly")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--figures-dir", required=True, help="writes sweep_<axis>_<dataset>.png here")
@@ -150,5 +217,7 @@ def cli(argv: list[str]) -> int:
     table.to_csv(a.out_csv, index=False)
     for ds in dict.fromkeys(p.base for p in points):
         sweep_figure(table, axis, ds, points, Path(a.figures_dir) / f"sweep_{axis}_{ds}.png")
-    print(f"sweep-plots: {axis}: {len(paths)} cells, {len(table)} rows -> {a.out_csv}, {a.figures_dir}")
+    print(
+        f"sweep-plots: {axis}: {len(paths)} cells, {len(table)} rows -> {a.out_csv}, {a.figures_dir}"
+    )
     return 0
