@@ -202,7 +202,7 @@ class LlamaSide:
     def grammar(self, method: str, dataset: str, schema: dict) -> Any:
         from llama_cpp import LlamaGrammar
 
-        from synllm.generate.llamacpp import grammar_schema, record_gbnf
+        from synllm.generate.grammar import grammar_schema, record_gbnf
 
         key = (method, dataset)
         if key not in self.grammars:

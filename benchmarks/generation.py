@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synllm.generate.base import call_seed  # noqa: E402
-from synllm.generate.llamacpp import MAX_CTX, format_prompt, record_gbnf  # noqa: E402
+from synllm.generate.grammar import record_gbnf  # noqa: E402
+from synllm.generate.llamacpp import MAX_CTX, format_prompt  # noqa: E402
 from synllm.registry import load_registry  # noqa: E402
 
 
@@ -172,7 +173,7 @@ def bare_run(llm, text: str, grammar, n: int, seed: int, budget: int) -> dict:
 def transformers_section(a) -> dict:
     """Sequential vs batched decoding of one cell through the transformers backend."""
     from synllm.cards import load_card
-    from synllm.generate import cli as gen
+    from synllm.generate import run as gen
     from synllm.generate.base import GenerationContext, GenerationSettings, get_backend
 
     spec = load_registry(ROOT / "config/models.yaml").get("smollm2-135m-hf")

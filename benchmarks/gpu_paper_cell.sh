@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, "benchmarks")
 from generation import render_prompt  # noqa: E402
 from synllm.cards import load_card  # noqa: E402
-from synllm.generate import cli as gen  # noqa: E402
+from synllm.generate import run as gen  # noqa: E402
 from synllm.generate.base import GenerationContext, GenerationSettings, get_backend  # noqa: E402
 from synllm.registry import load_registry  # noqa: E402
 

@@ -18,7 +18,7 @@ import pytest
 
 from synllm.cards import load_card
 from synllm.errors import ConfigError
-from synllm.generate import cli as gen
+from synllm.generate import run as gen
 from synllm.generate.base import (
     BATCH_SEPARATOR_RE,
     BackendStats,
@@ -29,6 +29,7 @@ from synllm.generate.base import (
     count_records,
     token_budget,
 )
+from synllm.generate.cli import parse_settings
 from synllm.registry import load_registry, parse_registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,9 +222,9 @@ def test_other_backend_errors_are_not_swallowed():
 
 def test_settings_errors_name_the_field():
     with pytest.raises(ConfigError, match="field 'top_p'"):
-        gen.parse_settings('{"top_p": 3}')
+        parse_settings('{"top_p": 3}')
     with pytest.raises(ConfigError, match="not valid JSON"):
-        gen.parse_settings("{oops")
+        parse_settings("{oops")
 
 
 # -- replay -----------------------------------------------------------------------------------
@@ -387,7 +388,7 @@ def test_record_at_a_time_decoding_modes_also_hold_the_grammar(
 def test_field_plan_pieces_join_to_a_record_and_grammars_parse():
     from llama_cpp import LlamaGrammar
 
-    from synllm.generate.llamacpp import field_plan
+    from synllm.generate.grammar import field_plan
 
     card = load_card(CARDS / "cirrhosis.yaml")
     plan = field_plan(card.record_json_schema())
@@ -408,7 +409,7 @@ def test_field_plan_pieces_join_to_a_record_and_grammars_parse():
 
 
 def test_int_range_grammar_matches_exactly_the_range():
-    from synllm.generate.llamacpp import int_range_gbnf
+    from synllm.generate.grammar import int_range_gbnf
 
     for lo, hi in [(0, 0), (0, 9), (5, 15), (80, 300), (3650, 36525), (1, 10000), (199, 201)]:
         gbnf = int_range_gbnf(lo, hi)
@@ -423,7 +424,7 @@ def test_int_range_grammar_matches_exactly_the_range():
 def test_record_grammar_parses_in_llama_cpp():
     from llama_cpp import LlamaGrammar
 
-    from synllm.generate.llamacpp import record_gbnf
+    from synllm.generate.grammar import record_gbnf
 
     for name in ("diabetes", "stroke", "cirrhosis"):
         text = record_gbnf(load_card(CARDS / f"{name}.yaml").record_json_schema())
@@ -432,7 +433,7 @@ def test_record_grammar_parses_in_llama_cpp():
 
 
 def test_grammar_schema_keeps_enums_of_nullable_columns():
-    from synllm.generate.llamacpp import grammar_schema
+    from synllm.generate.grammar import grammar_schema
 
     card = load_card(CARDS / "cirrhosis.yaml")
     schema = grammar_schema(card.record_json_schema())
@@ -451,6 +452,7 @@ def test_attempt_two_halves_the_batch(cirrhosis_prompt, tmp_path):
     assert meta["batch_size"] == 1 and meta["batches"] == 2
 
 
+@pytest.mark.slow
 def test_same_seed_same_text(cirrhosis_prompt, tmp_path):
     a = _run_cli(tmp_path / "a", "smollm2-135m", cirrhosis_prompt, "cirrhosis", 1, {})
     b = _run_cli(tmp_path / "b", "smollm2-135m", cirrhosis_prompt, "cirrhosis", 1, {})
@@ -464,6 +466,7 @@ def test_unknown_model_is_one_line(cirrhosis_prompt, tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "no-such-model" in proc.stderr
 
 
+@pytest.mark.slow
 def test_transformers_backend_on_cpu_without_cuda_modules(cirrhosis_prompt, tmp_path):
     """The paper's backend on the GGUF file: CPU fallback, no bitsandbytes import, real text."""
     proc, raw, meta_path = _run_cli(

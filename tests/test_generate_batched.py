@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from synllm.cards import load_card
-from synllm.generate import cli as gen
+from synllm.generate import run as gen
 from synllm.generate.base import (
     BATCH_SEPARATOR_RE,
     BackendStats,
@@ -220,6 +220,7 @@ def cirrhosis_prompt(tmp_path_factory):
     return json.loads((out / "p.json").read_text())
 
 
+@pytest.mark.slow
 def test_real_model_batched_and_sequential_give_the_same_kind_of_records(
     hf_backend, cirrhosis_prompt
 ):
@@ -302,6 +303,7 @@ def _cli(tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = No
     return [r.read_text() for r in raws], [json.loads(m.read_text()) for m in metas]
 
 
+@pytest.mark.slow
 def test_several_cells_one_load_and_resume(cirrhosis_prompt, tmp_path):
     """One generate process for two prompts: one load (meta proves it), each cell's text is
     that of a one-cell run, and a rerun with the resume folder keeps finished cells."""

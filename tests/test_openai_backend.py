@@ -348,8 +348,8 @@ def test_real_llama_cpp_server_generates_schema_valid_records(monkeypatch, llama
 
 
 def test_generate_step_writes_usage_and_retries_into_meta(monkeypatch):
-    """Through synllm.generate.cli.generate: tokens and retries land in the meta dict."""
-    from synllm.generate.cli import generate
+    """Through synllm.generate.run.generate: tokens and retries land in the meta dict."""
+    from synllm.generate.run import generate
 
     text = "\n".join(json.dumps(r) for r in RECORDS)
     prompt = {"system": "sys", "user": "make records", "record_schema": CARD.record_json_schema()}

@@ -162,8 +162,12 @@ class ModelSpec(BaseModel):
     @property
     def takes_prompt(self) -> bool:
         """False for generators without a prompt (cells with prompt ``none``): baselines,
-        peers, and ``backend: replay`` entries (tables made elsewhere, see docs/peers.md)."""
-        return self.backend not in ("baseline", "peer", "replay")
+        peers, and ``backend: replay`` entries without ``replay_name`` (tables made elsewhere,
+        see docs/peers.md). A replay entry with ``replay_name`` replays one output per prompt
+        (``<replay_dir>/<dataset>/<replay_name>/prompt<N>.txt``) and so takes the prompts."""
+        if self.backend == "replay":
+            return self.replay_name is not None
+        return self.backend not in ("baseline", "peer")
 
     def budget(self, which: str = "cpu") -> PeerBudget:
         """The peer's training budget: ``train`` (cpu) or ``train_gpu`` (gpu, else ``train``)."""

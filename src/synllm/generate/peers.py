@@ -239,7 +239,7 @@ def to_csv_text(df: pd.DataFrame, card: DatasetCard) -> str:
 
 
 def peak_rss_mb() -> float:
-    from synllm.generate.cli import peak_rss_mb as _peak
+    from synllm.generate.run import peak_rss_mb as _peak
 
     return _peak()
 

@@ -6,7 +6,7 @@ missing file, a model without ``replay_name`` or a non-paper prompt style gives 
 the warning ``no replay output: ...``; the validator then reports zero records.
 
 Bring your own table: a registry entry with ``backend: replay`` takes no prompt (cells with
-prompt ``none``) and reads ``<replay_dir>/<dataset>/<replay_name or slug>.csv``, a synthetic
+prompt ``none``; without ``replay_name``) and reads ``<replay_dir>/<dataset>/<slug>.csv``, a synthetic
 table made by any generator (CSV with a header of card column names), which then goes through
 the same validator, metrics and tables as every other cell (kind ``external``).
 """
