@@ -292,8 +292,15 @@ def test_privacy_table(grid, tables):
         "MIA advantage",
     ]
     # the leak columns follow (#14), then the seed-row attack's member / non-member counts
-    for label in ("MIA TPR@1%", "Prompt copies", "Train copies", "Holdout matches",
-                  "Seed MIA AUC", "Closer to train", "Disclosure risk"):
+    for label in (
+        "MIA TPR@1%",
+        "Prompt copies",
+        "Train copies",
+        "Holdout matches",
+        "Seed MIA AUC",
+        "Closer to train",
+        "Disclosure risk",
+    ):
         assert label in head
     assert head[-1] == "Seed m/nm"
     empty = _md_rows(md, "| empty |")[0]

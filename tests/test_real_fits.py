@@ -47,6 +47,7 @@ def _tables(real, name):
     return card, train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["stroke", "cirrhosis"])
 def test_cached_real_fits_give_the_same_metrics(real, name):
     card, train, holdout = _tables(real, name)
@@ -64,6 +65,7 @@ def test_cached_real_fits_give_the_same_metrics(real, name):
         assert plain["utility"]["real_fits"] == "fitted"
 
 
+@pytest.mark.slow
 def test_a_new_category_level_refuses_the_cache_and_still_matches(real):
     card, train, holdout = _tables(real, "stroke")
     cache = mcli.compute_real_fits(card, train, holdout, 42, SETTINGS)
@@ -78,6 +80,7 @@ def test_a_new_category_level_refuses_the_cache_and_still_matches(real):
     assert cached["utility"]["real_fits"] == "fitted"
 
 
+@pytest.mark.slow
 def test_other_seed_or_settings_refuse_the_cache(real):
     card, train, holdout = _tables(real, "cirrhosis")
     cache = mcli.compute_real_fits(card, train, holdout, 42, SETTINGS)
@@ -93,6 +96,7 @@ def test_other_seed_or_settings_refuse_the_cache(real):
     )
 
 
+@pytest.mark.slow
 def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
     card, train, holdout = _tables(real, "cirrhosis")
     train.to_parquet(tmp_path / "train.parquet", index=False)
