@@ -194,3 +194,21 @@ def test_cli_user_errors_exit_2(stroke_cell, tmp_path, capsys):
     ]
     assert main(argv) == 2
     assert "nope.csv" in capsys.readouterr().err
+
+
+def test_settings_and_config_schema_agree():
+    """One statement of the evaluation settings: every key the CLI knows is a key of the
+    config schema's `evaluation` block and back, with the same default where the schema
+    declares one; the schema's limits are what the CLI enforces."""
+    from synllm.config import block_schema
+
+    props = block_schema("evaluation")["properties"]
+    assert set(props) == set(DEFAULT_SETTINGS)
+    for key, spec in props.items():
+        if "default" in spec:
+            assert spec["default"] == DEFAULT_SETTINGS[key], key
+    for key, spec in props.items():
+        if "minimum" in spec and spec.get("type") == "integer":
+            with pytest.raises(ConfigError, match=f"field '{key}'"):
+                parse_settings(json.dumps({key: spec["minimum"] - 1}))
+            assert parse_settings(json.dumps({key: spec["minimum"]}))[key] == spec["minimum"]

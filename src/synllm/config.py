@@ -82,6 +82,23 @@ def validate_schema(config: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     return config
 
 
+def block_schema(block: str, schema_path: Path = SCHEMA_PATH) -> dict:
+    """The JSON Schema of one top-level config block (e.g. ``evaluation``)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    return schema["properties"][block]
+
+
+def validate_block(values: dict, block: str, src: str) -> None:
+    """Check a step's settings against the config schema's ``block``; ConfigError names the
+    first bad field (``src: field 'x': message``)."""
+    sub = block_schema(block)
+    validator = jsonschema.validators.validator_for(sub)(sub)
+    err = jsonschema.exceptions.best_match(validator.iter_errors(values))
+    if err is not None:
+        where = _field(err.absolute_path) if err.absolute_path else "<settings>"
+        raise ConfigError(f"{src}: field '{where}': {err.message}")
+
+
 def _strip(err: Exception, key: str) -> str:
     msg = str(err)
     return msg[len(key) + 2 :] if msg.startswith(f"{key}: ") else msg
