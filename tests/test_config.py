@@ -79,3 +79,29 @@ def test_cell_seed_scheme():
     from synllm.names import cell_seed
 
     assert [cell_seed(42, r) for r in (1, 2, "3")] == [42, 1042, 2042]
+
+
+def test_job_resources_of_a_generate_job():
+    """The scheduler resources a generate rule declares come from the registry entry."""
+    from synllm.registry import load_registry
+
+    reg = load_registry(ROOT / "config" / "models.yaml")
+    gpu_model = reg.get("mistral-7b-instruct-v0.2")
+    r = gpu_model.job_resources(attempt=2, cells=4)
+    assert r == {
+        "threads": gpu_model.threads,
+        "gpu": 1,
+        "mem_mb": 2 * gpu_model.mem_mb,
+        "runtime": 8 * gpu_model.runtime,
+    }
+    assert gpu_model.job_resources(device="cpu")["gpu"] == 0
+    # a replayed cell reads a file; a baseline keeps its own needs under the replay override
+    assert gpu_model.job_resources("replay") == {
+        "threads": 1,
+        "gpu": 0,
+        "mem_mb": 1000,
+        "runtime": 5,
+    }
+    assert gpu_model.effective_backend("replay") == "replay"
+    assert reg.get("holdout").effective_backend("replay") == "baseline"
+    assert reg.get("smollm2-135m").job_resources()["gpu"] == 0

@@ -51,6 +51,10 @@ class PeerBudget(BaseModel):
 SLUG = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
+LLM_BACKENDS = ("transformers", "llamacpp", "openai")
+"""Backends that ``generation.backend_override: replay`` replaces."""
+
+
 class ModelSpec(BaseModel):
     """One model of the registry (all sizes in the units named by the field)."""
 
@@ -158,6 +162,35 @@ class ModelSpec(BaseModel):
                 f"models: {self.slug!r}: {self.gguf_file!r} not found in package {self.gguf_package!r}"
             )
         return path
+
+    def effective_backend(self, backend_override: str | None = None) -> str:
+        """The backend a cell runs with: ``backend_override: replay`` replaces the LLM
+        backends (baselines, peers and external tables stay what they are)."""
+        if backend_override and self.backend in LLM_BACKENDS:
+            return backend_override
+        return self.backend
+
+    def job_resources(
+        self,
+        backend_override: str | None = None,
+        device: str = "auto",
+        attempt: int = 1,
+        cells: int = 1,
+    ) -> dict[str, int]:
+        """Scheduler resources of one generate job running ``cells`` cells of this model:
+        ``threads``, ``gpu`` (1 only for a transformers model on a GPU device), ``mem_mb`` and
+        ``runtime`` (minutes; both grow with the Snakemake ``attempt``). A replayed cell reads a
+        text file: 1 thread, 1 GB, 5 minutes, whatever the replayed model needs."""
+        backend = self.effective_backend(backend_override)
+        if backend == "replay":
+            return {"threads": 1, "gpu": 0, "mem_mb": 1000 * attempt, "runtime": 5 * attempt}
+        gpu = int(backend == "transformers" and device != "cpu" and self.gpu > 0)
+        return {
+            "threads": self.threads,
+            "gpu": gpu,
+            "mem_mb": self.mem_mb * attempt,
+            "runtime": self.runtime * cells * attempt,
+        }
 
     @property
     def takes_prompt(self) -> bool:

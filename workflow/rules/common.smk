@@ -102,18 +102,18 @@ def model_spec(wildcards):
 
 
 def effective_backend(wildcards):
-    if GEN.get("backend_override"):
-        return GEN["backend_override"]
-    return model_spec(wildcards).backend
+    return model_spec(wildcards).effective_backend(GEN.get("backend_override"))
+
+
+def job_resources(wildcards, attempt=1, cells=1):
+    """Scheduler resources of a generate job (synllm.registry.ModelSpec.job_resources)."""
+    return model_spec(wildcards).job_resources(
+        GEN.get("backend_override"), GEN.get("device", "auto"), attempt, cells
+    )
 
 
 def uses_gpu(wildcards):
-    spec = model_spec(wildcards)
-    return (
-        effective_backend(wildcards) == "transformers"
-        and GEN.get("device", "auto") != "cpu"
-        and spec.gpu > 0
-    )
+    return job_resources(wildcards)["gpu"] == 1
 
 
 # generate jobs read Hugging Face models from the local cache only (synllm fetch-models

@@ -11,18 +11,11 @@ rule generate:
     priority: 10
     conda:
         "../../envs/generate.yaml"
-    # replay reads a text file: no model, so none of the registry's threads/memory/runtime
-    threads: lambda wc: 1 if effective_backend(wc) == "replay" else model_spec(wc).threads
+    threads: lambda wc: job_resources(wc)["threads"]
     resources:
-        gpu=lambda wc: 1 if uses_gpu(wc) else 0,
-        mem_mb=lambda wc, attempt: (
-            1000 if effective_backend(wc) == "replay" else model_spec(wc).mem_mb
-        )
-        * attempt,
-        runtime=lambda wc, attempt: (
-            5 if effective_backend(wc) == "replay" else model_spec(wc).runtime
-        )
-        * attempt,
+        gpu=lambda wc: job_resources(wc)["gpu"],
+        mem_mb=lambda wc, attempt: job_resources(wc, attempt)["mem_mb"],
+        runtime=lambda wc, attempt: job_resources(wc, attempt)["runtime"],
         attempt=lambda wc, attempt: attempt,
     params:
         prompt=prompt_arg,
@@ -62,13 +55,13 @@ rule generate_model:
     priority: 10
     conda:
         "../../envs/generate.yaml"
-    threads: lambda wc: model_spec(wc).threads
+    threads: lambda wc: job_resources(wc)["threads"]
     resources:
-        gpu=lambda wc: 1 if uses_gpu(wc) else 0,
-        mem_mb=lambda wc, attempt: model_spec(wc).mem_mb * attempt,
-        runtime=lambda wc, attempt: model_spec(wc).runtime
-        * len(config["prompts"])
-        * attempt,
+        gpu=lambda wc: job_resources(wc)["gpu"],
+        mem_mb=lambda wc, attempt: job_resources(wc, attempt)["mem_mb"],
+        runtime=lambda wc, attempt: job_resources(
+            wc, attempt, cells=len(config["prompts"])
+        )["runtime"],
         attempt=lambda wc, attempt: attempt,
     params:
         n=lambda wc: n_records(config, wc.dataset),

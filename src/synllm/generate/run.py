@@ -41,9 +41,6 @@ from synllm.registry import ModelSpec
 
 log = logging.getLogger("synllm.generate")
 
-LLM_BACKENDS = ("transformers", "llamacpp", "openai")
-"""Backends replaced by replay when ``backend_override: replay`` is set."""
-
 
 def prompt_sha256(prompt: dict | None) -> str | None:
     """The prompt's own ``sha256`` field, else sha256 of system + user (UTF-8)."""
@@ -300,9 +297,7 @@ def generate_cells(
     ``model_load_seconds`` is the job's one load either way. Each cell is seeded as if it ran
     alone, so its text is the text of a one-cell run."""
     t0 = time.perf_counter()
-    backend_name = spec.backend
-    if settings.backend_override == "replay" and spec.backend in LLM_BACKENDS:
-        backend_name = "replay"
+    backend_name = spec.effective_backend(settings.backend_override)
     for context in contexts:
         if context.prompt is None and spec.takes_prompt and backend_name != "baseline":
             raise ConfigError(
