@@ -456,21 +456,23 @@ def evaluate_paper_cell(
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--card", required=True, help="dataset card YAML")
-    p.add_argument("--synthetic", required=True, help="validated synthetic CSV")
+    p.add_argument("--synthetic", required=True, nargs="+", help="validated synthetic CSV")
     p.add_argument("--train", required=True, help="train split parquet")
     p.add_argument("--holdout", required=True, help="holdout split parquet")
-    p.add_argument("--validation", required=True, help="validation report JSON")
+    p.add_argument("--validation", required=True, nargs="+", help="validation report JSON")
     p.add_argument(
         "--prompt-json",
         default=None,
+        nargs="+",
         help="prompt JSON of the cell (its real example rows are the seed-row members)",
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
-    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--out", required=True, nargs="+", help="metrics JSON to write")
     p.add_argument(
         "--out-fairness",
         default=None,
+        nargs="+",
         help="also score per-group fairness; per-group table CSV to write (see module doc)",
     )
     p.add_argument(
@@ -484,6 +486,7 @@ def cli(argv: list[str]) -> int:
     p.add_argument(
         "--raw",
         default=None,
+        nargs="+",
         help="protocol paper: the raw output (re-parsed for the divergence steps)",
     )
     p.add_argument(
@@ -497,6 +500,7 @@ def cli(argv: list[str]) -> int:
         help="protocol paper: the cell's outputs came from the authors' capped generator",
     )
     a = p.parse_args(argv)
+    cells = per_cell_args(a, CELL_ARGS)
 
     settings = parse_settings(a.settings)
     card = load_card(a.card)
@@ -505,15 +509,48 @@ def cli(argv: list[str]) -> int:
             raise DataError(f"{what} split not found: {path}")
     train, holdout = read_split(a.train, card), read_split(a.holdout, card)
     if settings["protocol"] == "paper":
-        return _paper_cli(a, card, train, holdout, settings)
+        for c in cells:
+            _paper_cli(c, card, train, holdout, settings)
+        return 0
+    fits = None
+    if a.real_fits:
+        fits = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
+    for c in cells:
+        _project_cli(c, card, train, holdout, settings, fits)
+    return 0
+
+
+# the arguments that name one cell's files: several cells (rule evaluate_model) give one each
+CELL_ARGS = ("synthetic", "validation", "prompt_json", "out", "out_fairness", "raw")
+
+
+def per_cell_args(a: argparse.Namespace, names: tuple[str, ...]) -> list[argparse.Namespace]:
+    """One namespace per cell from arguments given once per cell (``--out A B`` ...)."""
+    n = len(a.out)
+    counts = {k: len(getattr(a, k)) for k in names if getattr(a, k) is not None}
+    bad = {k: v for k, v in counts.items() if v != n}
+    if bad:
+        given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in bad.items())
+        raise ConfigError(f"evaluate: {n} --out files but {given}: give one value per cell")
+    return [
+        argparse.Namespace(
+            **{
+                **vars(a),
+                **{k: None if getattr(a, k) is None else getattr(a, k)[i] for k in names},
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> None:
+    """One cell under the project's protocol."""
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
     shown = leaks.prompt_rows(read_prompt(a.prompt_json), card) if a.prompt_json else None
 
     t0 = time.perf_counter()
-    cache, why = None, None
-    if a.real_fits:
-        cache, why = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
+    cache, why = fits if fits is not None else (None, None)
     result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache)
     if why:
         result["warnings"].append(why)
@@ -552,7 +589,6 @@ def cli(argv: list[str]) -> int:
         f"{' (' + doc['reason'] + ')' if doc['reason'] else ''}, {n_ok}/{len(doc['metrics'])} "
         f"metrics ok, {doc['seconds']['total']:.1f}s -> {out}"
     )
-    return 0
 
 
 def cli_real_fits(argv: list[str]) -> int:
