@@ -49,6 +49,9 @@ REGISTRY_FILE = resolve_path(config["model_registry"], BASE)
 REGISTRY = load_registry(REGISTRY_FILE)
 CELLS = grid(config, REGISTRY)
 GEN = config["generation"]
+# like data_dir: relative to the workflow, whatever --directory the run writes to
+if GEN.get("replay_dir"):
+    GEN["replay_dir"] = str(resolve_path(GEN["replay_dir"], BASE))
 PEER_BUDGET = config["peers"]["budget"]
 # sweeps (config section `sweeps`): variant datasets <dataset>~f<k> / <dataset>~n<N>
 try:
