@@ -56,6 +56,8 @@ import math
 import pickle
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +207,14 @@ def load_real_fits(path: str | Path, fingerprint: str) -> tuple[dict | None, str
     return cache, None
 
 
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """``seconds[step]`` = wall seconds of the ``with`` body."""
+    t = time.perf_counter()
+    yield
+    seconds[step] = time.perf_counter() - t
+
+
 def evaluate(
     card: DatasetCard,
     syn: pd.DataFrame,
@@ -258,33 +268,28 @@ def evaluate(
 
     seconds: dict[str, float] = {}
     results = []
-    t = time.perf_counter()
-    res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(
-        train, syn, card, settings
-    )
-    results += res
-    seconds["fidelity"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, out["clinical"] = clinical.evaluate_clinical(train, syn, card)
-    results += res
-    seconds["clinical"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, out["privacy"] = privacy.evaluate_privacy(
-        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy")
-    )
-    results += res
-    seconds["privacy"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
-    out["privacy"].update(more)
-    results += res
-    seconds["leaks"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, out["utility"] = utility.evaluate_utility(
-        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility")
-    )
-    results += res
-    seconds["utility"] = time.perf_counter() - t
+    with _timed(seconds, "fidelity"):
+        res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(
+            train, syn, card, settings
+        )
+        results += res
+    with _timed(seconds, "clinical"):
+        res, out["clinical"] = clinical.evaluate_clinical(train, syn, card)
+        results += res
+    with _timed(seconds, "privacy"):
+        res, out["privacy"] = privacy.evaluate_privacy(
+            train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy")
+        )
+        results += res
+    with _timed(seconds, "leaks"):
+        res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
+        out["privacy"].update(more)
+        results += res
+    with _timed(seconds, "utility"):
+        res, out["utility"] = utility.evaluate_utility(
+            train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility")
+        )
+        results += res
 
     by_name = {r.metric.name: r for r in results}
     missing = [n for n in names if n not in by_name]
@@ -311,6 +316,34 @@ def read_validation(path: str | Path) -> dict:
     return rep
 
 
+def _cell_ids(a) -> dict:
+    """``{model, prompt, rep}`` of the cell: from the ``--out`` path unless given as flags."""
+    cell = cell_from_path(a.out)
+    given = (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
+    cell.update({k: v for k, v in given if v is not None})
+    return cell
+
+
+def _read_splits(a, card: DatasetCard) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``--train`` and ``--holdout`` splits, typed; DataError naming a missing one."""
+    for what, path in (("train", a.train), ("holdout", a.holdout)):
+        if not Path(path).is_file():
+            raise DataError(f"{what} split not found: {path}")
+    return read_split(a.train, card), read_split(a.holdout, card)
+
+
+def _write_cell(a, doc: dict, fairness_frame: pd.DataFrame | None) -> Path:
+    """The metrics JSON ``--out`` and, when given, the fairness CSV ``--out-fairness``."""
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fairness_frame is not None:
+        fpath = Path(a.out_fairness)
+        fpath.parent.mkdir(parents=True, exist_ok=True)
+        fairness_frame.to_csv(fpath, index=False)
+    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    return out
+
+
 def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
     """``evaluation.protocol: paper`` (:mod:`synllm.metrics.paper`)."""
     from synllm.validate import read_raw
@@ -326,26 +359,16 @@ def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
     doc = evaluate_paper_cell(
         card, syn, read_raw(a.raw), real, train, holdout, a.seed, settings, age_cap=a.age_cap
     )
-    cell = cell_from_path(a.out)
-    cell.update(
-        {
-            k: v
-            for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
-            if v is not None
-        }
-    )
+    cell = _cell_ids(a)
     doc = {"dataset": card.name, **cell, **doc}
     doc["validation"] = {
         k: v
         for k, v in read_validation(a.validation).items()
         if k in ("status", "kept", "run_batches", "example_copies")
     }
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if a.out_fairness:  # declared output of the rule; the paper protocol scores no groups
-        Path(a.out_fairness).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out_fairness).write_text("dataset,model,prompt,rep,group_by,group\n")
-    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    # the fairness CSV is a declared output of the rule; the paper protocol scores no groups
+    no_groups = pd.DataFrame(columns=["dataset", "model", "prompt", "rep", "group_by", "group"])
+    out = _write_cell(a, doc, no_groups if a.out_fairness else None)
     print(
         f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: paper protocol, "
         f"{doc['status']} -> {out}"
@@ -504,10 +527,7 @@ def cli(argv: list[str]) -> int:
 
     settings = parse_settings(a.settings)
     card = load_card(a.card)
-    for what, path in (("train", a.train), ("holdout", a.holdout)):
-        if not Path(path).is_file():
-            raise DataError(f"{what} split not found: {path}")
-    train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    train, holdout = _read_splits(a, card)
     if settings["protocol"] == "paper":
         for c in cells:
             _paper_cli(c, card, train, holdout, settings)
@@ -554,14 +574,7 @@ def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> 
     result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache)
     if why:
         result["warnings"].append(why)
-    cell = cell_from_path(a.out)
-    cell.update(
-        {
-            k: v
-            for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
-            if v is not None
-        }
-    )
+    cell = _cell_ids(a)
     doc = {"dataset": card.name, **cell, **result}
     doc["validation"] = {
         k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid", "prompt_copies")
@@ -576,13 +589,7 @@ def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> 
         doc["seconds"]["fairness"] = round(time.perf_counter() - t, 3)
     doc["seconds"]["total"] = round(time.perf_counter() - t0, 3)
 
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fair_frame is not None:
-        fpath = Path(a.out_fairness)
-        fpath.parent.mkdir(parents=True, exist_ok=True)
-        fair_frame.to_csv(fpath, index=False)
-    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    out = _write_cell(a, doc, fair_frame)
     n_ok = sum(m["status"] == "ok" for m in doc["metrics"])
     print(
         f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"
@@ -603,10 +610,7 @@ def cli_real_fits(argv: list[str]) -> int:
     a = p.parse_args(argv)
     settings = parse_settings(a.settings)
     card = load_card(a.card)
-    for what, path in (("train", a.train), ("holdout", a.holdout)):
-        if not Path(path).is_file():
-            raise DataError(f"{what} split not found: {path}")
-    train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    train, holdout = _read_splits(a, card)
     t0 = time.perf_counter()
     cache = compute_real_fits(card, train, holdout, a.seed, settings)
     cache["fingerprint"] = split_fingerprint(a.train, a.holdout)
