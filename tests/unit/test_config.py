@@ -8,20 +8,28 @@ import yaml
 from synllm.config import check_config, grid, n_records, validate_schema
 from synllm.errors import ConfigError
 from synllm.registry import load_registry
-from tests.conftest import ROOT
-
-DEFAULT = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 
 
-def cfg(**changes):
-    c = copy.deepcopy(DEFAULT)
-    c.update(changes)
-    return c
+@pytest.fixture(scope="module")
+def default(root):
+    return yaml.safe_load((root / "config/config.yaml").read_text())
 
 
-def test_default_config_is_valid_and_grid_counts():
+@pytest.fixture
+def cfg(default):
+    """``cfg(**changes)``: a deep copy of config/config.yaml with top-level keys replaced."""
+
+    def make(**changes):
+        c = copy.deepcopy(default)
+        c.update(changes)
+        return c
+
+    return make
+
+
+def test_default_config_is_valid_and_grid_counts(cfg, root):
     c = check_config(cfg())
-    reg = load_registry(ROOT / c["model_registry"])
+    reg = load_registry(root / c["model_registry"])
     cells = grid(c, reg)
     llm = [x for x in cells if x.prompt != "none"]
     base = [x for x in cells if x.prompt == "none"]
@@ -55,7 +63,7 @@ def test_defaults_are_filled_in():
         ({"n_records": {"diabetes": 5}}, "config field 'n_records': no value for dataset(s)"),
     ],
 )
-def test_errors_name_the_field_in_one_line(change, expected):
+def test_errors_name_the_field_in_one_line(cfg, change, expected):
     with pytest.raises(ConfigError) as err:
         check_config(cfg(**change))
     msg = str(err.value)
@@ -63,14 +71,14 @@ def test_errors_name_the_field_in_one_line(change, expected):
     assert "\n" not in msg
 
 
-def test_missing_required_key():
+def test_missing_required_key(cfg):
     c = cfg()
     del c["models"]
     with pytest.raises(ConfigError, match="'models' is a required property"):
         check_config(c)
 
 
-def test_n_records_per_dataset():
+def test_n_records_per_dataset(cfg):
     c = check_config(cfg(n_records={"diabetes": 7, "stroke": 8, "cirrhosis": 9}))
     assert n_records(c, "stroke") == 8
 
@@ -81,11 +89,9 @@ def test_cell_seed_scheme():
     assert [cell_seed(42, r) for r in (1, 2, "3")] == [42, 1042, 2042]
 
 
-def test_job_resources_of_a_generate_job():
+def test_job_resources_of_a_generate_job(root):
     """The scheduler resources a generate rule declares come from the registry entry."""
-    from synllm.registry import load_registry
-
-    reg = load_registry(ROOT / "config" / "models.yaml")
+    reg = load_registry(root / "config" / "models.yaml")
     gpu_model = reg.get("mistral-7b-instruct-v0.2")
     r = gpu_model.job_resources(attempt=2, cells=4)
     assert r == {
@@ -105,3 +111,32 @@ def test_job_resources_of_a_generate_job():
     assert gpu_model.effective_backend("replay") == "replay"
     assert reg.get("holdout").effective_backend("replay") == "baseline"
     assert reg.get("smollm2-135m").job_resources()["gpu"] == 0
+
+
+def test_paper_config_is_the_papers_grid(root):
+    """config/paper.yaml: the paper's 20 models x 3 datasets x 4 prompts and its settings (its
+    dry run through the Snakefile: tests/workflow/test_dry_run.py)."""
+    config = yaml.safe_load((root / "config" / "paper.yaml").read_text())
+    registry = load_registry(root / config["model_registry"])
+    assert config["datasets"] == ["diabetes", "stroke", "cirrhosis"]
+    assert tuple(config["prompts"]) == ("SEEDEx", "FEATDESC", "STATGUIDE", "CLINRULE")
+    assert len(config["models"]) == 20 == len(set(config["models"]))
+    # every model is a paper model (has a paper_name), runs on the GPU in 4-bit
+    for slug in config["models"]:
+        spec = registry.get(slug)
+        assert spec.backend == "transformers" and spec.paper_name, slug
+        assert spec.gpu == 1 and spec.quantization in ("nf4", "gptq"), slug
+    # the paper's models that have published results (../shared/paper: Tables III and V)
+    paper_names = {registry.get(s).paper_name for s in config["models"]}
+    shared = root.parent / "shared" / "paper"
+    if (shared / "table5_ml_utility_diabetes.csv").is_file():
+        import pandas as pd
+
+        # models.csv = Table III plus the base LLaMA 2 13B of the authors' outputs, added last
+        table3 = set(pd.read_csv(shared / "models.csv")["paper_name"]) - {"LLaMA 2 13B"}
+        table5 = set(pd.read_csv(shared / "table5_ml_utility_diabetes.csv")["model"])
+        assert paper_names == table3 & table5
+    gen = config["generation"]
+    assert (gen["temperature"], gen["top_p"], gen["batch_size"]) == (0.7, 0.9, 20)
+    assert gen["constrained"] is False and gen["device"] == "auto"
+    assert config["repeats"] == 1 and config["n_records"] == 1000

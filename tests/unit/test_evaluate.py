@@ -10,16 +10,15 @@ from synllm.cli import main
 from synllm.errors import ConfigError, DataError
 from synllm.evaluate import DEFAULT_SETTINGS, metric_names, parse_settings
 from synllm.metrics import REGISTRY, read_synthetic
-from synllm.split import split_table, to_records
+from synllm.split import to_records
 
 FAST = json.dumps({"xgb_n_estimators": 100, "distance_sample": 1000, "mia_sample": 1000})
 
 
 @pytest.fixture(scope="module")
-def stroke_cell(tmp_path_factory, real):
-    card, df = real("stroke")
+def stroke_cell(tmp_path_factory, split):
+    card, train, holdout = split("stroke")
     d = tmp_path_factory.mktemp("cell")
-    train, holdout = split_table(df, card, 0.2, 42)
     train.to_parquet(d / "train.parquet", index=False)
     holdout.to_parquet(d / "holdout.parquet", index=False)
     (d / "rep.json").write_text(

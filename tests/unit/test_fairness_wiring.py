@@ -23,7 +23,6 @@ from synllm.cli import main
 from synllm.errors import SynllmError
 from synllm.generate.baselines import sample_holdout, sample_marginals
 from synllm.metrics.fairness import CSV_COLUMNS, METRICS, fairness_gaps
-from synllm.split import split_table
 
 CARDS = Path("resources/datasets")
 SETTINGS = json.dumps(
@@ -38,10 +37,9 @@ CELLS = [("holdout", "none"), ("marginals", "none"), ("one_class", "SEEDEx"), ("
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory, real):
-    card, df = real("stroke")
+def grid(tmp_path_factory, split):
+    card, train, holdout, reference = split("stroke", reference_fraction=0.1)
     res = tmp_path_factory.mktemp("fair") / "results"
-    train, holdout, reference = split_table(df, card, 0.2, 42, reference_fraction=0.1)
     (res / "data" / "stroke").mkdir(parents=True)
     train.to_parquet(res / "data/stroke/train.parquet", index=False)
     holdout.to_parquet(res / "data/stroke/holdout.parquet", index=False)
@@ -192,11 +190,10 @@ def test_empty_and_one_class_cells_record_reasons(grid):
     )
 
 
-def test_too_few_synthetic_rows_per_group(real):
+def test_too_few_synthetic_rows_per_group(split):
     from synllm.metrics.fairness import evaluate_fairness
 
-    card, df = real("stroke")
-    train, holdout = split_table(df, card, 0.2, 42)
+    card, train, holdout = split("stroke")
     syn = pd.concat(
         [train[train.gender == "Female"].iloc[:30], train[train.gender == "Male"].iloc[:3]]
     )

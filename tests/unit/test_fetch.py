@@ -17,9 +17,7 @@ import pytest
 
 from synllm import fetch
 from synllm.errors import ConfigError
-from synllm.registry import load_registry
 
-ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -70,11 +68,6 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", refuse)
     return refuse
-
-
-@pytest.fixture(scope="module")
-def registry():
-    return load_registry(ROOT / "config" / "models.yaml")
 
 
 def test_offline_check_reports_present_and_missing(cache, registry, monkeypatch, no_network):
@@ -141,14 +134,14 @@ def test_download_patterns_prefer_safetensors():
     assert "*.bin" in fetch.download_patterns(["config.json", "pytorch_model.bin"])
 
 
-def test_cli_exits_2_with_one_line_naming_the_model(cache, tmp_path):
+def test_cli_exits_2_with_one_line_naming_the_model(cache, tmp_path, root):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("models: [gpt2, llama-3-8b]\n")
     env = {
         "PATH": "",
         "HF_HUB_OFFLINE": "1",
         "HF_HUB_CACHE": str(cache),
-        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONPATH": str(root / "src"),
     }
     proc = subprocess.run(
         [
@@ -163,7 +156,7 @@ def test_cli_exits_2_with_one_line_naming_the_model(cache, tmp_path):
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=root,
         env=env,
     )
     assert proc.returncode == 2
@@ -186,7 +179,7 @@ def test_cli_exits_2_with_one_line_naming_the_model(cache, tmp_path):
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=root,
         env=env,
     )
     assert ok.returncode == 0 and ok.stdout.startswith("present")

@@ -8,14 +8,11 @@ import pandas as pd
 import pytest
 
 from synllm.profile import category_pmf, profile_table, strong_correlations
-from synllm.split import split_table
-from tests.conftest import DATASETS
 
 
-@pytest.fixture(scope="module", params=DATASETS)
-def prof(request, real):
-    card, df = real(request.param)
-    train, _ = split_table(df, card, 0.2, seed=42)
+@pytest.fixture(scope="module")
+def prof(dataset, split):
+    card, train, _ = split(dataset)
     return card, train, profile_table(train, card)
 
 

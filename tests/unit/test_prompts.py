@@ -1,22 +1,21 @@
 """Each rendered prompt contains what its style requires."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from synllm.errors import ConfigError
 from synllm.profile import profile_table
 from synllm.prompts import as_text, render_prompt
-from synllm.split import split_table, to_records
-from tests.conftest import DATASETS, ROOT
+from synllm.split import to_records
 
-TEMPLATES = ROOT / "resources" / "prompts"
+TEMPLATES = Path("resources/prompts")  # the tests run from the repo root (conftest.py)
 
 
-@pytest.fixture(scope="module", params=DATASETS)
-def ctx(request, real):
-    card, df = real(request.param)
-    train, _ = split_table(df, card, 0.2, seed=42)
+@pytest.fixture(scope="module")
+def ctx(dataset, split):
+    card, train, _ = split(dataset)
     return card, train, profile_table(train, card)
 
 

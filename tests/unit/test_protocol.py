@@ -36,10 +36,10 @@ from synllm.protocol import (
     split_batches,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT.parent / "shared" / "fixtures" / "raw_llm_outputs"
-DATA = ROOT / "resources" / "data"
-PAPER_DIR = ROOT / "resources" / "paper"
+# repo-relative: the tests run from the repo root (tests/conftest.py)
+FIX = Path("..") / "shared" / "fixtures" / "raw_llm_outputs"
+DATA = Path("resources") / "data"
+PAPER_DIR = Path("resources") / "paper"
 
 
 def raw(dataset: str, model: str, prompt: int) -> str:

@@ -11,15 +11,12 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from synllm import evaluate as mcli
-from synllm.split import split_table
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     **mcli.DEFAULT_SETTINGS,
     "xgb_n_estimators": 50,
@@ -41,16 +38,10 @@ def _same(a: dict, b: dict) -> None:
             assert math.isclose(m["value"], n["value"], rel_tol=0, abs_tol=1e-9), name
 
 
-def _tables(real, name):
-    card, df = real(name)
-    train, holdout = split_table(df, card, 0.2, 42)
-    return card, train.reset_index(drop=True), holdout.reset_index(drop=True)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["stroke", "cirrhosis"])
-def test_cached_real_fits_give_the_same_metrics(real, name):
-    card, train, holdout = _tables(real, name)
+def test_cached_real_fits_give_the_same_metrics(split, name):
+    card, train, holdout = split(name)
     cache = mcli.compute_real_fits(card, train, holdout, 42, SETTINGS)
     sample = holdout.sample(min(300, len(holdout)), random_state=1).reset_index(drop=True)
     one_class = sample[
@@ -66,8 +57,8 @@ def test_cached_real_fits_give_the_same_metrics(real, name):
 
 
 @pytest.mark.slow
-def test_a_new_category_level_refuses_the_cache_and_still_matches(real):
-    card, train, holdout = _tables(real, "stroke")
+def test_a_new_category_level_refuses_the_cache_and_still_matches(split):
+    card, train, holdout = split("stroke")
     cache = mcli.compute_real_fits(card, train, holdout, 42, SETTINGS)
     cat = next(c for c, s in card.columns.items() if s.type == "categorical" and c != card.target)
     syn = holdout.sample(200, random_state=2).reset_index(drop=True)
@@ -81,8 +72,8 @@ def test_a_new_category_level_refuses_the_cache_and_still_matches(real):
 
 
 @pytest.mark.slow
-def test_other_seed_or_settings_refuse_the_cache(real):
-    card, train, holdout = _tables(real, "cirrhosis")
+def test_other_seed_or_settings_refuse_the_cache(split):
+    card, train, holdout = split("cirrhosis")
     cache = mcli.compute_real_fits(card, train, holdout, 42, SETTINGS)
     syn = holdout.sample(50, random_state=3).reset_index(drop=True)
     other = mcli.evaluate(card, syn, train, holdout, 43, SETTINGS, real_fits=cache)
@@ -97,8 +88,8 @@ def test_other_seed_or_settings_refuse_the_cache(real):
 
 
 @pytest.mark.slow
-def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
-    card, train, holdout = _tables(real, "cirrhosis")
+def test_cli_real_fits_file_and_fingerprint(split, tmp_path, root):
+    card, train, holdout = split("cirrhosis")
     train.to_parquet(tmp_path / "train.parquet", index=False)
     holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
     holdout.sample(60, random_state=4).to_csv(tmp_path / "syn.csv", index=False)
@@ -106,7 +97,7 @@ def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
     py = [sys.executable, "-m", "synllm"]
     common = [
         "--card",
-        str(ROOT / "resources/datasets/cirrhosis.yaml"),
+        str(root / "resources/datasets/cirrhosis.yaml"),
         "--train",
         str(tmp_path / "train.parquet"),
         "--holdout",
@@ -118,7 +109,7 @@ def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
     ]
     fits = tmp_path / "real_fits" / "cirrhosis" / "r1.pkl"
     proc = subprocess.run(
-        py + ["real-fits", *common, "--out", str(fits)], capture_output=True, text=True, cwd=ROOT
+        py + ["real-fits", *common, "--out", str(fits)], capture_output=True, text=True, cwd=root
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     outs = {}
@@ -139,7 +130,7 @@ def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
             ],
             capture_output=True,
             text=True,
-            cwd=ROOT,
+            cwd=root,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs[label] = json.loads(out.read_text())
@@ -164,7 +155,7 @@ def test_cli_real_fits_file_and_fingerprint(real, tmp_path):
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=root,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(out.read_text())

@@ -10,7 +10,6 @@ import pytest
 from synllm.cards import find_card, load_card
 from synllm.errors import ConfigError, DataError
 from synllm.split import find_file, load_table, split_table
-from tests.conftest import DATASETS, ROOT
 
 SHARED_FILES = {
     "diabetes": "diabetes_prediction_dataset.csv",
@@ -19,27 +18,25 @@ SHARED_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", DATASETS)
-def test_shipped_file_matches_shared_copy_and_card(name, shared_dir):
-    card = find_card(name, ROOT / "resources" / "datasets")
-    shipped = gzip.decompress((ROOT / "resources" / "data" / card.file).read_bytes())
-    original = (shared_dir / "datasets" / SHARED_FILES[name]).read_bytes()
+def test_shipped_file_matches_shared_copy_and_card(dataset, shared_dir, root):
+    card = find_card(dataset, root / "resources" / "datasets")
+    shipped = gzip.decompress((root / "resources" / "data" / card.file).read_bytes())
+    original = (shared_dir / "datasets" / SHARED_FILES[dataset]).read_bytes()
     assert shipped == original
     assert hashlib.sha256(shipped).hexdigest() == card.sha256
     readme = (shared_dir / "datasets" / "README.md").read_text()
     assert card.sha256 in readme
 
 
-@pytest.mark.parametrize("name", DATASETS)
-def test_loads_from_shared_dir_with_original_names(name, shared_dir, real):
-    card, shipped = real(name)
+def test_loads_from_shared_dir_with_original_names(dataset, shared_dir, real):
+    card, shipped = real(dataset)
     from_shared = load_table(card, shared_dir / "datasets")
     pd.testing.assert_frame_equal(from_shared, shipped)
     assert list(shipped.columns) == card.feature_names
     assert len(shipped) == card.rows
 
 
-def test_diabetes_quirks(real):
+def test_diabetes_quirks(real, root):
     card, df = real("diabetes")
     assert len(df) == 100_000
     assert int(df["diabetes"].sum()) == 8_500
@@ -47,7 +44,7 @@ def test_diabetes_quirks(real):
     assert df["age"].min() < 2 and (df["age"] % 1 != 0).any()
     assert (
         int(
-            pd.read_csv(ROOT.parent / "shared/datasets/diabetes_prediction_dataset.csv")
+            pd.read_csv(root.parent / "shared/datasets/diabetes_prediction_dataset.csv")
             .duplicated()
             .sum()
         )
@@ -76,9 +73,9 @@ def test_cirrhosis_quirks(real):
     assert set(df["Status"]) == {"C", "CL", "D"}
 
 
-def test_checksum_mismatch_is_one_clear_line(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    text = gzip.decompress((ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()).replace(
+def test_checksum_mismatch_is_one_clear_line(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
+    text = gzip.decompress((root / "resources/data/cirrhosis.csv.gz").read_bytes()).replace(
         b"14.5", b"14.6"
     )
     (tmp_path / "cirrhosis.csv").write_bytes(text)
@@ -89,8 +86,8 @@ def test_checksum_mismatch_is_one_clear_line(tmp_path):
     assert len(load_table(card, tmp_path, verify=False)) == 418
 
 
-def _cirrhosis_bytes() -> bytes:
-    return gzip.decompress((ROOT / "resources/data/cirrhosis.csv.gz").read_bytes())
+def _cirrhosis_bytes(root) -> bytes:
+    return gzip.decompress((root / "resources/data/cirrhosis.csv.gz").read_bytes())
 
 
 def _one_line_error(card, data_dir, verify=True) -> str:
@@ -101,46 +98,48 @@ def _one_line_error(card, data_dir, verify=True) -> str:
     return msg
 
 
-def test_truncated_gzip_is_one_line_naming_the_file(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    whole = (ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()
+def test_truncated_gzip_is_one_line_naming_the_file(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
+    whole = (root / "resources/data/cirrhosis.csv.gz").read_bytes()
     (tmp_path / "cirrhosis.csv.gz").write_bytes(whole[: len(whole) // 2])
     msg = _one_line_error(card, tmp_path)
     assert "cirrhosis.csv.gz" in msg and "truncated" in msg
 
 
-def test_gz_name_without_gzip_data_is_one_line(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    (tmp_path / "cirrhosis.csv.gz").write_bytes(_cirrhosis_bytes())
+def test_gz_name_without_gzip_data_is_one_line(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
+    (tmp_path / "cirrhosis.csv.gz").write_bytes(_cirrhosis_bytes(root))
     msg = _one_line_error(card, tmp_path)
     assert "cirrhosis.csv.gz" in msg and "not gzip" in msg
 
 
-def test_empty_file_is_one_line(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+def test_empty_file_is_one_line(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
     (tmp_path / "cirrhosis.csv").write_bytes(b"")
     msg = _one_line_error(card, tmp_path)
     assert "cirrhosis.csv" in msg and "empty" in msg
 
 
-def test_header_without_rows_is_one_line(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    (tmp_path / "cirrhosis.csv").write_bytes(_cirrhosis_bytes().splitlines(keepends=True)[0])
+def test_header_without_rows_is_one_line(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
+    (tmp_path / "cirrhosis.csv").write_bytes(_cirrhosis_bytes(root).splitlines(keepends=True)[0])
     msg = _one_line_error(card, tmp_path, verify=False)
     assert "no rows" in msg
 
 
-def test_wrong_encoding_is_one_line_with_the_fix(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    latin1 = _cirrhosis_bytes().decode("utf-8-sig").replace("Placebo", "Placébo").encode("latin-1")
+def test_wrong_encoding_is_one_line_with_the_fix(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
+    latin1 = (
+        _cirrhosis_bytes(root).decode("utf-8-sig").replace("Placebo", "Placébo").encode("latin-1")
+    )
     (tmp_path / "cirrhosis.csv").write_bytes(latin1)
     msg = _one_line_error(card, tmp_path, verify=False)
     assert "cirrhosis.csv" in msg and "UTF-8" in msg and "iconv" in msg
 
 
-def test_missing_column_names_the_column_and_file(tmp_path):
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
-    df = pd.read_csv(io.BytesIO(_cirrhosis_bytes()), encoding="utf-8-sig").drop(
+def test_missing_column_names_the_column_and_file(tmp_path, root):
+    card = find_card("cirrhosis", root / "resources" / "datasets")
+    df = pd.read_csv(io.BytesIO(_cirrhosis_bytes(root)), encoding="utf-8-sig").drop(
         columns=["Bilirubin"]
     )
     df.to_csv(tmp_path / "cirrhosis.csv", index=False)
@@ -148,17 +147,17 @@ def test_missing_column_names_the_column_and_file(tmp_path):
     assert "Bilirubin" in msg and "cirrhosis.csv" in msg
 
 
-def test_split_cli_on_truncated_gzip_exits_2_with_one_line(tmp_path, capsys):
+def test_split_cli_on_truncated_gzip_exits_2_with_one_line(tmp_path, capsys, root):
     from synllm.cli import main
 
-    whole = (ROOT / "resources/data/cirrhosis.csv.gz").read_bytes()
+    whole = (root / "resources/data/cirrhosis.csv.gz").read_bytes()
     (tmp_path / "cirrhosis.csv.gz").write_bytes(whole[:-40])
     out = tmp_path / "out"
     rc = main(
         [
             "split",
             "--card",
-            str(ROOT / "resources/datasets/cirrhosis.yaml"),
+            str(root / "resources/datasets/cirrhosis.yaml"),
             "--data-dir",
             str(tmp_path),
             "--holdout-fraction",
@@ -180,15 +179,15 @@ def test_split_cli_on_truncated_gzip_exits_2_with_one_line(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_missing_file_names_what_was_looked_for(tmp_path):
-    card = find_card("stroke", ROOT / "resources" / "datasets")
+def test_missing_file_names_what_was_looked_for(tmp_path, root):
+    card = find_card("stroke", root / "resources" / "datasets")
     with pytest.raises(DataError, match="stroke.csv.gz"):
         find_file(card, tmp_path)
 
 
-def test_unknown_dataset_lists_known_cards():
+def test_unknown_dataset_lists_known_cards(root):
     with pytest.raises(ConfigError, match="unknown dataset 'diabetis'"):
-        find_card("diabetis", ROOT / "resources" / "datasets")
+        find_card("diabetis", root / "resources" / "datasets")
 
 
 def test_new_dataset_described_by_a_card(tmp_path):
@@ -255,9 +254,9 @@ def test_alias_naming_two_columns_is_one_line(tmp_path):
         _toy_card(tmp_path, "[Sex]")
 
 
-def test_bad_card_names_the_field(tmp_path):
+def test_bad_card_names_the_field(tmp_path, root):
     text = (
-        (ROOT / "resources/datasets/stroke.yaml")
+        (root / "resources/datasets/stroke.yaml")
         .read_text()
         .replace("type: float", "type: real", 1)
     )
@@ -266,9 +265,8 @@ def test_bad_card_names_the_field(tmp_path):
         load_card(tmp_path / "stroke.yaml")
 
 
-@pytest.mark.parametrize("name", DATASETS)
-def test_split_sizes_and_stratification(name, real):
-    card, df = real(name)
+def test_split_sizes_and_stratification(dataset, real):
+    card, df = real(dataset)
     train, holdout = split_table(df, card, 0.2, seed=7)
     assert len(train) + len(holdout) == len(df)
     assert abs(len(holdout) - 0.2 * len(df)) <= 1
@@ -284,9 +282,8 @@ def test_split_sizes_and_stratification(name, real):
     assert not train.equals(other)
 
 
-@pytest.mark.parametrize("name", DATASETS)
-def test_three_way_split_is_disjoint_and_stratified(name, real):
-    card, df = real(name)
+def test_three_way_split_is_disjoint_and_stratified(dataset, real):
+    card, df = real(dataset)
     train, holdout, reference = split_table(df, card, 0.2, seed=3, reference_fraction=0.1)
     assert len(train) + len(holdout) + len(reference) == len(df)
     assert abs(len(reference) - 0.1 * len(df)) <= 1
@@ -305,15 +302,14 @@ def test_three_way_split_is_disjoint_and_stratified(name, real):
             assert abs(share.get(cls, 0) - p[cls]) <= 1.0 / len(part) + 1e-9
 
 
-def test_card_schema_file_in_sync():
+def test_card_schema_file_in_sync(root):
     from synllm.cards import export_schema
 
-    assert (ROOT / "workflow/schemas/dataset_card.schema.json").read_text() == export_schema()
+    assert (root / "workflow/schemas/dataset_card.schema.json").read_text() == export_schema()
 
 
-@pytest.mark.parametrize("name", DATASETS)
-def test_real_data_passes_its_own_clinical_rules(name, real):
-    card, df = real(name)
+def test_real_data_passes_its_own_clinical_rules(dataset, real):
+    card, df = real(dataset)
     for rule in card.rules:
         cond = df.eval(rule.if_).fillna(False).astype(bool)
         then = df.eval(rule.then).fillna(True).astype(bool)

@@ -6,27 +6,23 @@ import math
 
 import pytest
 
-from synllm.cards import find_card
 from synllm.errors import ConfigError
 from synllm.generate.base import allocate
 from synllm.profile import profile_table
 from synllm.prompts import render_prompt
-from synllm.split import load_table, split_table
 from synllm.strategies import condition_mask, strategy_conditions
 
-CARDS, DATA, TEMPLATES = "resources/datasets", "resources/data", "resources/prompts"
-DATASETS = ("diabetes", "stroke", "cirrhosis")
+TEMPLATES = "resources/prompts"  # the tests run from the repo root (conftest.py)
 
 
-@pytest.fixture(scope="module", params=DATASETS)
-def split(request):
-    card = find_card(request.param, CARDS)
-    train, _ = split_table(load_table(card, DATA), card, 0.2, 42)
+@pytest.fixture(scope="module")
+def train_split(dataset, split):
+    card, train, _ = split(dataset)
     return card, train
 
 
-def test_conditional_shares_are_train_class_proportions(split):
-    card, train = split
+def test_conditional_shares_are_train_class_proportions(train_split):
+    card, train = train_split
     conds = strategy_conditions(card, train, "conditional")
     assert math.isclose(sum(c["share"] for c in conds), 1.0, abs_tol=1e-12)
     expected = train[card.target].value_counts(normalize=True)
@@ -44,8 +40,8 @@ def test_conditional_shares_are_train_class_proportions(split):
         assert by_value[1]["instruction"] == "All records in this batch have diabetes = 1 (Yes)."
 
 
-def test_group_conditions_are_uniform_over_real_groups(split):
-    card, train = split
+def test_group_conditions_are_uniform_over_real_groups(train_split):
+    card, train = train_split
     conds = strategy_conditions(card, train, "group")
     shares = [c["share"] for c in conds]
     assert math.isclose(sum(shares), 1.0, abs_tol=1e-12)
@@ -61,8 +57,8 @@ def test_group_conditions_are_uniform_over_real_groups(split):
     assert sum(counts) == 100 and max(counts) - min(counts) <= 1
 
 
-def test_single_prompt_styles_have_no_conditions(split):
-    card, train = split
+def test_single_prompt_styles_have_no_conditions(train_split):
+    card, train = train_split
     assert strategy_conditions(card, train, "naive") == []
     assert strategy_conditions(card, train, "schema") == []
     with pytest.raises(ConfigError, match="not a generation strategy"):
@@ -70,8 +66,8 @@ def test_single_prompt_styles_have_no_conditions(split):
 
 
 @pytest.mark.parametrize("style", ["naive", "schema", "conditional", "group"])
-def test_templates_render_with_conditions(style, split):
-    card, train = split
+def test_templates_render_with_conditions(style, train_split):
+    card, train = train_split
     doc = render_prompt(card, profile_table(train, card), train, style, 20, 3, TEMPLATES)
     user = doc["user"]
     assert "Produce 20" in user

@@ -17,14 +17,15 @@ import pytest
 from synllm.cards import find_card
 from synllm.validate import read_raw, validate_text
 
-ROOT = Path(__file__).resolve().parents[1]
+# repo-relative: the tests run from the repo root (tests/conftest.py)
 FIX = Path("..") / "shared" / "fixtures" / "raw_llm_outputs"
-COUNTS = ROOT / "tests" / "data" / "fixture_validation_counts.csv"
+CARDS = Path("resources") / "datasets"
+COUNTS = Path("tests") / "data" / "fixture_validation_counts.csv"
 
 
 def _script():
     spec = importlib.util.spec_from_file_location(
-        "update_fixture_counts", ROOT / "scripts" / "update_fixture_counts.py"
+        "update_fixture_counts", Path("scripts") / "update_fixture_counts.py"
     )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
@@ -33,11 +34,11 @@ def _script():
 
 @pytest.fixture(scope="module")
 def counts(shared_dir):
-    return _script().fixture_counts(FIX, ROOT / "resources" / "datasets")
+    return _script().fixture_counts(FIX, CARDS)
 
 
 def validate_fixture(dataset: str, model: str, prompt: str, **kw):
-    card = find_card(dataset, ROOT / "resources" / "datasets")
+    card = find_card(dataset, CARDS)
     return validate_text(read_raw(FIX / dataset / model / f"{prompt}.txt"), card, **kw)
 
 
@@ -123,9 +124,7 @@ def test_spot_echoed_prompt_only_garbage():
     out, rep = validate_fixture("cirrhosis", "stabilityai_StableBeluga-7B", "prompt1")
     assert rep["candidate_lines"] == 0 and rep["valid"] == 0 and rep["status"] == "empty"
     assert rep["echoed_examples_removed"] == 102 and len(out) == 0
-    assert list(out.columns) == list(
-        find_card("cirrhosis", ROOT / "resources" / "datasets").columns
-    )
+    assert list(out.columns) == list(find_card("cirrhosis", CARDS).columns)
 
 
 def test_spot_chat_markers_inline_assistant():
@@ -214,7 +213,7 @@ def test_spot_printed_table_misaligned_rows_are_parse_errors():
     """cirrhosis/google_gemma-7b-it/prompt2, lines 910-913: the header has 20 columns (ID ..
     Stage), each row the index plus 21 values ('... 12.2  4.0  1': one value too many). A
     row that cannot be lined up with its header is a parse error, not a shifted record."""
-    card = find_card("cirrhosis", ROOT / "resources" / "datasets")
+    card = find_card("cirrhosis", CARDS)
     from synllm.parsing import parse_text
 
     text = read_raw(FIX / "cirrhosis" / "google_gemma-7b-it" / "prompt2.txt")

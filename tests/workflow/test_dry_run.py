@@ -2,106 +2,35 @@
 generate jobs as the registry declares them, and one-line errors for bad config/profile values.
 
 Every test runs the real Snakemake CLI on the repo's Snakefile with `--directory <tmp>`, so
-nothing is written into the repository.
+nothing is written into the repository. (The paper config's own content:
+tests/unit/test_config.py.)
 """
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from synllm.registry import load_registry
-from tests.conftest import ROOT
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-PAPER = ROOT / "config" / "paper.yaml"
 PAPER_MODELS = 20
 PAPER_PROMPTS = ("SEEDEx", "FEATDESC", "STATGUIDE", "CLINRULE")
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run the real snakemake CLI on the repo's Snakefile in ``workdir``."""
-    return subprocess.run(
-        SNAKEMAKE + ["--directory", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: {rule: count}."""
-    block = stdout.split("Job stats:", 1)[1]
-    counts = {}
-    for line in block.splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def job_blocks(stdout: str, rule: str) -> list[dict]:
-    """Per-job facts of a dry run's `rule <rule>:` blocks: wildcards, threads, resources."""
-    jobs = []
-    for block in re.split(r"\n(?=\[[^\]]+\]\nrule )|\n(?=rule )", stdout):
-        lines = block.strip().splitlines()
-        head = [i for i, line in enumerate(lines) if line == f"rule {rule}:"]
-        if not head:
-            continue
-        job = {"threads": 1, "wildcards": {}, "resources": {}}
-        for line in lines[head[0] + 1 :]:
-            key, _, value = line.strip().partition(": ")
-            if key == "wildcards":
-                job["wildcards"] = dict(kv.split("=", 1) for kv in value.split(", "))
-            elif key == "threads":
-                job["threads"] = int(value)
-            elif key == "resources":
-                job["resources"] = dict(kv.split("=", 1) for kv in value.split(", "))
-        jobs.append(job)
-    return jobs
+@pytest.fixture(scope="module")
+def paper(root):
+    return root / "config" / "paper.yaml"
 
 
 @pytest.fixture(scope="module")
-def paper_dry_run(tmp_path_factory):
+def paper_dry_run(tmp_path_factory, snakemake, paper):
     work = tmp_path_factory.mktemp("paper_dry")
-    proc = snakemake(work, "-n", "--configfile", str(PAPER), "--cores", "8", "--resources", "gpu=1")
+    proc = snakemake(work, "-n", "--configfile", str(paper), "--cores", "8", "--resources", "gpu=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
 
-def test_paper_config_is_the_papers_grid():
-    config = yaml.safe_load(PAPER.read_text())
-    registry = load_registry(ROOT / config["model_registry"])
-    assert config["datasets"] == ["diabetes", "stroke", "cirrhosis"]
-    assert tuple(config["prompts"]) == PAPER_PROMPTS
-    assert len(config["models"]) == PAPER_MODELS == len(set(config["models"]))
-    # every model is a paper model (has a paper_name), runs on the GPU in 4-bit
-    for slug in config["models"]:
-        spec = registry.get(slug)
-        assert spec.backend == "transformers" and spec.paper_name, slug
-        assert spec.gpu == 1 and spec.quantization in ("nf4", "gptq"), slug
-    # the paper's models that have published results (../shared/paper: Tables III and V)
-    paper_names = {registry.get(s).paper_name for s in config["models"]}
-    shared = ROOT.parent / "shared" / "paper"
-    if (shared / "table5_ml_utility_diabetes.csv").is_file():
-        import pandas as pd
-
-        # models.csv = Table III plus the base LLaMA 2 13B of the authors' outputs, added last
-        table3 = set(pd.read_csv(shared / "models.csv")["paper_name"]) - {"LLaMA 2 13B"}
-        table5 = set(pd.read_csv(shared / "table5_ml_utility_diabetes.csv")["model"])
-        assert paper_names == table3 & table5
-    gen = config["generation"]
-    assert (gen["temperature"], gen["top_p"], gen["batch_size"]) == (0.7, 0.9, 20)
-    assert gen["constrained"] is False and gen["device"] == "auto"
-    assert config["repeats"] == 1 and config["n_records"] == 1000
-
-
-def test_paper_dry_run_lists_every_cell(paper_dry_run):
+def test_paper_dry_run_lists_every_cell(paper_dry_run, job_counts, job_blocks):
     counts = job_counts(paper_dry_run)
     cells = 3 * PAPER_MODELS * len(PAPER_PROMPTS)
     # transformers models: one generate job (one model load) per dataset x model, writing
@@ -119,8 +48,8 @@ def test_paper_dry_run_lists_every_cell(paper_dry_run):
         assert f"/{prompt}/r1.meta.json" in paper_dry_run
 
 
-def test_generate_jobs_take_resources_from_the_registry(paper_dry_run):
-    registry = load_registry(ROOT / "config" / "models.yaml")
+def test_generate_jobs_take_resources_from_the_registry(paper_dry_run, job_blocks, root):
+    registry = load_registry(root / "config" / "models.yaml")
     generate = job_blocks(paper_dry_run, "generate_model")
     assert len(generate) == 60
     for job in generate:
@@ -146,9 +75,9 @@ def test_generate_jobs_take_resources_from_the_registry(paper_dry_run):
             assert int(job["resources"]["gpu"]) == 0, (rule, job)
 
 
-def test_device_cpu_releases_the_gpu(tmp_path):
+def test_device_cpu_releases_the_gpu(tmp_path, paper, snakemake, job_blocks):
     """generation.device=cpu: the same models ask for no GPU (they would run on CPU)."""
-    cfg = yaml.safe_load(PAPER.read_text())
+    cfg = yaml.safe_load(paper.read_text())
     cfg["generation"]["device"] = "cpu"
     cfg["datasets"] = ["cirrhosis"]
     cfg["models"] = ["gpt2", "zephyr-7b-beta"]
@@ -160,8 +89,8 @@ def test_device_cpu_releases_the_gpu(tmp_path):
     assert all(int(j["resources"]["gpu"]) == 0 for j in generate)
 
 
-def test_load_once_false_is_one_job_per_cell(tmp_path):
-    cfg = yaml.safe_load(PAPER.read_text())
+def test_load_once_false_is_one_job_per_cell(tmp_path, paper, snakemake, job_counts):
+    cfg = yaml.safe_load(paper.read_text())
     cfg["generation"]["load_once"] = False
     cfg["datasets"] = ["cirrhosis"]
     cfg["models"] = ["gpt2"]
@@ -194,7 +123,7 @@ BASE = {"datasets": ["cirrhosis"], "models": ["gpt2"], "prompts": ["SEEDEx"]}
         "bad-prompt",
     ],
 )
-def test_bad_config_fails_with_one_clear_line(tmp_path, change, field):
+def test_bad_config_fails_with_one_clear_line(tmp_path, snakemake, change, field):
     cfg = {**BASE, **change}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "bad.yaml"))
@@ -206,11 +135,11 @@ def test_bad_config_fails_with_one_clear_line(tmp_path, change, field):
     assert not (tmp_path / "results").exists()
 
 
-def test_bad_profile_value_fails_with_one_clear_line(tmp_path):
+def test_bad_profile_value_fails_with_one_clear_line(tmp_path, snakemake, root):
     """A profile is read by Snakemake's own parser: a bad value names the option."""
     prof = tmp_path / "prof"
     prof.mkdir()
-    text = (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
+    text = (root / "profiles" / "slurm" / "config.yaml").read_text()
     (prof / "config.yaml").write_text(re.sub(r"(?m)^retries: .*$", "retries: twice", text))
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(BASE))
     proc = snakemake(
@@ -221,12 +150,12 @@ def test_bad_profile_value_fails_with_one_clear_line(tmp_path):
     assert len(err) == 1 and "--retries" in err[0] and "twice" in err[0], proc.stderr[-2000:]
 
 
-def test_slurm_profile_is_valid_and_routes_gpu_jobs(tmp_path):
+def test_slurm_profile_is_valid_and_routes_gpu_jobs(tmp_path, snakemake, root):
     """profiles/slurm parses (dry run with the slurm executor settings) and its partition
     file sends GPU jobs to a partition with GPUs and CPU jobs elsewhere."""
     from snakemake_executor_plugin_slurm.partitions import read_partition_file
 
-    prof = ROOT / "profiles" / "slurm"
+    prof = root / "profiles" / "slurm"
     settings = yaml.safe_load((prof / "config.yaml").read_text())
     assert settings["executor"] == "slurm"
     parts = {
@@ -234,7 +163,7 @@ def test_slurm_profile_is_valid_and_routes_gpu_jobs(tmp_path):
     }
     assert any(lim.max_gpu >= 1 for lim in parts.values())
     assert any(lim.max_gpu == 0 for lim in parts.values())
-    registry = load_registry(ROOT / "config" / "models.yaml")
+    registry = load_registry(root / "config" / "models.yaml")
     biggest = max(s.mem_mb for s in registry.models.values() if s.gpu)
     retries = int(settings["retries"])
     assert max(lim.max_mem_mb for lim in parts.values() if lim.max_gpu) >= biggest * (retries + 1)

@@ -5,17 +5,9 @@ table and figure of the aggregate step exists and that cells show up in Table IV
 """
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-
-from tests.conftest import ROOT
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 TINY = {
     "seed": 7,
@@ -29,25 +21,8 @@ TINY = {
 }
 
 
-def run_snakemake(workdir: Path, config: dict, *extra: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    cmd = SNAKEMAKE + [
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(cfg),
-        "--cores",
-        "2",
-        *extra,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
-
-
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, run_snakemake):
     work = tmp_path_factory.mktemp("e2e")
     proc = run_snakemake(work, TINY)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -102,7 +77,7 @@ def test_every_cell_has_raw_meta_validation_and_metrics(tiny_run):
 
 
 @pytest.mark.slow
-def test_rerun_is_a_no_op(tiny_run):
+def test_rerun_is_a_no_op(tiny_run, run_snakemake):
     proc = run_snakemake(tiny_run, TINY, "-n")
     assert proc.returncode == 0
     assert "Nothing to be done" in proc.stdout + proc.stderr

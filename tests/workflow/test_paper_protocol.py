@@ -2,14 +2,9 @@
 authors' cirrhosis outputs and writes the reproduction and divergence tables."""
 
 import json
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
-import yaml
-
-from tests.conftest import ROOT, SHARED
 
 TINY_PAPER = {
     "seed": 42,
@@ -29,28 +24,14 @@ TINY_PAPER = {
 
 
 @pytest.fixture(scope="module")
-def paper_run(tmp_path_factory):
+def paper_run(tmp_path_factory, run_snakemake, shared_dir):
     work = tmp_path_factory.mktemp("paper")
     cfg = dict(TINY_PAPER)
     cfg["generation"] = {
         **cfg["generation"],
-        "replay_dir": str(SHARED / "fixtures" / "raw_llm_outputs"),
+        "replay_dir": str(shared_dir / "fixtures" / "raw_llm_outputs"),
     }
-    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(work / "config.yaml"),
-        "--cores",
-        "2",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    proc = run_snakemake(work, cfg)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work / "results"
 

@@ -15,8 +15,6 @@ and the train-split attack uses all of them (members / non-members); 600 records
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,9 +23,7 @@ import yaml
 
 from synllm.cards import find_card
 from synllm.split import read_split, to_records
-from tests.conftest import ROOT
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 N = 600
 MODELS = {"leak-seed": "a", "leak-train5": "b", "fresh": "c"}
 # Normalisations the Privacy order is checked under: the run is made anchored (the anchor
@@ -58,27 +54,14 @@ def _config(work: Path, normalisation: str) -> dict:
     }
 
 
-def _snakemake(work: Path, *targets: str, normalisation: str = "anchored") -> None:
-    cfg = work / "config.yaml"
-    cfg.write_text(yaml.safe_dump(_config(work, normalisation)))
-    cmd = SNAKEMAKE + [
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(cfg),
-        "--cores",
-        "2",
-        *targets,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-
-
 @pytest.fixture(scope="module")
-def planted(tmp_path_factory):
+def planted(tmp_path_factory, run_snakemake, cards_dir):
     work = tmp_path_factory.mktemp("leaks")
+
+    def _snakemake(work: Path, *targets: str, normalisation: str = "anchored") -> None:
+        proc = run_snakemake(work, _config(work, normalisation), *targets)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+
     anchors = {
         k: {"backend": "baseline", "kind": k, "family": "baseline"}
         for k in ("holdout", "uniform", "train_copy")
@@ -95,7 +78,7 @@ def planted(tmp_path_factory):
     )
     res = work / "results"
     _snakemake(work, "results/prompts/stroke/SEEDEx.json", "results/data/stroke/reference.parquet")
-    card = find_card("stroke", ROOT / "resources" / "datasets")
+    card = find_card("stroke", cards_dir)
     seed_rows = json.loads((res / "prompts/stroke/SEEDEx.json").read_text())["example_rows"]
     train = read_split(res / "data/stroke/train.parquet", card)
     reference = read_split(res / "data/stroke/reference.parquet", card)

@@ -20,38 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-BASELINES = {
-    "holdout": {
-        "backend": "baseline",
-        "kind": "holdout",
-        "mem_mb": 1000,
-        "runtime": 10,
-        "threads": 1,
-    },
-    "marginals": {
-        "backend": "baseline",
-        "kind": "marginals",
-        "mem_mb": 1000,
-        "runtime": 10,
-        "threads": 1,
-    },
-}
-TINY = {
-    "seed": 5,
-    "datasets": ["cirrhosis"],
-    "models": ["holdout", "marginals"],
-    "prompts": ["SEEDEx"],
-    "n_records": 25,
-    "model_registry": "models.yaml",
-    "evaluation": {"distance_sample": 200, "mia_sample": 100, "utility_models": ["decision_tree"]},
-}
-CELLS = [f"cirrhosis/{m}/none/r1" for m in TINY["models"]]
+MODELS = ("holdout", "marginals")  # the baseline_grid fixture's (tests/workflow/conftest.py)
+CELLS = [f"cirrhosis/{m}/none/r1" for m in MODELS]
 CELL_FILES = (
     "raw/{c}.txt",
     "raw/{c}.meta.json",
@@ -72,21 +45,25 @@ TIMING_COLUMNS = {
 }
 
 
-def setup_dir(work: Path) -> list[str]:
-    """Write the tiny config + registry into ``work``; the snakemake command for it."""
-    (work / "models.yaml").write_text(yaml.safe_dump({"models": BASELINES}))
-    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--configfile",
-        str(work / "config.yaml"),
-    ]
+@pytest.fixture(scope="module")
+def setup_dir(baseline_grid, root):
+    """``setup_dir(work)``: the tiny grid written into ``work``; the snakemake command for it."""
+
+    def setup(work: Path) -> list[str]:
+        baseline_grid(work, seed=5)
+        return [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(root / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(work / "config.yaml"),
+        ]
+
+    return setup
 
 
 def jobs_run(log: str) -> list[tuple[str, dict]]:
@@ -146,7 +123,7 @@ def metrics_without_timing(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, setup_dir):
     work = tmp_path_factory.mktemp("reference")
     cmd = setup_dir(work) + [
         "--cores",
@@ -173,7 +150,7 @@ def test_gpu_jobs_run_one_at_a_time_beside_cpu_jobs(reference):
     assert "gpu=1" in log
 
 
-def test_interrupted_run_resumes_without_recomputing(reference, tmp_path):
+def test_interrupted_run_resumes_without_recomputing(reference, tmp_path, setup_dir):
     ref_dir, _ = reference
     cmd = setup_dir(tmp_path)
     res = tmp_path / "results"

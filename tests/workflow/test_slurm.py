@@ -21,37 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
-
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slurm
-
-BASELINES = {
-    "holdout": {
-        "backend": "baseline",
-        "kind": "holdout",
-        "mem_mb": 1000,
-        "runtime": 10,
-        "threads": 1,
-    },
-    "marginals": {
-        "backend": "baseline",
-        "kind": "marginals",
-        "mem_mb": 1000,
-        "runtime": 10,
-        "threads": 1,
-    },
-}
-TINY = {
-    "seed": 11,
-    "datasets": ["cirrhosis"],
-    "models": ["holdout", "marginals"],
-    "prompts": ["SEEDEx"],
-    "n_records": 25,
-    "model_registry": "models.yaml",
-    "evaluation": {"distance_sample": 200, "mia_sample": 100, "utility_models": ["decision_tree"]},
-}
 
 
 def _run(cmd: list[str], timeout: int = 60) -> subprocess.CompletedProcess:
@@ -67,7 +38,7 @@ def _node_ready() -> bool:
 
 
 @pytest.fixture(scope="module")
-def slurm_cluster():
+def slurm_cluster(root):
     """A SLURM cluster that accepts jobs, or a skip naming what is missing."""
     missing = [b for b in ("sbatch", "squeue", "sinfo", "scontrol") if shutil.which(b) is None]
     if missing:
@@ -79,7 +50,7 @@ def slurm_cluster():
             pytest.skip(
                 "SLURM is not running and starting it needs root: run scripts/slurm/start_local_slurm.sh"
             )
-        proc = _run(["bash", str(ROOT / "scripts" / "slurm" / "start_local_slurm.sh")], timeout=300)
+        proc = _run(["bash", str(root / "scripts" / "slurm" / "start_local_slurm.sh")], timeout=300)
         if proc.returncode != 0 or not _node_ready():
             reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             pytest.skip(f"local SLURM could not start: {reason}")
@@ -137,17 +108,18 @@ def _accounting(job_ids: list[str]) -> list[dict]:
     return rows
 
 
-def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(slurm_cluster, tmp_path):
-    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"models": BASELINES}))
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(
+    slurm_cluster, tmp_path, baseline_grid, root
+):
+    tiny = baseline_grid(tmp_path, seed=11)
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
         "-s",
-        str(ROOT / "Snakefile"),
+        str(root / "Snakefile"),
         "--workflow-profile",
-        str(ROOT / "profiles" / "slurm"),
+        str(root / "profiles" / "slurm"),
         "--directory",
         str(tmp_path),
         "--configfile",
@@ -170,7 +142,7 @@ def test_tiny_grid_runs_to_the_tables_through_the_slurm_profile(slurm_cluster, t
     res = tmp_path / "results"
     for name in ("table4_quality_privacy", "table5_ml_utility", "table6_efficiency"):
         assert (res / "tables" / f"{name}.csv").stat().st_size > 0
-    for model in TINY["models"]:
+    for model in tiny["models"]:
         assert (res / f"metrics/cirrhosis/{model}/none/r1.json").is_file()
 
     # every rule ran as a SLURM job: "Job 3 has been submitted with SLURM jobid 7 (log: .../rule_<rule>/...)"

@@ -21,10 +21,10 @@ from synllm.aggregate.cli import aggregate, cli
 from synllm.aggregate.load import load_metrics, parse_metrics
 from synllm.errors import SynllmError
 
-REPO = Path(__file__).resolve().parents[1]
-CARDS = REPO / "resources" / "datasets"
-DATA = REPO / "resources" / "data"
-PAPER = REPO / "resources" / "paper"
+# repo-relative: the tests run from the repo root (tests/conftest.py)
+CARDS = Path("resources") / "datasets"
+DATA = Path("resources") / "data"
+PAPER = Path("resources") / "paper"
 
 # metric declarations: name -> (family, score_group, direction, range)
 DECL = {
@@ -543,7 +543,7 @@ def test_paper_table_and_names_load():
 
 def test_paper_copy_matches_shared_material():
     """resources/paper holds an unchanged copy of the shared paper tables and PROTOCOL.md."""
-    shared = REPO.parent / "shared" / "paper"
+    shared = Path("..") / "shared" / "paper"
     if not shared.is_dir():
         pytest.skip("../shared/paper not present")
     for f in shared.iterdir():

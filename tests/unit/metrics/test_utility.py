@@ -5,7 +5,6 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from synllm.metrics import utility as U
-from synllm.split import split_table
 
 TOL = 1e-6
 SETTINGS = {
@@ -61,13 +60,8 @@ def test_absent_class_gets_zero_probability():
         assert imp.shape == (3,)
 
 
-def _split(real, name):
-    card, df = real(name)
-    return (card, *split_table(df, card, 0.2, 42))
-
-
-def test_stroke_tstr_trts_reference(real):
-    card, train, holdout = _split(real, "stroke")
+def test_stroke_tstr_trts_reference(split):
+    card, train, holdout = split("stroke")
     syn = holdout.sample(600, random_state=0).reset_index(drop=True)
     results, detail = U.evaluate_utility(train, holdout, syn, card, SETTINGS, seed=0)
     by = {r.metric.name: r for r in results}
@@ -91,8 +85,8 @@ def test_stroke_tstr_trts_reference(real):
     )
 
 
-def test_one_class_synthetic_trains_the_constant_predictor(real):
-    card, train, holdout = _split(real, "stroke")
+def test_one_class_synthetic_trains_the_constant_predictor(split):
+    card, train, holdout = split("stroke")
     syn = holdout[holdout.stroke == 0].iloc[:200].reset_index(drop=True)
     results, detail = U.evaluate_utility(train, holdout, syn, card, SETTINGS, seed=0)
     by = {r.metric.name: r for r in results}
@@ -112,8 +106,8 @@ def test_one_class_synthetic_trains_the_constant_predictor(real):
     assert by["tstr_auc_mean"].value == 0.5
 
 
-def test_cirrhosis_multiclass_with_missing_values_and_absent_class(real):
-    card, train, holdout = _split(real, "cirrhosis")
+def test_cirrhosis_multiclass_with_missing_values_and_absent_class(split):
+    card, train, holdout = split("cirrhosis")
     syn = train[train.Status != "CL"].reset_index(drop=True)  # NaN-rich, no CL
     results, detail = U.evaluate_utility(train, holdout, syn, card, SETTINGS, seed=0)
     by = {r.metric.name: r for r in results}

@@ -1,27 +1,17 @@
 """Sweeps (feature count, sample size): variant names, mutual-information ranking on the real
-diabetes table, derived cards, config errors, and a tiny sweep through the real Snakefile."""
-
-import subprocess
-import sys
-from pathlib import Path
+diabetes table, derived cards and config errors (the shipped sweep configs and a tiny sweep
+through the real Snakefile: tests/workflow/test_sweep_runs.py)."""
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from sklearn.feature_selection import mutual_info_classif
 
 from synllm.cards import find_card, load_card
 from synllm.config import check_config, n_records
 from synllm.errors import ConfigError
-from synllm.registry import load_registry
-from synllm.split import split_table
 from synllm.sweeps import Variant, parse_variant, sweep_cells, sweep_points, variant_name
 from synllm.sweeps.card import rank_features, restrict_card, variant_card
-from tests.conftest import ROOT, load_real
-
-CARDS = ROOT / "resources" / "datasets"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
 
 def base_config(**over):
@@ -36,9 +26,8 @@ def base_config(**over):
 
 
 @pytest.fixture(scope="module")
-def diabetes_train():
-    card, df = load_real("diabetes")
-    train, _ = split_table(df, card, 0.2, seed=42)
+def diabetes_train(split):
+    card, train, _ = split("diabetes")
     return card, train
 
 
@@ -126,8 +115,8 @@ def test_feature_variant_card_validates_and_drops_rules_on_removed_columns(
     assert again.columns["diabetes"].labels == {0: "No", 1: "Yes"}
 
 
-def test_sample_size_variant_card_keeps_everything():
-    card = find_card("diabetes", CARDS)
+def test_sample_size_variant_card_keeps_everything(cards_dir):
+    card = find_card("diabetes", cards_dir)
     derived, ranking = variant_card(card, Variant("diabetes", "sample_size", 40), None, seed=1)
     assert ranking is None and derived.name == "diabetes~n40"
     assert derived.columns == card.columns and derived.rules == card.rules
@@ -140,9 +129,9 @@ def test_too_many_features_for_a_variant_is_a_config_error(diabetes_train):
 
 
 # --------------------------------------------------------------------------- config
-def test_sweep_points_map_full_values_to_the_base_dataset():
+def test_sweep_points_map_full_values_to_the_base_dataset(cards_dir, registry):
     c = check_config(base_config(sweeps={"features": [2, 10, "all"], "sample_sizes": [20, 40]}))
-    pts = sweep_points(c, CARDS)
+    pts = sweep_points(c, cards_dir)
     assert [(p.dataset, p.value, p.label) for p in pts["features"]] == [
         ("diabetes~f2", 2, "2"),
         ("diabetes", 8, "all"),
@@ -151,13 +140,13 @@ def test_sweep_points_map_full_values_to_the_base_dataset():
         ("diabetes", 20),
         ("diabetes~n40", 40),
     ]
-    cells = sweep_cells(c, load_registry(ROOT / "config" / "models.yaml"), pts["features"])
+    cells = sweep_cells(c, registry, pts["features"])
     assert {(x.dataset, x.model, x.prompt) for x in cells} == {
         (d, m, p)
         for d in ("diabetes~f2", "diabetes")
         for m, p in (("smollm2-135m", "SEEDEx"), ("holdout", "none"))
     }
-    assert sweep_points(check_config(base_config()), CARDS) == {}
+    assert sweep_points(check_config(base_config()), cards_dir) == {}
 
 
 @pytest.mark.parametrize(
@@ -189,92 +178,3 @@ def test_sweeps_with_replay_are_refused():
                 generation={"backend_override": "replay", "replay_dir": "x"},
             )
         )
-
-
-@pytest.mark.parametrize("name", ["sweep_features", "sweep_samples"])
-def test_shipped_sweep_configs_dry_run(tmp_path, name):
-    proc = subprocess.run(
-        SNAKEMAKE
-        + [
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(ROOT / "config" / f"{name}.yaml"),
-            "-n",
-            "--cores",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
-    assert "rule sweep_card:" in out and "rule sweep_plots:" in out
-    assert "smollm2-135m" in out  # the embedded model is part of the sweep
-    axis = "features" if name == "sweep_features" else "sample_size"
-    assert f"results/figures/sweep_{axis}_cirrhosis.png" in out
-    # Tables IV-VI stay base-only: the aggregate job lists no variant cell
-    agg = out.split("rule aggregate:", 1)[1].split("\n\n", 1)[0]
-    assert "metrics/cirrhosis/" in agg and "~" not in agg
-
-
-# --------------------------------------------------------------------------- end to end
-TINY = {
-    "seed": 7,
-    "datasets": ["stroke"],
-    "models": ["marginals"],
-    "prompts": ["SEEDEx"],
-    "n_records": 30,
-    "evaluation": {"distance_sample": 500, "mia_sample": 200, "utility_models": ["decision_tree"]},
-    "sweeps": {"features": [3, "all"], "sample_sizes": [30, 60]},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    work = tmp_path_factory.mktemp("sweep")
-    cfg = work / "config.yaml"
-    cfg.write_text(yaml.safe_dump(TINY))
-    # only the sweep outputs: the aggregate tables are covered by test_workflow_e2e
-    targets = ["results/tables/sweep_features.csv", "results/tables/sweep_sample_size.csv"]
-    proc = subprocess.run(
-        SNAKEMAKE + ["--directory", str(work), "--configfile", str(cfg), "--cores", "2", *targets],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return work / "results"
-
-
-@pytest.mark.slow
-def test_tiny_sweep_writes_plots_and_tables(tiny_sweep):
-    res = tiny_sweep
-    for axis in ("features", "sample_size"):
-        assert (res / "figures" / f"sweep_{axis}_stroke.png").stat().st_size > 10_000
-    feats = pd.read_csv(res / "tables" / "sweep_features.csv")
-    assert list(feats["variant"]) == ["stroke~f3", "stroke"] and list(feats["label"]) == [
-        "3",
-        "all",
-    ]
-    assert list(feats["value"]) == [3, 10]
-    assert feats["features"].iloc[0].split() == list(
-        load_card(res / "cards" / "stroke~f3.yaml").columns
-    )
-    assert feats[["quality", "harmonic", "tstr_auc", "tstr_f1"]].notna().all().all()
-    sizes = pd.read_csv(res / "tables" / "sweep_sample_size.csv")
-    assert list(sizes["value"]) == [30, 60] and list(sizes["variant"]) == ["stroke", "stroke~n60"]
-    # the ~n60 cell really asked for 60 records, the variant split keeps the base rows
-    import json
-
-    meta = json.loads((res / "raw/stroke~n60/marginals/none/r1.meta.json").read_text())
-    assert meta["n_records_requested"] == 60
-    base = pd.read_parquet(res / "data/stroke/train.parquet")
-    f3 = pd.read_parquet(res / "data/stroke~f3/train.parquet")
-    pd.testing.assert_frame_equal(f3, base[list(f3.columns)])
-    assert "stroke" in f3.columns and len(f3.columns) == 4
-    listed = (res / "tables" / "sweep_sample_size.inputs.txt").read_text().split()
-    assert sorted(Path(p).parts[-4] for p in listed) == ["stroke", "stroke~n60"]
