@@ -4,10 +4,12 @@ Fixtures (no test module imports this file or another test module):
 
 - ``root``, ``cards_dir``, ``data_dir``: the repository, its dataset cards and shipped tables;
 - ``shared_dir``: ``../shared`` (datasets, the authors' raw outputs, paper tables);
+- ``card(name)``: the dataset card of a shipped dataset;
 - ``real(name)``: (card, full typed table) of a shipped dataset, loaded once per session;
 - ``split(name)``: (card, train, holdout) of a shipped dataset split as the workflow splits it
   (holdout 0.2, seed 42; ``reference_fraction=0.1`` adds the reference frame), computed once
   per session, handed out as copies;
+- ``raw_output(dataset, model, prompt)``: the text of one of the authors' raw outputs;
 - ``registry``: the shipped model registry (config/models.yaml);
 - ``llama_server``: the embedded model behind a local OpenAI-compatible server;
 - ``dataset``: parametrises a test (or a module fixture) over the three shipped datasets.
@@ -64,10 +66,40 @@ def registry(root):
     return load_registry(root / "config" / "models.yaml")
 
 
+@pytest.fixture(scope="session")
+def raw_output(shared_dir):
+    """``raw_output(dataset, model, prompt)`` -> the text of one of the authors' raw outputs
+    (../shared/fixtures/raw_llm_outputs/<dataset>/<model>/<prompt>.txt), read as the validator
+    reads it."""
+    from synllm.validate import read_raw
+
+    def read(dataset: str, model: str, prompt: str) -> str:
+        return read_raw(
+            shared_dir / "fixtures" / "raw_llm_outputs" / dataset / model / f"{prompt}.txt"
+        )
+
+    return read
+
+
 @pytest.fixture(scope="module", params=DATASETS)
 def dataset(request) -> str:
     """One of the shipped datasets; a test or module fixture using it runs once per dataset."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def card(cards_dir):
+    """``card(name)`` -> the dataset card of a shipped dataset (resources/datasets)."""
+    from synllm.cards import find_card
+
+    cache: dict[str, object] = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = find_card(name, cards_dir)
+        return cache[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")

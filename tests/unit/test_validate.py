@@ -1,4 +1,5 @@
-"""Validator unit tests: formats, coercion, checks, echo removal, report and CLI contract."""
+"""Validator unit tests: typed output, coercion, checks, echo removal, report and CLI contract
+(the formats the parser reads and the prompt / generated split: test_parsing.py)."""
 
 from __future__ import annotations
 
@@ -18,27 +19,13 @@ CARDS = Path("resources/datasets")
 DIAB_COLS = "gender,age,hypertension,heart_disease,smoking_history,bmi,HbA1c_level,blood_glucose_level,diabetes"
 
 
-@pytest.fixture(scope="module")
-def diabetes():
-    return find_card("diabetes", CARDS)
-
-
-@pytest.fixture(scope="module")
-def stroke():
-    return find_card("stroke", CARDS)
-
-
-@pytest.fixture(scope="module")
-def cirrhosis():
-    return find_card("cirrhosis", CARDS)
-
-
 def run(text, card, **kw):
     return validate_text(text, card, **kw)
 
 
-# ------------------------------------------------------------------------------ formats
-def test_plain_csv_rows(diabetes):
+# ------------------------------------------------------------------------------ typed output, echoed examples
+def test_plain_csv_rows(card):
+    diabetes = card("diabetes")
     out, rep = run(
         "Female,45.2,1,0,never,28.5,6.2,140,0\nMale, 62.7, 1, 1, former, 32.1, 7.1, 185, 1\n",
         diabetes,
@@ -49,127 +36,8 @@ def test_plain_csv_rows(diabetes):
     assert str(out["blood_glucose_level"].dtype) == "Int64" and str(out["bmi"].dtype) == "float64"
 
 
-def test_header_in_other_order_and_row_numbers(diabetes):
-    text = (
-        "diabetes, gender, age, hypertension, heart_disease, smoking_history, bmi, HbA1c_level, blood_glucose_level\n"
-        "0, Female, 30, 0, 0, never, 22.0, 5.0, 100\n"
-        "1. 1, Male, 60, 1, 0, former, 31.0, 7.5, 210\n"
-    )
-    out, rep = run(text, diabetes)
-    assert rep["valid"] == 2
-    assert out["diabetes"].tolist() == [0, 1] and out["gender"].tolist() == ["Female", "Male"]
-    # leading row number (ncols + 1 fields, first an integer) is dropped
-    out2, rep2 = run(
-        "1,Male,50,0,0,never,25,5.5,120,0\n2,Female,40,0,0,current,24,5.1,110,0", diabetes
-    )
-    assert rep2["valid"] == 2 and out2["age"].tolist() == [50.0, 40.0]
-
-
-def test_ndjson_array_and_truncated_json(diabetes):
-    rec = {
-        "gender": "Female",
-        "age": 41,
-        "hypertension": 0,
-        "heart_disease": 0,
-        "smoking_history": "never",
-        "bmi": 24.1,
-        "HbA1c_level": 5.2,
-        "blood_glucose_level": 99,
-        "diabetes": 0,
-    }
-    nd = "\n".join(json.dumps(dict(rec, age=a)) for a in (41, 42))
-    arr = "```json\n" + json.dumps([dict(rec, age=43), dict(rec, age=44)], indent=2) + "\n```"
-    trunc = json.dumps(dict(rec, age=45))[:60]
-    out, rep = run(nd + "\n" + arr + "\n" + trunc, diabetes)
-    assert out["age"].tolist() == [41.0, 42.0, 43.0, 44.0]
-    assert rep["format_detected"] == "json"
-    assert rep["rejected"]["parse_error"] == 1 and rep["candidate_lines"] == 5
-
-
-def test_key_value_blocks_markdown_units_human_keys(diabetes):
-    text = (
-        "Here are the records:\n\n**Patient 1**\n"
-        "- **Gender**: female\n- **Age**: 54 years\n- **Hypertension**: Yes\n- **Heart Disease**: No\n"
-        "- **Smoking History**: Never smoked\n- **BMI**: 31.2 kg/m²\n- **HbA1c Level**: 7.1%\n"
-        "- **Blood Glucose Level**: 180 mg/dL\n- **Diabetes**: Yes\n\n"
-        "Gender: Male, Age: 33, Hypertension: No, Heart Disease: No, Smoking History: current, "
-        "BMI: 22.5, HbA1c_level: 5.0, Blood Glucose Level: 90, Diabetes: No\n"
-    )
-    out, rep = run(text, diabetes)
-    assert rep["valid"] == 2 and rep["format_detected"] == "key_value"
-    r = out.iloc[0]
-    assert (
-        r.gender,
-        r.age,
-        r.hypertension,
-        r.smoking_history,
-        r.HbA1c_level,
-        r.blood_glucose_level,
-        r.diabetes,
-    ) == ("Female", 54.0, 1, "never", 7.1, 180, 1)
-    assert out.iloc[1]["gender"] == "Male" and out.iloc[1]["diabetes"] == 0
-
-
-def test_markdown_table(stroke):
-    text = (
-        "| Gender | Age | Hypertension | Heart Disease | Ever Married | Work Type | Residence Type "
-        "| Avg Glucose Level | BMI | Smoking Status | Stroke |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
-        "| Male | 67 | 0 | 1 | Yes | Private | Urban | 228.69 | 36.6 | formerly smoked | 1 |\n"
-        "| female | 8 | 0 | 0 | No | Children | rural | 90.1 | N/A | Unknown | 0 |\n"
-    )
-    out, rep = run(text, stroke)
-    assert rep["valid"] == 2 and rep["format_detected"] == "markdown_table"
-    assert out["work_type"].tolist() == ["Private", "children"]
-    assert out["Residence_type"].tolist() == ["Urban", "Rural"]
-    assert np.isnan(out.loc[1, "bmi"]) and out.loc[1, "smoking_status"] == "Unknown"
-
-
-def test_chat_tokens_and_echoed_prompt_dropped(diabetes):
-    prompt_rows = "Female,45.2,1,0,never,28.5,6.2,140,0\nMale,62.7,1,1,former,32.1,7.1,185,1\n"
-    text = (
-        "<|system|>\nYou are a generator.</s>\n<|user|>\nGenerate records like these:\n"
-        + prompt_rows
-        + "</s>\n<|assistant|>\nFemale,30.0,0,0,never,22.0,5.0,100,0\n"
-        "Male,62.7,1,1,former,32.1,7.1,185,1\n"  # a copy of an example: removed as echo
-    )
-    out, rep = run(text, diabetes)
-    assert rep["valid"] == 1 and out.loc[0, "age"] == 30.0
-    assert rep["candidate_lines"] == 2  # the two example rows of the prompt are no candidates
-    assert rep["echo"] == {"in_prompt": 2, "copied_in_output": 1, "prompt_candidates": 2}
-    assert rep["echoed_examples_removed"] == 3
-
-
-def test_inst_and_role_lines(diabetes):
-    text = "[INST] Make data. Example: Female,45.2,1,0,never,28.5,6.2,140,0 [/INST] Male,50,0,0,never,27,5.5,130,0"
-    out, rep = run(text, diabetes)
-    assert rep["valid"] == 1 and out.loc[0, "gender"] == "Male"
-    text2 = (
-        "system\nBe useful.\nuser\nexample Female,45.2,1,0,never,28.5,6.2,140,0\n"
-        "assistant\nMale,50,0,0,never,27,5.5,130,0\n"
-    )
-    assert run(text2, diabetes)[1]["valid"] == 1
-
-
-def test_base_model_echo_uses_common_prefix(diabetes):
-    """No assistant marker: the prompt repeated per batch is the common prefix of the blocks."""
-    prompt = (
-        "You are a synthetic medical data generator for diabetes.\n"
-        "Examples:\nFemale,45.2,1,0,never,28.5,6.2,140,0\n"
-    )
-    text = (
-        prompt
-        + "Male,50,0,0,never,27,5.5,130,0\n"
-        + prompt
-        + "Female,61,1,0,former,30,6.0,150,0\nFemale,45.2,1,0,never,28.5,6.2,140,0\n"
-    )
-    out, rep = run(text, diabetes)
-    assert (
-        rep["valid"] == 2 and rep["echo"]["in_prompt"] == 2 and rep["echo"]["copied_in_output"] == 1
-    )
-
-
-def test_prompt_json_example_rows_removed(diabetes):
+def test_prompt_json_example_rows_removed(card):
+    diabetes = card("diabetes")
     prompt = {
         "system": "You generate data.",
         "user": "Write diabetes records as CSV rows please.",
@@ -199,9 +67,10 @@ def test_prompt_json_example_rows_removed(diabetes):
     )
 
 
-def test_copies_of_real_example_rows_are_kept_and_counted(diabetes):
+def test_copies_of_real_example_rows_are_kept_and_counted(card):
     """SEEDEx shows real train rows (``example_rows_real``): a generated copy of one is a leak,
     kept in the table and counted; the echoed prompt text itself still yields no candidate."""
+    diabetes = card("diabetes")
     row = {
         "gender": "Female",
         "age": 54.0,
@@ -243,7 +112,8 @@ def test_copies_of_real_example_rows_are_kept_and_counted(diabetes):
 
 
 # ------------------------------------------------------------------------------ coercion
-def test_synonyms_case_and_binaries(stroke):
+def test_synonyms_case_and_binaries(card):
+    stroke = card("stroke")
     recs = [
         {
             "gender": "male",
@@ -299,7 +169,8 @@ def _diab(**kw):
     return {k: v for k, v in base.items() if v is not None}
 
 
-def test_rejection_reasons(diabetes):
+def test_rejection_reasons(card):
+    diabetes = card("diabetes")
     recs = [
         _diab(),
         _diab(age="150"),  # range
@@ -324,7 +195,8 @@ def test_rejection_reasons(diabetes):
     assert "age='150'" in detail[1]
 
 
-def test_nullable_missing_becomes_empty_cell(tmp_path, cirrhosis):
+def test_nullable_missing_becomes_empty_cell(tmp_path, card):
+    cirrhosis = card("cirrhosis")
     row = "1, 400, D, , 21464, F, NA, Y, Y, Y, 14.5, NA, 2.60, 156.0, 1718.0, 137.95, 172.0, 190.0, 12.2, 4"
     raw = tmp_path / "r.txt"
     raw.write_text(row + "\n")
@@ -337,7 +209,8 @@ def test_nullable_missing_becomes_empty_cell(tmp_path, cirrhosis):
     assert rep2["rejected"]["missing_field"] == 1
 
 
-def test_clinical_rules_reject_vs_flag(diabetes):
+def test_clinical_rules_reject_vs_flag(card):
+    diabetes = card("diabetes")
     text = "Female,40,0,0,never,25,7.5,120,0\nMale,50,0,0,never,27,7.5,130,1\nMale,52,0,0,never,27,5.0,250,0\n"
     out, rep = run(text, diabetes, clinical_rules="reject")
     assert rep["valid"] == 1 and rep["rejected"]["clinical_rule"] == 2
@@ -351,13 +224,15 @@ def test_clinical_rules_reject_vs_flag(diabetes):
     assert rep["flagged_clinical"] == 2 and rep["flagged_clinical_rows"] == [0, 2]
 
 
-def test_stroke_rule_with_strings(stroke):
+def test_stroke_rule_with_strings(card):
+    stroke = card("stroke")
     text = "Male,10,0,0,Yes,children,Urban,90,18,Unknown,0\nMale,10,0,0,No,children,Urban,90,18,Unknown,0\n"
     _, rep = run(text, stroke)
     assert rep["valid"] == 1 and rep["rule_violations"]["minors_never_married"] == 1
 
 
-def test_duplicates_kept_and_counted_train_flagged(diabetes, real):
+def test_duplicates_kept_and_counted_train_flagged(real, card):
+    diabetes = card("diabetes")
     _, table = real("diabetes")
     train = table.iloc[:500]
     r = train.iloc[3]
@@ -374,13 +249,15 @@ def test_duplicates_kept_and_counted_train_flagged(diabetes, real):
     assert rep["valid"] == 2 and rep["rejected"]["duplicate"] == 1 and rep["within_duplicates"] == 0
 
 
-def test_n_records_keeps_first(diabetes):
+def test_n_records_keeps_first(card):
+    diabetes = card("diabetes")
     text = "\n".join(f"Male,{a},0,0,never,27,5.5,130,0" for a in range(20, 30))
     out, rep = run(text, diabetes, n_records=4)
     assert out["age"].tolist() == [20.0, 21.0, 22.0, 23.0] and rep["dropped_over_n_records"] == 6
 
 
-def test_accounting_identity(diabetes):
+def test_accounting_identity(card):
+    diabetes = card("diabetes")
     text = (
         "Female,45.2,1,0,never,28.5,6.2,140,0\nFemale,45.2,1,0,never\nMale,999,0,0,never,27,5.5,130,0\n"
         "Male,40,0,0,never,27,8.0,130,0\nfoo, bar, 1, baz\n"
@@ -410,7 +287,8 @@ def test_accounting_identity(diabetes):
         "| | |\n|---|---|\n",
     ],
 )
-def test_garbage_is_a_result_not_a_crash(text, diabetes):
+def test_garbage_is_a_result_not_a_crash(text, card):
+    diabetes = card("diabetes")
     out, rep = run(text, diabetes)
     assert (
         rep["status"] == "empty" and rep["valid"] == 0 and list(out.columns) == DIAB_COLS.split(",")

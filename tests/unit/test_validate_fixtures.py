@@ -3,7 +3,8 @@
 1. Every one of the 266 files validates without an exception, and the per-file counts equal
    the committed table tests/data/fixture_validation_counts.csv (regenerate on purpose with
    ``scripts/update_fixture_counts.py`` and review the diff: lost records show up there).
-2. Spot checks on named files whose counts were established by reading the files by hand.
+2. Spot checks on named files whose counts were established by reading the files by hand
+   (the parser's spot checks on printed tables: test_parsing.py).
 """
 
 from __future__ import annotations
@@ -154,69 +155,3 @@ def test_spot_chat_markers_inline_assistant():
         "Self_employed" not in set(out["work_type"])
         and (out["work_type"] == "Self-employed").sum() > 5
     )
-
-
-def test_spot_printed_pandas_table():
-    """stroke/google_gemma-7b-it/prompt3, lines 80-86 (by hand): a pandas ``print(df)`` table,
-    whitespace-aligned, index first, with multi-word categories ('formerly smoked') and an
-    elided '...' row:
-        0   Male  62.0  0  1  Yes  Private  Urban  183.45  32.2  formerly smoked  0
-        1  Female  24.0  0  0  Yes  Self-employed  Rural  126.87  26.8  never smoked  0
-        ...  ...  (not a record)
-        99  Male  72.0  0  0  Yes  Private  Urban  189.23  38.1  formerly smoked  0
-    The rows are records of format ``text_table``; the '...' row is none."""
-    out, rep = validate_fixture("stroke", "google_gemma-7b-it", "prompt3")
-    assert rep["format_detected"] == "text_table" and rep["formats"]["text_table"] >= 40
-    rows = [r for r in out.astype(object).values.tolist()]
-    assert [
-        "Male",
-        62.0,
-        0,
-        1,
-        "Yes",
-        "Private",
-        "Urban",
-        183.45,
-        32.2,
-        "formerly smoked",
-        0,
-    ] in rows
-    assert [
-        "Female",
-        24.0,
-        0,
-        0,
-        "Yes",
-        "Self-employed",
-        "Rural",
-        126.87,
-        26.8,
-        "never smoked",
-        0,
-    ] in rows
-    assert [
-        "Male",
-        72.0,
-        0,
-        0,
-        "Yes",
-        "Private",
-        "Urban",
-        189.23,
-        38.1,
-        "formerly smoked",
-        0,
-    ] in rows
-
-
-def test_spot_printed_table_misaligned_rows_are_parse_errors():
-    """cirrhosis/google_gemma-7b-it/prompt2, lines 910-913: the header has 20 columns (ID ..
-    Stage), each row the index plus 21 values ('... 12.2  4.0  1': one value too many). A
-    row that cannot be lined up with its header is a parse error, not a shifted record."""
-    card = find_card("cirrhosis", CARDS)
-    from synllm.parsing import parse_text
-
-    text = read_raw(FIX / "cirrhosis" / "google_gemma-7b-it" / "prompt2.txt")
-    rows = [c for c in parse_text(text, card) if c.kind == "text_table"]
-    assert len(rows) == 4 and all(c.fields is None for c in rows)
-    assert "do not line up with the 20 header columns" in rows[0].error
