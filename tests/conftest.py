@@ -31,6 +31,10 @@ os.chdir(ROOT)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# OpenMP threads (xgboost, torch) that wait passively: with the fast tier on 2 processes, or a
+# busy machine, spinning threads of one process starve the other's (measured: a TSTR test of
+# 1 s took 200 s at load 5 under nice). Scheduling only; results do not change.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 DATASETS = ("diabetes", "stroke", "cirrhosis")
 
