@@ -1,0 +1,96 @@
+"""No import cycle in the package, counting imports inside functions too.
+
+Modules are grouped by the package's first level (``synllm.metrics.privacy`` ->
+``synllm.metrics``; ``synllm.config`` stays itself), so a cycle between two subpackages
+(``metrics`` -> ``fairness`` -> ``metrics``) counts, while a package's own ``__init__``
+importing its submodules does not. Implicit imports of parent packages are not edges.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+
+def _module_name(path: Path, src: Path) -> str:
+    parts = list(path.relative_to(src).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _unit(module: str) -> str:
+    """``synllm.a.b`` -> ``synllm.a``; ``synllm`` itself stays ``synllm``."""
+    return ".".join(module.split(".")[:2])
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("synllm")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            if name.startswith("synllm"):
+                out.add(name)
+    return out
+
+
+def import_graph(src: Path) -> dict[str, set[str]]:
+    """First-level unit -> units it imports (self-edges dropped), of the package under ``src``."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((src / "synllm").rglob("*.py")):
+        module = _module_name(path, src)
+        unit = _unit(module)
+        targets = {_unit(m) for m in _imports(path, module)} - {unit, "synllm"}
+        graph.setdefault(unit, set()).update(targets)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(u: str) -> list[str] | None:
+        state[u] = 1
+        stack.append(u)
+        for v in sorted(graph.get(u, ())):
+            if state.get(v) == 1:
+                return stack[stack.index(v) :] + [v]
+            if v not in state:
+                found = visit(v)
+                if found:
+                    return found
+        stack.pop()
+        state[u] = 2
+        return None
+
+    for u in sorted(graph):
+        if u not in state:
+            found = visit(u)
+            if found:
+                return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_no_import_cycle_between_modules_or_subpackages(root):
+    graph = import_graph(root / "src")
+    assert "synllm.config" in graph and "synllm.metrics" in graph
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_names_is_a_leaf(root):
+    assert import_graph(root / "src")["synllm.names"] <= {"synllm.errors"}
