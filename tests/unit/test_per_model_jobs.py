@@ -12,16 +12,13 @@ from synllm.cards import load_card
 from synllm.cli import main as synllm_main
 from synllm.generate import run as gen
 from synllm.generate.base import GenerationContext, GenerationSettings
-from synllm.registry import load_registry
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "fixtures" / "raw_llm_outputs"
 STYLES = ("SEEDEx", "FEATDESC", "STATGUIDE", "CLINRULE")
 
 
 @pytest.fixture(scope="module")
-def registry():
-    return load_registry(ROOT / "config" / "models.yaml")
+def corpus(shared_dir) -> Path:
+    return shared_dir / "fixtures" / "raw_llm_outputs"
 
 
 def test_which_models_run_one_job_per_model(registry):
@@ -34,12 +31,12 @@ def test_which_models_run_one_job_per_model(registry):
     assert not holdout.one_job_per_model() and not holdout.one_job_per_model("replay")
 
 
-def test_replay_cells_of_one_job_equal_one_job_per_cell(registry):
+def test_replay_cells_of_one_job_equal_one_job_per_cell(registry, cards_dir, corpus):
     """The authors ran no CLINRULE prompt for gpt2 on cirrhosis: in a per-model job that cell
     must stay empty, not inherit the text of the cell before it."""
     spec = registry.get("gpt2")
-    card = load_card(ROOT / "resources" / "datasets" / "cirrhosis.yaml")
-    settings = GenerationSettings(backend_override="replay", replay_dir=str(CORPUS))
+    card = load_card(cards_dir / "cirrhosis.yaml")
+    settings = GenerationSettings(backend_override="replay", replay_dir=str(corpus))
     contexts = [
         GenerationContext(
             card=card, prompt={"system": "s", "user": "u", "style": s}, prompt_style=s
@@ -54,9 +51,9 @@ def test_replay_cells_of_one_job_equal_one_job_per_cell(registry):
     assert missing, "the corpus should hold a prompt without output for this model"
 
 
-def test_validate_several_cells_equals_one_call_each(tmp_path):
-    card = ROOT / "resources" / "datasets" / "stroke.yaml"
-    raws = sorted((CORPUS / "stroke").glob("*/prompt2.txt"))[:3]
+def test_validate_several_cells_equals_one_call_each(tmp_path, cards_dir, corpus):
+    card = cards_dir / "stroke.yaml"
+    raws = sorted((corpus / "stroke").glob("*/prompt2.txt"))[:3]
     for i, raw in enumerate(raws):
         synllm_main(
             ["validate", "--card", str(card), "--raw", str(raw)]
@@ -79,9 +76,9 @@ def test_validate_several_cells_equals_one_call_each(tmp_path):
         assert a == b
 
 
-def test_one_value_per_cell_or_a_one_line_error(capsys):
-    card = str(ROOT / "resources" / "datasets" / "stroke.yaml")
-    raw = str(next((CORPUS / "stroke").glob("*/prompt2.txt")))
+def test_one_value_per_cell_or_a_one_line_error(capsys, cards_dir, corpus):
+    card = str(cards_dir / "stroke.yaml")
+    raw = str(next((corpus / "stroke").glob("*/prompt2.txt")))
     assert (
         synllm_main(
             ["validate", "--card", card, "--raw", raw, raw, "--out-csv", "x.csv"]
