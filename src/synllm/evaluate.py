@@ -64,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
+from synllm.cellargs import per_cell_args
 from synllm.config import validate_block
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import bootstrap, clinical, fairness, fidelity, leaks, privacy, utility
@@ -523,7 +524,7 @@ def cli(argv: list[str]) -> int:
         help="protocol paper: the cell's outputs came from the authors' capped generator",
     )
     a = p.parse_args(argv)
-    cells = per_cell_args(a, CELL_ARGS)
+    cells = per_cell_args(a, CELL_ARGS, "evaluate")
 
     settings = parse_settings(a.settings)
     card = load_card(a.card)
@@ -540,27 +541,8 @@ def cli(argv: list[str]) -> int:
     return 0
 
 
-# the arguments that name one cell's files: several cells (rule evaluate_model) give one each
-CELL_ARGS = ("synthetic", "validation", "prompt_json", "out", "out_fairness", "raw")
-
-
-def per_cell_args(a: argparse.Namespace, names: tuple[str, ...]) -> list[argparse.Namespace]:
-    """One namespace per cell from arguments given once per cell (``--out A B`` ...)."""
-    n = len(a.out)
-    counts = {k: len(getattr(a, k)) for k in names if getattr(a, k) is not None}
-    bad = {k: v for k, v in counts.items() if v != n}
-    if bad:
-        given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in bad.items())
-        raise ConfigError(f"evaluate: {n} --out files but {given}: give one value per cell")
-    return [
-        argparse.Namespace(
-            **{
-                **vars(a),
-                **{k: None if getattr(a, k) is None else getattr(a, k)[i] for k in names},
-            }
-        )
-        for i in range(n)
-    ]
+# the arguments that name one cell's files (--out first: it counts the cells)
+CELL_ARGS = ("out", "synthetic", "validation", "prompt_json", "out_fairness", "raw")
 
 
 def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> None:

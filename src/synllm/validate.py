@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from synllm.cards import Column, DatasetCard, load_card
+from synllm.cellargs import per_cell_args
 from synllm.errors import ConfigError, DataError, SynllmError
 from synllm.parsing import Candidate, norm_category, parse_text
 from synllm.protocol import PROTOCOLS
@@ -458,14 +459,14 @@ def validate_file(
     out_csv: str | Path,
     out_report: str | Path,
     prompt_path: str | Path | None = None,
-    train_path: str | Path | None = None,
+    train: pd.DataFrame | None = None,
     clinical_rules: str = "reject",
     n_records: int | None = None,
 ) -> dict:
-    """File-to-file validation; writes the CSV and the JSON report, returns the report."""
+    """File-to-file validation; writes the CSV and the JSON report, returns the report.
+    ``train``: the train split (:func:`read_train`, read once for every cell of a job)."""
     text = read_raw(raw_path)
     prompt = read_prompt(prompt_path)
-    train = read_train(train_path, card)
     out, report = validate_text(text, card, prompt, train, clinical_rules, n_records)
     report["raw"] = str(raw_path)
     for p in (out_csv, out_report):
@@ -531,30 +532,25 @@ def cli(argv: list[str]) -> int:
     if a.n_records is not None and a.n_records < 0:
         raise ConfigError(f"--n-records must be >= 0, got {a.n_records}")
     # several cells (rule validate_model): the same files per cell as one call each
-    n = len(a.raw)
-    prompts = a.prompt or [None] * n
-    if not len(prompts) == len(a.out_csv) == len(a.out_report) == n:
-        raise ConfigError(
-            f"--raw, --out-csv, --out-report (and --prompt) need one value per cell: got "
-            f"{n}, {len(a.out_csv)}, {len(a.out_report)}, {len(prompts)}"
-        )
+    cells = per_cell_args(a, ("raw", "prompt", "out_csv", "out_report"), "validate")
     card = load_card(a.card)
-    for raw, prompt, out_csv, out_report in zip(a.raw, prompts, a.out_csv, a.out_report):
+    train = read_train(a.train, card) if a.protocol != "paper" else None
+    for c in cells:
         if a.protocol == "paper":
-            rep = validate_paper_file(card, raw, out_csv, out_report, a.source_model)
+            rep = validate_paper_file(card, c.raw, c.out_csv, c.out_report, a.source_model)
             print(
                 f"{card.name}: paper protocol, {rep['batches']} batches, run "
                 f"{rep['run_batches']}, {rep['kept']} rows kept ({rep['example_copies']} "
-                f"example copies, {rep['status']}) -> {out_report}"
+                f"example copies, {rep['status']}) -> {c.out_report}"
             )
             continue
         rep = validate_file(
-            card, raw, out_csv, out_report, prompt, a.train, a.clinical_rules, a.n_records
+            card, c.raw, c.out_csv, c.out_report, c.prompt, train, a.clinical_rules, a.n_records
         )
         print(
             f"{card.name}: {rep['candidate_lines']} candidates, {rep['parsed']} parsed, "
             f"{rep['valid']} valid ({rep['status']}, format {rep['format_detected']})"
-            f" -> {out_report}"
+            f" -> {c.out_report}"
         )
     return 0
 
