@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# The project's test command (README): a fast tier, then a slow tier.
-#   fast: ruff (lint + format), snakefmt, snakemake --lint, and every test not marked
-#         slow/slurm (unit tests on real data and the fixture corpus; about a minute or two)
-#   slow: the real Snakefile on tiny configs (end to end, resume, sweeps) and the SLURM test
+# The project's test command (README): a fast tier, then a slow tier. The tiers are folders:
+#   fast: ruff (lint + format), snakefmt, snakemake --lint, and tests/unit (the package's
+#         units on the real data and the fixture corpus) without the few tests marked slow;
+#         pytest-xdist runs it on SYNLLM_TEST_WORKERS processes (default 2; 0 = one process)
+#   slow: tests/workflow (the real Snakefile: dry runs, tiny configs end to end, resume, sweeps,
+#         planted leaks, the paper protocol, the openai backend, SLURM) and the unit tests marked
+#         slow (a real model, full-size real-data fits)
 # `bash scripts/test.sh fast` or `... slow` runs one tier. With SYNLLM_START_SLURM=1 (CI sets
-# it) a local SLURM is installed and started between the tiers for tests/test_slurm.py.
+# it) a local SLURM is installed and started between the tiers for tests/workflow/test_slurm.py.
+# A pytest run that collects no test exits 5, which fails the script like any other failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tier="${1:-all}"
 BIN=.venv/bin
 
 if [ "$tier" = all ] || [ "$tier" = fast ]; then
-  echo "== fast tier: ruff, snakefmt, snakemake --lint, unit tests"
+  echo "== fast tier: ruff, snakefmt, snakemake --lint, tests/unit"
   "$BIN/ruff" check .
   "$BIN/ruff" format --check .
   "$BIN/snakefmt" --check Snakefile workflow/rules/
   "$BIN/snakemake" --lint --cores 1
-  "$BIN/python" -m pytest -q -m "not slow and not slurm"
+  "$BIN/python" -m pytest -q -n "${SYNLLM_TEST_WORKERS:-2}" --dist loadscope \
+    -m "not slow and not slurm" tests/unit
 fi
 
 if [ "$tier" = all ] || [ "$tier" = slow ]; then
@@ -25,9 +30,9 @@ if [ "$tier" = all ] || [ "$tier" = slow ]; then
     if bash scripts/slurm/install_slurm.sh && bash scripts/slurm/start_local_slurm.sh; then
       export SYNLLM_SLURM_READY=1
     else
-      echo "local SLURM could not start; tests/test_slurm.py will say why it skips"
+      echo "local SLURM could not start; tests/workflow/test_slurm.py will say why it skips"
     fi
   fi
-  echo "== slow tier: the Snakefile end to end, SLURM"
-  "$BIN/python" -m pytest -q -m "slow or slurm"
+  echo "== slow tier: tests/workflow (the Snakefile, SLURM), slow unit tests"
+  "$BIN/python" -m pytest -q tests/workflow tests/unit -m "slow or slurm"
 fi
