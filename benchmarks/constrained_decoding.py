@@ -44,7 +44,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +52,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from workflow_prompt import render_prompt  # noqa: E402
 
 from synllm.cards import load_card  # noqa: E402
 from synllm.generate.base import (  # noqa: E402
@@ -78,62 +79,6 @@ TEMPERATURE, TOP_P = 0.7, 0.9
 
 
 # ---------------------------------------------------------------------------- prompts / checks
-def render_prompt(work: Path, dataset: str, style: str, n: int) -> dict:
-    """split -> profile -> prompt with the project's CLIs (as the workflow does, seed 42)."""
-    card = ROOT / "resources" / "datasets" / f"{dataset}.yaml"
-    py = [sys.executable, "-m", "synllm"]
-    w = work / dataset
-    w.mkdir(parents=True, exist_ok=True)
-    steps = [
-        [
-            "split",
-            "--card",
-            card,
-            "--data-dir",
-            ROOT / "resources/data",
-            "--seed",
-            "42",
-            "--holdout-fraction",
-            "0.2",
-            "--reference-fraction",
-            "0.1",
-            "--reference",
-            w / "reference.parquet",
-            "--train",
-            w / "train.parquet",
-            "--holdout",
-            w / "holdout.parquet",
-        ],
-        ["profile", "--card", card, "--train", w / "train.parquet", "--out", w / "profile.json"],
-        [
-            "prompt",
-            "--card",
-            card,
-            "--profile",
-            w / "profile.json",
-            "--train",
-            w / "train.parquet",
-            "--style",
-            style,
-            "--batch-records",
-            str(n),
-            "--n-seed-rows",
-            "5",
-            "--seed",
-            "42",
-            "--templates",
-            ROOT / "resources/prompts",
-            "--out-json",
-            w / "prompt.json",
-            "--out-txt",
-            w / "prompt.txt",
-        ],
-    ]
-    for step in steps:
-        subprocess.run(py + [str(s) for s in step], check=True, cwd=ROOT, capture_output=True)
-    return json.loads((w / "prompt.json").read_text())
-
-
 def without_ranges(schema: dict) -> dict:
     """The record schema minus minimum/maximum (types, enums, required, no extra keys)."""
     out = json.loads(json.dumps(schema))
@@ -430,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             if a.prompt_dir:
                 prompt = json.loads((Path(a.prompt_dir) / name / f"{a.style}.json").read_text())
             else:
-                prompt = render_prompt(Path(tmp), name, a.style, a.n)
+                prompt = json.loads(render_prompt(Path(tmp), name, a.style, a.n).read_text())
             card = load_card(ROOT / "resources" / "datasets" / f"{name}.yaml")
             ds = {"name": name, "card": card, "prompt": prompt, "schema": card.record_json_schema()}
             line = record_json_line(example_record(card))

@@ -43,72 +43,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from workflow_prompt import render_prompt  # noqa: E402
+
 from synllm.generate.base import call_seed  # noqa: E402
 from synllm.generate.grammar import record_gbnf  # noqa: E402
 from synllm.generate.llamacpp import MAX_CTX, format_prompt  # noqa: E402
 from synllm.registry import load_registry  # noqa: E402
-
-
-def render_prompt(work: Path, dataset: str, style: str, n: int) -> Path:
-    """split -> profile -> prompt with the project's CLIs (as the workflow does)."""
-    card = ROOT / "resources" / "datasets" / f"{dataset}.yaml"
-    py = [sys.executable, "-m", "synllm"]
-    steps = [
-        [
-            "split",
-            "--card",
-            card,
-            "--data-dir",
-            ROOT / "resources/data",
-            "--seed",
-            "42",
-            "--holdout-fraction",
-            "0.2",
-            "--reference-fraction",
-            "0.1",
-            "--reference",
-            work / "reference.parquet",
-            "--train",
-            work / "train.parquet",
-            "--holdout",
-            work / "holdout.parquet",
-        ],
-        [
-            "profile",
-            "--card",
-            card,
-            "--train",
-            work / "train.parquet",
-            "--out",
-            work / "profile.json",
-        ],
-        [
-            "prompt",
-            "--card",
-            card,
-            "--profile",
-            work / "profile.json",
-            "--train",
-            work / "train.parquet",
-            "--style",
-            style,
-            "--batch-records",
-            str(n),
-            "--n-seed-rows",
-            "5",
-            "--seed",
-            "42",
-            "--templates",
-            ROOT / "resources/prompts",
-            "--out-json",
-            work / "prompt.json",
-            "--out-txt",
-            work / "prompt.txt",
-        ],
-    ]
-    for step in steps:
-        subprocess.run(py + [str(s) for s in step], check=True, cwd=ROOT, capture_output=True)
-    return work / "prompt.json"
 
 
 def workflow_run(prompt: Path, dataset: str, n: int, seed: int, work: Path, **settings) -> dict:

@@ -56,6 +56,8 @@ import math
 import pickle
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +207,14 @@ def load_real_fits(path: str | Path, fingerprint: str) -> tuple[dict | None, str
     return cache, None
 
 
+@contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """``seconds[step]`` = wall seconds of the ``with`` body."""
+    t = time.perf_counter()
+    yield
+    seconds[step] = time.perf_counter() - t
+
+
 def evaluate(
     card: DatasetCard,
     syn: pd.DataFrame,
@@ -258,33 +268,28 @@ def evaluate(
 
     seconds: dict[str, float] = {}
     results = []
-    t = time.perf_counter()
-    res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(
-        train, syn, card, settings
-    )
-    results += res
-    seconds["fidelity"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, out["clinical"] = clinical.evaluate_clinical(train, syn, card)
-    results += res
-    seconds["clinical"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, out["privacy"] = privacy.evaluate_privacy(
-        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy")
-    )
-    results += res
-    seconds["privacy"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
-    out["privacy"].update(more)
-    results += res
-    seconds["leaks"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res, out["utility"] = utility.evaluate_utility(
-        train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility")
-    )
-    results += res
-    seconds["utility"] = time.perf_counter() - t
+    with _timed(seconds, "fidelity"):
+        res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(
+            train, syn, card, settings
+        )
+        results += res
+    with _timed(seconds, "clinical"):
+        res, out["clinical"] = clinical.evaluate_clinical(train, syn, card)
+        results += res
+    with _timed(seconds, "privacy"):
+        res, out["privacy"] = privacy.evaluate_privacy(
+            train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy")
+        )
+        results += res
+    with _timed(seconds, "leaks"):
+        res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
+        out["privacy"].update(more)
+        results += res
+    with _timed(seconds, "utility"):
+        res, out["utility"] = utility.evaluate_utility(
+            train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("utility")
+        )
+        results += res
 
     by_name = {r.metric.name: r for r in results}
     missing = [n for n in names if n not in by_name]
@@ -311,6 +316,34 @@ def read_validation(path: str | Path) -> dict:
     return rep
 
 
+def _cell_ids(a) -> dict:
+    """``{model, prompt, rep}`` of the cell: from the ``--out`` path unless given as flags."""
+    cell = cell_from_path(a.out)
+    given = (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
+    cell.update({k: v for k, v in given if v is not None})
+    return cell
+
+
+def _read_splits(a, card: DatasetCard) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``--train`` and ``--holdout`` splits, typed; DataError naming a missing one."""
+    for what, path in (("train", a.train), ("holdout", a.holdout)):
+        if not Path(path).is_file():
+            raise DataError(f"{what} split not found: {path}")
+    return read_split(a.train, card), read_split(a.holdout, card)
+
+
+def _write_cell(a, doc: dict, fairness_frame: pd.DataFrame | None) -> Path:
+    """The metrics JSON ``--out`` and, when given, the fairness CSV ``--out-fairness``."""
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fairness_frame is not None:
+        fpath = Path(a.out_fairness)
+        fpath.parent.mkdir(parents=True, exist_ok=True)
+        fairness_frame.to_csv(fpath, index=False)
+    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    return out
+
+
 def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
     """``evaluation.protocol: paper`` (:mod:`synllm.metrics.paper`)."""
     from synllm.validate import read_raw
@@ -326,26 +359,16 @@ def _paper_cli(a, card: DatasetCard, train, holdout, settings: dict) -> int:
     doc = evaluate_paper_cell(
         card, syn, read_raw(a.raw), real, train, holdout, a.seed, settings, age_cap=a.age_cap
     )
-    cell = cell_from_path(a.out)
-    cell.update(
-        {
-            k: v
-            for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
-            if v is not None
-        }
-    )
+    cell = _cell_ids(a)
     doc = {"dataset": card.name, **cell, **doc}
     doc["validation"] = {
         k: v
         for k, v in read_validation(a.validation).items()
         if k in ("status", "kept", "run_batches", "example_copies")
     }
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if a.out_fairness:  # declared output of the rule; the paper protocol scores no groups
-        Path(a.out_fairness).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out_fairness).write_text("dataset,model,prompt,rep,group_by,group\n")
-    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    # the fairness CSV is a declared output of the rule; the paper protocol scores no groups
+    no_groups = pd.DataFrame(columns=["dataset", "model", "prompt", "rep", "group_by", "group"])
+    out = _write_cell(a, doc, no_groups if a.out_fairness else None)
     print(
         f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: paper protocol, "
         f"{doc['status']} -> {out}"
@@ -456,21 +479,23 @@ def evaluate_paper_cell(
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--card", required=True, help="dataset card YAML")
-    p.add_argument("--synthetic", required=True, help="validated synthetic CSV")
+    p.add_argument("--synthetic", required=True, nargs="+", help="validated synthetic CSV")
     p.add_argument("--train", required=True, help="train split parquet")
     p.add_argument("--holdout", required=True, help="holdout split parquet")
-    p.add_argument("--validation", required=True, help="validation report JSON")
+    p.add_argument("--validation", required=True, nargs="+", help="validation report JSON")
     p.add_argument(
         "--prompt-json",
         default=None,
+        nargs="+",
         help="prompt JSON of the cell (its real example rows are the seed-row members)",
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
-    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--out", required=True, nargs="+", help="metrics JSON to write")
     p.add_argument(
         "--out-fairness",
         default=None,
+        nargs="+",
         help="also score per-group fairness; per-group table CSV to write (see module doc)",
     )
     p.add_argument(
@@ -484,6 +509,7 @@ def cli(argv: list[str]) -> int:
     p.add_argument(
         "--raw",
         default=None,
+        nargs="+",
         help="protocol paper: the raw output (re-parsed for the divergence steps)",
     )
     p.add_argument(
@@ -497,34 +523,58 @@ def cli(argv: list[str]) -> int:
         help="protocol paper: the cell's outputs came from the authors' capped generator",
     )
     a = p.parse_args(argv)
+    cells = per_cell_args(a, CELL_ARGS)
 
     settings = parse_settings(a.settings)
     card = load_card(a.card)
-    for what, path in (("train", a.train), ("holdout", a.holdout)):
-        if not Path(path).is_file():
-            raise DataError(f"{what} split not found: {path}")
-    train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    train, holdout = _read_splits(a, card)
     if settings["protocol"] == "paper":
-        return _paper_cli(a, card, train, holdout, settings)
+        for c in cells:
+            _paper_cli(c, card, train, holdout, settings)
+        return 0
+    fits = None
+    if a.real_fits:
+        fits = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
+    for c in cells:
+        _project_cli(c, card, train, holdout, settings, fits)
+    return 0
+
+
+# the arguments that name one cell's files: several cells (rule evaluate_model) give one each
+CELL_ARGS = ("synthetic", "validation", "prompt_json", "out", "out_fairness", "raw")
+
+
+def per_cell_args(a: argparse.Namespace, names: tuple[str, ...]) -> list[argparse.Namespace]:
+    """One namespace per cell from arguments given once per cell (``--out A B`` ...)."""
+    n = len(a.out)
+    counts = {k: len(getattr(a, k)) for k in names if getattr(a, k) is not None}
+    bad = {k: v for k, v in counts.items() if v != n}
+    if bad:
+        given = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in bad.items())
+        raise ConfigError(f"evaluate: {n} --out files but {given}: give one value per cell")
+    return [
+        argparse.Namespace(
+            **{
+                **vars(a),
+                **{k: None if getattr(a, k) is None else getattr(a, k)[i] for k in names},
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> None:
+    """One cell under the project's protocol."""
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
     shown = leaks.prompt_rows(read_prompt(a.prompt_json), card) if a.prompt_json else None
 
     t0 = time.perf_counter()
-    cache, why = None, None
-    if a.real_fits:
-        cache, why = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
+    cache, why = fits if fits is not None else (None, None)
     result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache)
     if why:
         result["warnings"].append(why)
-    cell = cell_from_path(a.out)
-    cell.update(
-        {
-            k: v
-            for k, v in (("model", a.model), ("prompt", a.prompt), ("rep", a.rep))
-            if v is not None
-        }
-    )
+    cell = _cell_ids(a)
     doc = {"dataset": card.name, **cell, **result}
     doc["validation"] = {
         k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid", "prompt_copies")
@@ -539,20 +589,13 @@ def cli(argv: list[str]) -> int:
         doc["seconds"]["fairness"] = round(time.perf_counter() - t, 3)
     doc["seconds"]["total"] = round(time.perf_counter() - t0, 3)
 
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fair_frame is not None:
-        fpath = Path(a.out_fairness)
-        fpath.parent.mkdir(parents=True, exist_ok=True)
-        fair_frame.to_csv(fpath, index=False)
-    out.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n")
+    out = _write_cell(a, doc, fair_frame)
     n_ok = sum(m["status"] == "ok" for m in doc["metrics"])
     print(
         f"{card.name} {cell['model']}/{cell['prompt']}/r{cell['rep']}: {doc['status']}"
         f"{' (' + doc['reason'] + ')' if doc['reason'] else ''}, {n_ok}/{len(doc['metrics'])} "
         f"metrics ok, {doc['seconds']['total']:.1f}s -> {out}"
     )
-    return 0
 
 
 def cli_real_fits(argv: list[str]) -> int:
@@ -567,10 +610,7 @@ def cli_real_fits(argv: list[str]) -> int:
     a = p.parse_args(argv)
     settings = parse_settings(a.settings)
     card = load_card(a.card)
-    for what, path in (("train", a.train), ("holdout", a.holdout)):
-        if not Path(path).is_file():
-            raise DataError(f"{what} split not found: {path}")
-    train, holdout = read_split(a.train, card), read_split(a.holdout, card)
+    train, holdout = _read_splits(a, card)
     t0 = time.perf_counter()
     cache = compute_real_fits(card, train, holdout, a.seed, settings)
     cache["fingerprint"] = split_fingerprint(a.train, a.holdout)

@@ -170,6 +170,18 @@ class ModelSpec(BaseModel):
             return backend_override
         return self.backend
 
+    def one_job_per_model(
+        self, backend_override: str | None = None, load_once: bool = True
+    ) -> bool:
+        """True when the prompt cells of a (dataset, model, repeat) run as one job (rules
+        ``generate_model``, ``validate_model``, ``evaluate_model``): a transformers model then
+        loads once for all of them (``generation.load_once``), and a replayed model reads its
+        per-prompt files in one process instead of paying a Python start-up per cell step."""
+        backend = self.effective_backend(backend_override)
+        if backend == "transformers":
+            return load_once
+        return backend == "replay" and self.takes_prompt
+
     def job_resources(
         self,
         backend_override: str | None = None,

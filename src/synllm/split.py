@@ -113,6 +113,26 @@ def coerce_frame(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
+def to_card_dtypes(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
+    """A sampled frame (a baseline's or a peer's draw) in the card's dtypes, leniently.
+
+    Categorical -> ``object`` (missing = NaN); ``int`` / ``binary`` -> rounded ``Int64``;
+    ``float`` -> ``float64``; a value that is not a number becomes missing. The real table
+    goes through the strict :func:`coerce_frame` instead.
+    """
+    out = {}
+    for name, col in card.columns.items():
+        s = df[name]
+        if col.type == "categorical":
+            out[name] = s.astype(object).where(s.notna(), np.nan)
+        else:
+            num = pd.to_numeric(s, errors="coerce")
+            out[name] = (
+                num.astype("float64") if col.type == "float" else num.round().astype("Int64")
+            )
+    return pd.DataFrame(out)
+
+
 def load_table(card: DatasetCard, data_dir: str | Path, verify: bool = True) -> pd.DataFrame:
     """Read, verify and type the real table of ``card`` found in ``data_dir``."""
     path = find_file(card, data_dir)

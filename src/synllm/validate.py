@@ -505,11 +505,15 @@ def validate_paper_file(
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="synllm validate", description=__doc__.splitlines()[0])
     p.add_argument("--card", required=True, help="dataset card YAML")
-    p.add_argument("--raw", required=True, help="raw model output (any text)")
-    p.add_argument("--prompt", default=None, help="prompt JSON (echo removal); optional")
+    p.add_argument(
+        "--raw", required=True, nargs="+", help="raw model output (any text), one per cell"
+    )
+    p.add_argument(
+        "--prompt", nargs="+", default=None, help="prompt JSON per cell (echo removal); optional"
+    )
     p.add_argument("--train", default=None, help="train split (parquet or CSV) for duplicate flags")
-    p.add_argument("--out-csv", required=True)
-    p.add_argument("--out-report", required=True)
+    p.add_argument("--out-csv", required=True, nargs="+", help="valid records, one per cell")
+    p.add_argument("--out-report", required=True, nargs="+", help="report JSON, one per cell")
     p.add_argument("--clinical-rules", choices=("reject", "flag"), default="reject")
     p.add_argument("--n-records", type=int, default=None, help="keep at most the first N valid")
     p.add_argument(
@@ -526,21 +530,32 @@ def cli(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if a.n_records is not None and a.n_records < 0:
         raise ConfigError(f"--n-records must be >= 0, got {a.n_records}")
-    card = load_card(a.card)
-    if a.protocol == "paper":
-        rep = validate_paper_file(card, a.raw, a.out_csv, a.out_report, a.source_model)
-        print(
-            f"{card.name}: paper protocol, {rep['batches']} batches, run {rep['run_batches']}, "
-            f"{rep['kept']} rows kept ({rep['example_copies']} example copies, {rep['status']})"
+    # several cells (rule validate_model): the same files per cell as one call each
+    n = len(a.raw)
+    prompts = a.prompt or [None] * n
+    if not len(prompts) == len(a.out_csv) == len(a.out_report) == n:
+        raise ConfigError(
+            f"--raw, --out-csv, --out-report (and --prompt) need one value per cell: got "
+            f"{n}, {len(a.out_csv)}, {len(a.out_report)}, {len(prompts)}"
         )
-        return 0
-    rep = validate_file(
-        card, a.raw, a.out_csv, a.out_report, a.prompt, a.train, a.clinical_rules, a.n_records
-    )
-    print(
-        f"{card.name}: {rep['candidate_lines']} candidates, {rep['parsed']} parsed, "
-        f"{rep['valid']} valid ({rep['status']}, format {rep['format_detected']})"
-    )
+    card = load_card(a.card)
+    for raw, prompt, out_csv, out_report in zip(a.raw, prompts, a.out_csv, a.out_report):
+        if a.protocol == "paper":
+            rep = validate_paper_file(card, raw, out_csv, out_report, a.source_model)
+            print(
+                f"{card.name}: paper protocol, {rep['batches']} batches, run "
+                f"{rep['run_batches']}, {rep['kept']} rows kept ({rep['example_copies']} "
+                f"example copies, {rep['status']}) -> {out_report}"
+            )
+            continue
+        rep = validate_file(
+            card, raw, out_csv, out_report, prompt, a.train, a.clinical_rules, a.n_records
+        )
+        print(
+            f"{card.name}: {rep['candidate_lines']} candidates, {rep['parsed']} parsed, "
+            f"{rep['valid']} valid ({rep['status']}, format {rep['format_detected']})"
+            f" -> {out_report}"
+        )
     return 0
 
 

@@ -36,7 +36,13 @@ def test_paper_dry_run_lists_every_cell(paper_dry_run, job_counts, job_blocks):
     # transformers models: one generate job (one model load) per dataset x model, writing
     # the cells of every prompt (rule generate_model)
     assert counts["generate_model"] == 3 * PAPER_MODELS and "generate" not in counts
-    assert counts["validate"] == counts["evaluate"] == cells == 240
+    # and one validate and one evaluate job for the same cells (rules validate_model,
+    # evaluate_model): one Python start-up per step instead of one per cell
+    assert counts["validate_model"] == counts["evaluate_model"] == 3 * PAPER_MODELS
+    assert "validate" not in counts and "evaluate" not in counts
+    for prompt in PAPER_PROMPTS:
+        assert paper_dry_run.count(f"/{prompt}/r1.json") >= 2 * 3 * PAPER_MODELS  # report, metrics
+    assert cells == 240
     assert counts["split"] == counts["profile"] == counts["real_fits"] == 3
     assert counts["prompt"] == 3 * len(PAPER_PROMPTS)
     assert counts["check_models"] == counts["aggregate"] == counts["all"] == 1
@@ -62,8 +68,8 @@ def test_generate_jobs_take_resources_from_the_registry(paper_dry_run, job_block
         assert job["threads"] == spec.threads, job
     # CPU steps never ask for a GPU, so they run beside the one GPU job
     for rule in (
-        "validate",
-        "evaluate",
+        "validate_model",
+        "evaluate_model",
         "prompt",
         "split",
         "profile",
@@ -99,6 +105,7 @@ def test_load_once_false_is_one_job_per_cell(tmp_path, paper, snakemake, job_cou
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
     assert counts["generate"] == len(PAPER_PROMPTS) and "generate_model" not in counts
+    assert counts["evaluate"] == len(PAPER_PROMPTS) and "evaluate_model" not in counts
 
 
 BASE = {"datasets": ["cirrhosis"], "models": ["gpt2"], "prompts": ["SEEDEx"]}

@@ -4,6 +4,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.utils import validate
 
@@ -48,6 +49,9 @@ REGISTRY_FILE = resolve_path(config["model_registry"], BASE)
 REGISTRY = load_registry(REGISTRY_FILE)
 CELLS = grid(config, REGISTRY)
 GEN = config["generation"]
+# like data_dir: relative to the workflow, whatever --directory the run writes to
+if GEN.get("replay_dir"):
+    GEN["replay_dir"] = str(resolve_path(GEN["replay_dir"], BASE))
 PEER_BUDGET = config["peers"]["budget"]
 # sweeps (config section `sweeps`): variant datasets <dataset>~f<k> / <dataset>~n<N>
 try:
@@ -134,13 +138,14 @@ HUB_MODELS = (
 )
 MODELS_READY = f"{RESULTS}/models/ready.txt"
 
-# transformers models load once per (dataset, model, repeat) job: rule generate_model
-LOAD_ONCE_MODELS = [
+# models whose prompt cells of a (dataset, model, repeat) run as one job per step (rules
+# generate_model, validate_model, evaluate_model): transformers (one load), replayed models
+PER_MODEL_JOBS = [
     m
     for m in config["models"]
-    if GEN.get("load_once", True)
-    and not GEN.get("backend_override")
-    and REGISTRY.get(m).backend == "transformers"
+    if REGISTRY.get(m).one_job_per_model(
+        GEN.get("backend_override"), GEN.get("load_once", True)
+    )
 ]
 
 
@@ -197,18 +202,52 @@ def peer_arg(wildcards, input):
     return f"--peer-model {shlex.quote(input.peer_model)}"
 
 
+def cell_file(step, ext, wildcards):
+    """``results/<step>/<dataset>/<model>/<prompt>/r<rep>.<ext>`` of one cell."""
+    w = wildcards
+    return f"{RESULTS}/{step}/{w.dataset}/{w.model}/{w.prompt}/r{w.rep}.{ext}"
+
+
+def per_model_outputs(step, ext):
+    """The per-cell files a per-model job writes, one per prompt, in config order."""
+    return [
+        f"{RESULTS}/{step}/{{dataset}}/{{model}}/{p}/r{{rep}}.{ext}"
+        for p in config["prompts"]
+    ]
+
+
+def per_model_inputs(cell_inputs, wildcards):
+    """A per-model job's inputs from a cell's: each prompt cell's inputs, one list per name in
+    config order (a file every cell shares stays one file)."""
+    merged = {}
+    for prompt in config["prompts"]:
+        cell = SimpleNamespace(
+            dataset=wildcards.dataset,
+            model=wildcards.model,
+            prompt=prompt,
+            rep=wildcards.rep,
+        )
+        for name, path in cell_inputs(cell).items():
+            merged.setdefault(name, []).append(path)
+    return {k: v[0] if len(set(v)) == 1 else v for k, v in merged.items()}
+
+
+def per_model(cell_inputs):
+    """Input function of a per-model rule (see per_model_inputs)."""
+    return lambda wildcards: per_model_inputs(cell_inputs, wildcards)
+
+
+def quoted(files):
+    """Shell words of one file, or of one file per cell (per-model rules)."""
+    return " ".join(
+        shlex.quote(f) for f in ([files] if isinstance(files, str) else files)
+    )
+
+
 def validate_inputs(wildcards):
     """Raw output, card, train split, and the prompt (its echoed rows are not records)."""
-    cell = dict(
-        dataset=wildcards.dataset,
-        model=wildcards.model,
-        prompt=wildcards.prompt,
-        rep=wildcards.rep,
-    )
     inputs = {
-        "raw": f"{RESULTS}/raw/{{dataset}}/{{model}}/{{prompt}}/r{{rep}}.txt".format(
-            **cell
-        ),
+        "raw": cell_file("raw", "txt", wildcards),
         "card": card_file(wildcards),
         "train": split_file("train").format(dataset=wildcards.dataset),
     }
@@ -234,8 +273,7 @@ def paper_evaluate_inputs(wildcards):
     """evaluate under the paper protocol: the raw output and the full real table."""
     if PROTOCOL != "paper":
         return {}
-    raw = f"{RESULTS}/raw/{wildcards.dataset}/{wildcards.model}/{wildcards.prompt}/r{wildcards.rep}.txt"
-    return {"raw": raw, "real": data_file(wildcards)}
+    return {"raw": cell_file("raw", "txt", wildcards), "real": data_file(wildcards)}
 
 
 def paper_evaluate_args(wildcards, input):
@@ -244,13 +282,13 @@ def paper_evaluate_args(wildcards, input):
     from synllm.protocol import age_capped
 
     cap = age_capped(wildcards.dataset, model_spec(wildcards).replay_name)
-    return f"--raw {shlex.quote(input.raw)} --real-table {shlex.quote(input.real)}" + (
+    return f"--raw {quoted(input.raw)} --real-table {quoted(input.real)}" + (
         " --age-cap" if cap else ""
     )
 
 
 def prompt_arg(wildcards, input):
-    return f"--prompt {shlex.quote(input.prompt)}" if "prompt" in input.keys() else ""
+    return f"--prompt {quoted(input.prompt)}" if "prompt" in input.keys() else ""
 
 
 def evaluate_prompt(wildcards):
@@ -260,14 +298,22 @@ def evaluate_prompt(wildcards):
     return {"prompt": f"{RESULTS}/prompts/{wildcards.dataset}/{wildcards.prompt}.json"}
 
 
-def evaluate_extra_inputs(wildcards):
-    return {**evaluate_prompt(wildcards), **paper_evaluate_inputs(wildcards)}
+def evaluate_inputs(wildcards):
+    """Validated table and report, card, splits, real-data fits, prompt, paper inputs."""
+    return {
+        "synthetic": cell_file("synthetic", "csv", wildcards),
+        "report": cell_file("validation", "json", wildcards),
+        "card": card_file(wildcards),
+        "train": split_file("train").format(dataset=wildcards.dataset),
+        "holdout": split_file("holdout").format(dataset=wildcards.dataset),
+        "real_fits": f"{RESULTS}/real_fits/{wildcards.dataset}/r{wildcards.rep}.pkl",
+        **evaluate_prompt(wildcards),
+        **paper_evaluate_inputs(wildcards),
+    }
 
 
 def prompt_json_arg(wildcards, input):
-    return (
-        f"--prompt-json {shlex.quote(input.prompt)}" if "prompt" in input.keys() else ""
-    )
+    return f"--prompt-json {quoted(input.prompt)}" if "prompt" in input.keys() else ""
 
 
 def json_arg(section):

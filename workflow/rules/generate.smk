@@ -32,7 +32,7 @@ rule generate:
 
 
 # One job and one model load for the cells of every prompt of a (dataset, model, repeat):
-# transformers models (LOAD_ONCE_MODELS), base datasets; see docs/architecture.md.
+# models of PER_MODEL_JOBS (transformers, replayed outputs), base datasets; docs/architecture.md.
 rule generate_model:
     input:
         unpack(generate_model_inputs),
@@ -50,7 +50,7 @@ rule generate_model:
     benchmark:
         f"{RESULTS}/benchmarks/generate_model/{{dataset}}/{{model}}/r{{rep}}.tsv"
     wildcard_constraints:
-        model=alternation(LOAD_ONCE_MODELS),
+        model=alternation(PER_MODEL_JOBS),
         dataset=alternation(config["datasets"]),
     priority: 10
     conda:

@@ -272,29 +272,19 @@ VALIDATION_FIELDS = {
 
 
 _FAIR_REP = re.compile(r"^r(\d+)\.csv$")
-FAIRNESS_COLUMNS = [
-    "group_by",
-    "group",
-    "n_real",
-    "n_synthetic",
-    "kl_mean",
-    "worst_feature",
-    "worst_feature_kl",
-    "kl_reason",
-    "n_holdout",
-    "auc",
-    "auc_reason",
-]
 
 
 def load_fairness(paths: list[Path]) -> pd.DataFrame:
     """Read per-cell fairness CSVs (``fairness/{dataset}/{model}/{prompt}/r{rep}.csv``).
 
-    One row per cell x grouping x group: ``KEY`` + :data:`FAIRNESS_COLUMNS`. The cell identity
-    comes from the path (the CSV's own ``dataset/model/prompt/rep`` columns must agree when
-    filled). A header-only or zero-byte file (a cell whose fairness could not be computed)
-    contributes no rows; a missing file or a file without the columns is an error naming it.
+    One row per cell x grouping x group: ``KEY`` + the per-group columns the evaluate step
+    writes (:data:`synllm.metrics.fairness.GROUP_COLUMNS`). The cell identity comes from the
+    path (the CSV's own ``dataset/model/prompt/rep`` columns must agree when filled). A
+    header-only or zero-byte file (a cell whose fairness could not be computed) contributes no
+    rows; a missing file or a file without the columns is an error naming it.
     """
+    from synllm.metrics.fairness import GROUP_COLUMNS as FAIRNESS_COLUMNS
+
     frames = []
     for p in paths:
         p = Path(p)

@@ -176,6 +176,24 @@ def at_printed_precision(printed: float, ours: float) -> bool:
     return abs(float(f"{ours:.2f}") - printed) < 1e-9
 
 
+REPRODUCTION_COLUMNS = [
+    "dataset",
+    "model",
+    "prompt",
+    "quality_paper",
+    "quality_ours",
+    "privacy_paper",
+    "privacy_ours_min",
+    "privacy_ours_median",
+    "privacy_ours_max",
+    "mean_qp_paper",
+    "mean_qp_ours",
+    "status",
+]
+"""The columns of ``paper_reproduction.md``; the CSV adds :data:`REPRODUCTION_CSV_ONLY`."""
+REPRODUCTION_CSV_ONLY = ["harmonic_ours", "quality_match", "privacy_in_range", "mean_qp_in_range"]
+
+
 def reproduction(docs: list[dict], paper: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     """One row per printed cell: the published and our values, and a ``status``.
 
@@ -209,6 +227,7 @@ def reproduction(docs: list[dict], paper: pd.DataFrame, names: dict[str, str]) -
             & (sc["prompt"] == r.prompt)
         ]
         h = hit.iloc[0] if len(hit) else None
+        ours = h if h is not None else pd.Series(dtype=float)  # no table here: NaN throughout
         printed_dash = not np.isfinite(r.quality)
         cell_status = statuses.get((r.dataset, r.model, r.prompt))
         row = {
@@ -216,14 +235,14 @@ def reproduction(docs: list[dict], paper: pd.DataFrame, names: dict[str, str]) -
             "model": r.model,
             "prompt": r.prompt,
             "quality_paper": r.quality,
-            "quality_ours": h["quality"] if h is not None else math.nan,
+            "quality_ours": ours.get("quality", math.nan),
             "privacy_paper": r.privacy,
-            "privacy_ours_min": h["privacy_ours_min"] if h is not None else math.nan,
-            "privacy_ours_median": h["privacy_ours_median"] if h is not None else math.nan,
-            "privacy_ours_max": h["privacy_ours_max"] if h is not None else math.nan,
+            "privacy_ours_min": ours.get("privacy_ours_min", math.nan),
+            "privacy_ours_median": ours.get("privacy_ours_median", math.nan),
+            "privacy_ours_max": ours.get("privacy_ours_max", math.nan),
             "mean_qp_paper": r.harmonic,
-            "mean_qp_ours": h["mean_qp"] if h is not None else math.nan,
-            "harmonic_ours": h["harmonic"] if h is not None else math.nan,
+            "mean_qp_ours": ours.get("mean_qp", math.nan),
+            "harmonic_ours": ours.get("harmonic", math.nan),
         }
         if printed_dash:
             row["status"] = (
@@ -244,26 +263,7 @@ def reproduction(docs: list[dict], paper: pd.DataFrame, names: dict[str, str]) -
                 "+privacy_in_range" if p_in else "+privacy_outside"
             )
         rows.append(row)
-    cols = [
-        "dataset",
-        "model",
-        "prompt",
-        "quality_paper",
-        "quality_ours",
-        "privacy_paper",
-        "privacy_ours_min",
-        "privacy_ours_median",
-        "privacy_ours_max",
-        "mean_qp_paper",
-        "mean_qp_ours",
-        "status",
-        "harmonic_ours",
-        "quality_match",
-        "privacy_in_range",
-        "mean_qp_in_range",
-    ]
-    out = pd.DataFrame(rows)
-    return out.reindex(columns=cols)
+    return pd.DataFrame(rows).reindex(columns=REPRODUCTION_COLUMNS + REPRODUCTION_CSV_ONLY)
 
 
 def _flags(s: pd.Series) -> pd.Series:
@@ -494,25 +494,11 @@ def write_outputs(
     docs = load_cells(metrics_paths)
     paper = load_printed(paper_dir)
     rep = reproduction(docs, paper, names)
-    base = [
-        "dataset",
-        "model",
-        "prompt",
-        "quality_paper",
-        "quality_ours",
-        "privacy_paper",
-        "privacy_ours_min",
-        "privacy_ours_median",
-        "privacy_ours_max",
-        "mean_qp_paper",
-        "mean_qp_ours",
-        "status",
-    ]
     rep.to_csv(out_dir / "paper_reproduction.csv", index=False)
     k = n_seeds(docs)
     (out_dir / "paper_reproduction.md").write_text(
         markdown(
-            rep[base],
+            rep[REPRODUCTION_COLUMNS],
             "Table IV recomputed from the authors' raw outputs under their protocol",
             [
                 f"Privacy: min / median / max over K = {k} seeded runs (the authors' sampling was "

@@ -460,6 +460,21 @@ def _cell_rows(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, 
     ]
 
 
+CELL_COLUMNS = ["dataset", "model", "paper_name", "kind", "prompt", "status"]
+"""The leading CSV columns of the per-cell tables (privacy, fairness, intervals)."""
+
+
+def _cell_head(
+    key: tuple[str, str, str], kinds: dict[str, str], paper_names: dict[str, str], status
+) -> tuple[dict, list]:
+    """The leading :data:`CELL_COLUMNS` of a per-cell table's CSV row and the Dataset /
+    Model / Prompt cells of its rendered row."""
+    ds, model, prompt = key
+    kind = kinds.get(model, "LLM")
+    csv_row = dict(zip(CELL_COLUMNS, (ds, model, paper_names.get(model, ""), kind, prompt, status)))
+    return csv_row, [ds, display_model(model, kind), prompt]
+
+
 def _breaks(keys: list[tuple]) -> list[int]:
     return [i for i, k in enumerate(keys) if i == 0 or keys[i - 1][0] != k[0]]
 
@@ -508,19 +523,9 @@ def table_privacy(
     csv_rows, rows, row_keys = [], [], []
     for ds in sorted({k[0] for k in keys}):
         for key in [k for k in keys if k[0] == ds]:
-            _, model, prompt = key
-            kind = kinds.get(model, "LLM")
             rec = stat.loc[key]
-            crow = {
-                "dataset": ds,
-                "model": model,
-                "paper_name": paper_names.get(model, ""),
-                "kind": kind,
-                "prompt": prompt,
-                "status": rec["status"],
-                "n_reps": int(rec["n_reps"]),
-            }
-            row = [ds, display_model(model, kind), prompt]
+            crow, row = _cell_head(key, kinds, paper_names, rec["status"])
+            crow["n_reps"] = int(rec["n_reps"])
             sub = by_cell.get(key)
             for n in names:
                 vals = (
@@ -601,7 +606,7 @@ def table_privacy(
         notes=notes,
         breaks=_breaks(row_keys),
     )
-    cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "n_reps"]
+    cols = CELL_COLUMNS + ["n_reps"]
     cols += [f"{n}_{k}" for n in names for k in ("mean", "ci95")] + list(SEED_COUNTS)
     return pd.DataFrame(csv_rows, columns=cols), layout
 
@@ -651,25 +656,13 @@ def table_fairness(
     by_cell = {k: g for k, g in fair.groupby(["dataset", "model", "prompt"])} if len(fair) else {}
     csv_rows, rows, row_keys = [], [], []
     for key in keys:
-        ds, model, prompt = key
-        kind = kinds.get(model, "LLM")
-        status = stat.loc[key]["status"]
+        base, head = _cell_head(key, kinds, paper_names, stat.loc[key]["status"])
         sub = by_cell.get(key)
-        base = {
-            "dataset": ds,
-            "model": model,
-            "paper_name": paper_names.get(model, ""),
-            "kind": kind,
-            "prompt": prompt,
-            "status": status,
-        }
         if sub is None or sub.empty:
             csv_rows.append(
                 {**base, "group_by": "", "group": "", "reason": "no fairness rows for this cell"}
             )
-            rows.append(
-                [ds, display_model(model, kind), prompt, DASH, DASH, DASH, DASH, DASH, DASH, DASH]
-            )
+            rows.append(head + [DASH] * 7)
             row_keys.append(key)
             continue
         for grouping in list(dict.fromkeys(sub["group_by"])):
@@ -714,10 +707,8 @@ def table_fairness(
                 cells["kl_mean"].append(fmt(kl, digits=3))
                 cells["auc"].append(fmt(auc))
             rows.append(
-                [
-                    ds,
-                    display_model(model, kind),
-                    prompt,
+                head
+                + [
                     grouping,
                     " / ".join(groups),
                     " / ".join(cells["n"]),
@@ -754,13 +745,7 @@ def table_fairness(
         notes=notes,
         breaks=_breaks(row_keys),
     )
-    cols = [
-        "dataset",
-        "model",
-        "paper_name",
-        "kind",
-        "prompt",
-        "status",
+    cols = CELL_COLUMNS + [
         "group_by",
         "group",
         "n_reps",
@@ -806,19 +791,9 @@ def table_intervals(
     stat = summary.set_index(["dataset", "model", "prompt"]) if len(summary) else None
     csv_rows, rows = [], []
     for key in keys:
-        ds, model, prompt = key
-        kind = kinds.get(model, "LLM")
         rec = stat.loc[key]
-        crow = {
-            "dataset": ds,
-            "model": model,
-            "paper_name": paper_names.get(model, ""),
-            "kind": kind,
-            "prompt": prompt,
-            "status": rec["status"],
-            "n_reps": int(rec["n_reps"]),
-        }
-        row = [ds, display_model(model, kind), prompt]
+        crow, row = _cell_head(key, kinds, paper_names, rec["status"])
+        crow["n_reps"] = int(rec["n_reps"])
         for s in INTERVAL_SCORES:
             v = float(rec.get(f"{s}_mean", math.nan))
             lo, hi = float(rec.get(f"{s}_low", math.nan)), float(rec.get(f"{s}_high", math.nan))
@@ -853,7 +828,7 @@ def table_intervals(
         notes=notes,
         breaks=_breaks(keys),
     )
-    cols = ["dataset", "model", "paper_name", "kind", "prompt", "status", "n_reps"]
+    cols = CELL_COLUMNS + ["n_reps"]
     cols += [f"{s}{k}" for s in INTERVAL_SCORES for k in ("", "_low", "_high", "_ci", "_interval")]
     return pd.DataFrame(csv_rows, columns=cols), layout
 

@@ -57,7 +57,7 @@ class GenerationSettings(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    temperature: float = Field(0.7, ge=0, description="Sampling temperature (paper: 0.7).")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature (paper: 0.7).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling mass (paper: 0.9).")
     batch_size: int = Field(20, ge=1, description="Records requested per model call (paper: 20).")
     max_attempts: int = Field(

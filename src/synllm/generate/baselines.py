@@ -43,7 +43,7 @@ from scipy import optimize, stats
 from synllm.cards import DatasetCard
 from synllm.errors import ConfigError, DataError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
-from synllm.split import DTYPES, read_split, to_records
+from synllm.split import read_split, to_card_dtypes, to_records
 
 KINDS = ("holdout", "marginals", "copula", "uniform", "train_copy")
 _HERMITE_ORDER = 40  # terms of Mehler's expansion used to de-attenuate correlations
@@ -73,7 +73,7 @@ def sample_marginals(train: pd.DataFrame, card: DatasetCard, n: int, seed: int) 
     for name in card.feature_names:
         values = train[name].to_numpy(dtype=object)
         out[name] = values[rng.integers(0, len(values), size=n)]
-    return _typed(pd.DataFrame(out), card)
+    return to_card_dtypes(pd.DataFrame(out), card)
 
 
 def sample_uniform(card: DatasetCard, n: int, seed: int) -> pd.DataFrame:
@@ -96,7 +96,7 @@ def sample_uniform(card: DatasetCard, n: int, seed: int) -> pd.DataFrame:
                 out[name] = rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1, size=n)
             else:
                 out[name] = rng.uniform(lo, hi, size=n)
-    return _typed(pd.DataFrame(out, columns=list(card.feature_names)), card)
+    return to_card_dtypes(pd.DataFrame(out, columns=list(card.feature_names)), card)
 
 
 @dataclass(frozen=True)
@@ -271,7 +271,7 @@ def sample_copula(model: GaussianCopula, card: DatasetCard, n: int, seed: int) -
         idx = np.searchsorted(m.cdf, u[:, j], side="right") - 1
         idx = np.clip(idx, 0, len(m.levels) - 1)
         out[name] = m.levels[idx]
-    return _typed(pd.DataFrame(out, columns=list(model.columns)), card)
+    return to_card_dtypes(pd.DataFrame(out, columns=list(model.columns)), card)
 
 
 def generate_table(
@@ -319,23 +319,6 @@ def _check_train(train: pd.DataFrame, card: DatasetCard) -> None:
         raise DataError(f"dataset {card.name!r}: train split lacks column(s) {missing}")
     if len(train) == 0:
         raise DataError(f"dataset {card.name!r}: train split is empty")
-
-
-def _typed(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
-    """Cast object columns back to the card dtypes (None -> NA/NaN)."""
-    out = {}
-    for name, spec in card.columns.items():
-        s = df[name]
-        if spec.type == "categorical":
-            out[name] = s.astype(object).where(s.notna(), np.nan)
-        else:
-            num = pd.to_numeric(s, errors="coerce")
-            out[name] = (
-                num.round().astype("Int64")
-                if DTYPES[spec.type] == "Int64"
-                else num.astype("float64")
-            )
-    return pd.DataFrame(out)
 
 
 def _nearest_correlation(c: np.ndarray, floor: float = 1e-8) -> np.ndarray:

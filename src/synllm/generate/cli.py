@@ -41,7 +41,8 @@ def parse_settings(value: str | None) -> GenerationSettings:
     if not isinstance(raw, dict):
         raise ConfigError("generation: --settings must be a JSON object")
     try:
-        return GenerationSettings.model_validate(raw)
+        # strict: JSON types as the config schema states them (no "1" for 1, no 1 for true)
+        return GenerationSettings.model_validate(raw, strict=True)
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

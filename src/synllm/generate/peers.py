@@ -41,7 +41,7 @@ import pandas as pd
 from synllm.cards import DatasetCard, load_card
 from synllm.errors import ConfigError, DataError
 from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
-from synllm.split import read_split, to_records
+from synllm.split import read_split, to_card_dtypes, to_records
 
 log = logging.getLogger("synllm.peers")
 
@@ -72,7 +72,7 @@ def sdv_metadata_dict(card: DatasetCard) -> dict:
 
     Binary columns are categorical for SDV (two modes, not a continuous 0-1 range); numeric
     columns are numerical (SDV 2 learns their rounding from the data; ints are rounded again
-    by :func:`from_sdv_frame`).
+    by :func:`synllm.split.to_card_dtypes`).
     """
     columns: dict[str, dict] = {}
     for name, col in card.columns.items():
@@ -100,21 +100,6 @@ def to_sdv_frame(train: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
             out[name] = pd.to_numeric(s, errors="coerce").astype("float64")
         else:
             out[name] = s.astype(object).where(s.notna(), np.nan)
-    return pd.DataFrame(out)
-
-
-def from_sdv_frame(df: pd.DataFrame, card: DatasetCard) -> pd.DataFrame:
-    """Sampled SDV frame back to the card's dtypes (see :func:`synllm.split.read_split`)."""
-    out = {}
-    for name, col in card.columns.items():
-        s = df[name]
-        if col.type == "categorical":
-            out[name] = s.astype(object).where(s.notna(), np.nan)
-        else:
-            num = pd.to_numeric(s, errors="coerce")
-            out[name] = (
-                num.round().astype("Int64") if col.type != "float" else num.astype("float64")
-            )
     return pd.DataFrame(out)
 
 
@@ -225,7 +210,7 @@ def sample_peer(model: Any, card: DatasetCard, n: int, seed: int) -> pd.DataFram
     model.reset_sampling()
     model._set_random_state(int(seed) % 2**32)
     tables = model.sample(num_rows=n)  # SDV 2: table name -> frame
-    return from_sdv_frame(next(iter(tables.values())), card)
+    return to_card_dtypes(next(iter(tables.values())), card)
 
 
 def to_csv_text(df: pd.DataFrame, card: DatasetCard) -> str:

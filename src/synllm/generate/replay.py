@@ -43,6 +43,9 @@ class ReplayBackend:
         self.source: str | None = None
 
     def load(self, spec: Any, settings: GenerationSettings, context: GenerationContext) -> None:
+        # one backend replays every prompt cell of a per-model job: nothing of the last cell's
+        # file (text, source, warnings) may reach this one, e.g. when this prompt has no file
+        self.__init__()
         if not settings.replay_dir:
             raise ConfigError(
                 "generation: field 'replay_dir' is required with backend_override: replay"

@@ -112,7 +112,7 @@ def run_batches(
             pending = [size]
             while pending:
                 size = pending.pop(0)
-                batch_seed = (seed * 1000 + len(texts) + 1) % (2**31)
+                batch_seed = _batch_seed(seed, len(texts) + 1)
                 try:
                     chunks = backend.generate(
                         prompt["system"], plan[i][0], size, batch_seed, settings, schema
@@ -121,17 +121,10 @@ def run_batches(
                     if not is_out_of_memory(err) or size == 1:
                         raise
                     free_gpu_cache()
-                    half = (size + 1) // 2
-                    log.warning(
-                        "out of memory on a batch of %d records: retrying as %d + %d",
-                        size,
-                        half,
-                        size - half,
-                    )
-                    pending[:0] = [half, size - half]
+                    pending[:0] = _halves(size)
                     state["oom_splits"] += 1
                     continue
-                text = "\n".join(c.rstrip("\n") for c in chunks)
+                text = _joined(chunks)
                 texts.append(text)
                 found[i] += count_records(text)
                 log.info(
@@ -166,7 +159,7 @@ def _run_parallel(
     queue = []
     for i, size in jobs:
         state["jobs"] += 1
-        queue.append((i, size, (seed * 1000 + state["jobs"]) % (2**31)))
+        queue.append((i, size, _batch_seed(seed, state["jobs"])))
     out: list[tuple[int, str]] = []
     while queue:
         chunk = queue[:width]
@@ -189,26 +182,34 @@ def _run_parallel(
                 width = max(1, len(chunk) // 2)
             else:
                 i, size, s = chunk[0]
-                half = (size + 1) // 2
-                log.warning(
-                    "out of memory on a batch of %d records: retrying as %d + %d",
-                    size,
-                    half,
-                    size - half,
-                )
+                first, second = _halves(size)
                 state["jobs"] += 1
-                queue[:1] = [
-                    (i, half, s),
-                    (i, size - half, (seed * 1000 + state["jobs"]) % (2**31)),
-                ]
+                queue[:1] = [(i, first, s), (i, second, _batch_seed(seed, state["jobs"]))]
             continue
         state["width"] = max(state["width"], len(chunk))
         del queue[: len(chunk)]
-        out += [
-            (i, "\n".join(c.rstrip("\n") for c in chunks))
-            for (i, _, _), chunks in zip(chunk, results)
-        ]
+        out += [(i, _joined(chunks)) for (i, _, _), chunks in zip(chunk, results)]
     return out
+
+
+def _batch_seed(seed: int, k: int) -> int:
+    """Seed of a cell's ``k``-th batch (1-based), in the sequential and the parallel loop."""
+    return (seed * 1000 + k) % (2**31)
+
+
+def _halves(size: int) -> list[int]:
+    """The two batches a batch of ``size`` records is retried as after CUDA out-of-memory."""
+    half = (size + 1) // 2
+    log.warning(
+        "out of memory on a batch of %d records: retrying as %d + %d", size, half, size - half
+    )
+    return [half, size - half]
+
+
+def _joined(chunks: list[str]) -> str:
+    """A batch's text: the chunks a backend returned, joined by newlines (their own trailing
+    newlines dropped)."""
+    return "\n".join(c.rstrip("\n") for c in chunks)
 
 
 def is_out_of_memory(err: BaseException) -> bool:

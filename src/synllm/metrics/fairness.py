@@ -394,11 +394,7 @@ METRICS: dict[str, Metric] = {
 Declared here rather than in :mod:`synllm.metrics` so that they only appear in a metrics JSON
 when the evaluate step was asked for fairness (``--out-fairness``)."""
 
-CSV_COLUMNS = [
-    "dataset",
-    "model",
-    "prompt",
-    "rep",
+GROUP_COLUMNS = [
     "group_by",
     "group",
     "n_real",
@@ -411,6 +407,8 @@ CSV_COLUMNS = [
     "auc",
     "auc_reason",
 ]
+"""The per-group columns of the fairness CSV (and of ``aggregate.load.load_fairness``)."""
+CSV_COLUMNS = ["dataset", "model", "prompt", "rep"] + GROUP_COLUMNS
 
 
 def cell_frame(table: pd.DataFrame, cell: dict | None = None) -> pd.DataFrame:
