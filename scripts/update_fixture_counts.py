@@ -2,7 +2,7 @@
 
 Runs the validator on every ``../shared/fixtures/raw_llm_outputs/<dataset>/<model>/prompt<N>.txt``
 (dataset directory name = card name) and writes one row of counts per file. The test
-``tests/test_validate_fixtures.py`` asserts the committed table is reproduced exactly, so run
+``tests/unit/test_validate_fixtures.py`` asserts the committed table is reproduced exactly, so run
 this on purpose after a parser change, and review the diff (lost records show up there):
 
     PYTHONPATH=src python scripts/update_fixture_counts.py

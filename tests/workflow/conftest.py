@@ -130,6 +130,7 @@ def baseline_grid():
                 "distance_sample": 200,
                 "mia_sample": 100,
                 "utility_models": ["decision_tree"],
+                "bootstrap": 2,  # a bootstrap block in every metrics file, at a tenth of B = 20
             },
         }
         (workdir / "models.yaml").write_text(yaml.safe_dump({"models": BASELINES}))

@@ -17,7 +17,8 @@ TINY = {
     "repeats": 1,
     "n_records": {"cirrhosis": 4, "stroke": 6},
     "generation": {"batch_size": 6, "max_attempts": 2},
-    "evaluation": {"distance_sample": 500, "mia_sample": 200},
+    # 3 bootstrap replicates give the baselines' intervals as well as the default 20 would
+    "evaluation": {"distance_sample": 500, "mia_sample": 200, "bootstrap": 3},
 }
 
 

@@ -33,7 +33,12 @@ TINY = {
     "models": ["marginals"],
     "prompts": ["SEEDEx"],
     "n_records": 30,
-    "evaluation": {"distance_sample": 500, "mia_sample": 200, "utility_models": ["decision_tree"]},
+    "evaluation": {
+        "distance_sample": 500,
+        "mia_sample": 200,
+        "utility_models": ["decision_tree"],
+        "bootstrap": 0,  # the sweep tables and plots hold point values only
+    },
     "sweeps": {"features": [3, "all"], "sample_sizes": [30, 60]},
 }
 
