@@ -52,6 +52,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from sklearn.metrics import mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
 
 from synllm.cards import DatasetCard
 from synllm.metrics.base import Result, declare, guarded, mean_of
@@ -313,8 +314,15 @@ def discretise(col: pd.Series, ref: pd.Series, numeric: bool, bins: int) -> np.n
 
 
 def mutual_information(feature: np.ndarray, target: np.ndarray) -> float:
-    """``sklearn.metrics.mutual_info_score`` of two label arrays, nats."""
-    return float(mutual_info_score(target, feature))
+    """``sklearn.metrics.mutual_info_score`` of two label arrays, nats.
+
+    The contingency table is built first (as ``mutual_info_score`` does inside) because its
+    label-type checks cost more than the score and our arrays are codes by construction."""
+    if len(feature) != len(target) or len(target) == 0:  # sklearn's own error
+        return float(mutual_info_score(target, feature))
+    return float(
+        mutual_info_score(None, None, contingency=contingency_matrix(target, feature, sparse=True))
+    )
 
 
 def corr_columns(card: DatasetCard) -> list[str]:
@@ -372,15 +380,36 @@ def column_metrics(real: pd.Series, syn: pd.Series, numeric: bool, bins: int, ep
     return out
 
 
+def _once(memo: dict, key: str, fn):
+    """``fn()``, computed on the first call for ``key`` and replayed (value or the same
+    exception) on later ones."""
+    if key not in memo:
+        try:
+            memo[key] = (fn(), None)
+        except Exception as err:  # noqa: BLE001 - replayed to the caller below
+            memo[key] = (None, err)
+    value, err = memo[key]
+    if err is not None:
+        raise err
+    return value
+
+
 def evaluate_fidelity(
-    real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, settings: dict
+    real: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    settings: dict,
+    real_mi: dict | None = None,
 ) -> tuple[list[Result], dict, dict]:
     """Fidelity and correlation metrics of ``syn`` against ``real`` (train).
 
     Returns (results, per_column, correlation) where per_column maps each column to its
     values and correlation holds the two matrices and the selected pairs.
+    ``real_mi``: a dict kept by a caller that scores several tables against the same
+    ``real`` (the bootstrap); the real side's mutual information is computed once into it.
     """
     bins, eps, mi_bins = settings["bins"], settings["kl_epsilon"], settings["mi_bins"]
+    memo = {} if real_mi is None else real_mi
     per: dict[str, dict] = {}
     for c, spec in card.columns.items():
         per[c] = column_metrics(real[c], syn[c], spec.is_numeric, bins, eps)
@@ -391,9 +420,13 @@ def evaluate_fidelity(
     for c, spec in card.columns.items():
         if c == card.target:
             continue
-        fr = discretise(real[c], real[c], spec.is_numeric, mi_bins)
         fs = discretise(syn[c], real[c], spec.is_numeric, mi_bins)
-        _cell(per[c], "mi_real", lambda fr=fr: mutual_information(fr, t_real))
+
+        def mi_real(c=c, spec=spec):
+            fr = discretise(real[c], real[c], spec.is_numeric, mi_bins)
+            return mutual_information(fr, t_real)
+
+        _cell(per[c], "mi_real", lambda c=c, f=mi_real: _once(memo, c, f))
         _cell(per[c], "mi_synthetic", lambda fs=fs: mutual_information(fs, t_syn))
         a, b = per[c].get("mi_real"), per[c].get("mi_synthetic")
         per[c]["mi_diff"] = None if a is None or b is None else abs(a - b)

@@ -216,25 +216,37 @@ def auc_score(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, sub, multi_class="ovr", labels=present, average="macro"))
 
 
+def scores(y: np.ndarray, p: np.ndarray) -> tuple[dict, dict]:
+    """The :data:`SCORES` of probabilities ``p`` (None where undefined) and why not."""
+    pred = p.argmax(axis=1)
+    out: dict = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, average="macro")),
+    }
+    errors = {}
+    try:
+        out["auc"] = auc_score(y, p)
+    except ValueError as err:
+        out["auc"], errors["auc"] = None, str(err)
+    return out, errors
+
+
 def score(y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:
     """Accuracy, macro-F1, AUC, AP, confusion matrix and PR curves of probabilities ``p``."""
-    pred = p.argmax(axis=1)
+    values, errors = scores(y, p)
     out: dict = {
         "n_test": int(len(y)),
         "status": "ok",
         "reason": None,
-        "errors": {},
-        "accuracy": float(accuracy_score(y, pred)),
-        "f1": float(f1_score(y, pred, average="macro")),
+        "errors": errors,
+        "accuracy": values["accuracy"],
+        "f1": values["f1"],
         "confusion_matrix": {
             "labels": classes,
-            "matrix": confusion_matrix(y, pred, labels=range(len(classes))).tolist(),
+            "matrix": confusion_matrix(y, p.argmax(axis=1), labels=range(len(classes))).tolist(),
         },
+        "auc": values["auc"],
     }
-    try:
-        out["auc"] = auc_score(y, p)
-    except ValueError as err:
-        out["auc"], out["errors"]["auc"] = None, str(err)
     curves = {}
     targets = [1] if len(classes) == 2 else range(len(classes))
     for k in targets:

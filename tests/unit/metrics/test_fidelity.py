@@ -103,6 +103,24 @@ def test_mutual_information_matches_sklearn():
     codes = F.discretise(pd.Series(x), pd.Series(x), True, 10)
     assert len(np.unique(codes)) == 10
     assert F.mutual_information(codes, t) == pytest.approx(mutual_info_score(t, codes), abs=TOL)
+    # string labels (categorical columns, <NA> as a level): exactly sklearn's value
+    labels = np.array(["a", "b", "<NA>"], dtype=object)[rng.integers(0, 3, 500)]
+    assert F.mutual_information(labels, t) == mutual_info_score(t, labels)
+
+
+def test_real_mi_memo_gives_the_same_per_column_values(real):
+    """The bootstrap scores many tables against one reference: the real side's MI is
+    computed once into ``real_mi`` and every value equals a call without it."""
+    card, df = real("stroke")
+    ref, settings = df.iloc[:1000], {"bins": 20, "kl_epsilon": 1e-4, "mi_bins": 10, "top_pairs": 5}
+    memo: dict = {}
+    for start in (1000, 1500):
+        syn = df.iloc[start : start + 300].reset_index(drop=True)
+        plain = F.evaluate_fidelity(ref, syn, card, settings)
+        memoed = F.evaluate_fidelity(ref, syn, card, settings, memo)
+        assert plain[1] == memoed[1]
+        assert [r.value for r in plain[0]] == [r.value for r in memoed[0]]
+    assert set(memo) == set(card.columns) - {card.target}
 
 
 def test_frobenius_by_hand():
