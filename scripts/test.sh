@@ -5,7 +5,7 @@
 #         pytest-xdist runs it on SYNLLM_TEST_WORKERS processes (default 2; 0 = one process)
 #   slow: tests/workflow (the real Snakefile: dry runs, tiny configs end to end, resume, sweeps,
 #         planted leaks, the paper protocol, the openai backend, SLURM) and the unit tests marked
-#         slow (a real model, full-size real-data fits)
+#         slow (a real model, full-size real-data fits), on SYNLLM_TEST_WORKERS processes too
 # `bash scripts/test.sh fast` or `... slow` runs one tier. With SYNLLM_START_SLURM=1 (CI sets
 # it) a local SLURM is installed and started between the tiers for tests/workflow/test_slurm.py.
 # A pytest run that collects no test exits 5, which fails the script like any other failure.
@@ -34,5 +34,9 @@ if [ "$tier" = all ] || [ "$tier" = slow ]; then
     fi
   fi
   echo "== slow tier: tests/workflow (the Snakefile, SLURM), slow unit tests"
-  "$BIN/python" -m pytest -q tests/workflow tests/unit -m "slow or slurm"
+  # two processes as well: most of this tier is one core's work (snakemake's DAG, process
+  # starts, single jobs); --dist loadscope keeps a module's tests, and its module-scoped grid
+  # runs, on one process
+  "$BIN/python" -m pytest -q -n "${SYNLLM_TEST_WORKERS:-2}" --dist loadscope \
+    tests/workflow tests/unit -m "slow or slurm"
 fi

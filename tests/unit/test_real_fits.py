@@ -22,6 +22,7 @@ SETTINGS = {
     "xgb_n_estimators": 50,
     "distance_sample": 500,
     "mia_sample": 400,
+    "bootstrap": 0,  # the replicates use no real-data fit: not what these tests compare
 }
 
 
@@ -105,7 +106,7 @@ def test_cli_real_fits_file_and_fingerprint(split, tmp_path, root):
         "--seed",
         "42",
         "--settings",
-        json.dumps({"xgb_n_estimators": 50}),
+        json.dumps({"xgb_n_estimators": 50, "bootstrap": 0}),
     ]
     fits = tmp_path / "real_fits" / "cirrhosis" / "r1.pkl"
     proc = subprocess.run(
