@@ -13,7 +13,9 @@ on 2 cores. Prints one JSON line with the numbers and the per-family seconds.
 ``--compare REV`` (e.g. f2ebdc5) times the same cell side by side, alternating, with the
 code of git revision REV (``git archive``) and with this tree's code reading the real-data
 fits of ``synllm real-fits`` (computed once, timed apart: it is paid once per dataset, not
-per cell), and checks that every metric value agrees to 1e-9. ``--out`` writes the JSON.
+per cell), both without bootstrap replicates (REV has none), and checks that every metric
+both compute agrees to 1e-9; a third side times this tree's default (20 bootstrap
+replicates). ``--out`` writes the JSON.
 """
 
 from __future__ import annotations
@@ -83,11 +85,11 @@ def main(argv: list[str] | None = None) -> int:
             str(d / "holdout.parquet"),
             "--seed",
             str(a.seed),
-            "--settings",
-            a.settings,
         ]
 
-        def evaluate(label: str, src: Path, extra: list[str]) -> tuple[dict, dict]:
+        def evaluate(
+            label: str, src: Path, extra: list[str], settings: str = a.settings
+        ) -> tuple[dict, dict]:
             out = d / "metrics" / label / "holdout-sample" / "none" / "r1.json"
             cmd = [
                 sys.executable,
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(d / "r1.report.json"),
                 "--out",
                 str(out),
+                "--settings",
+                settings,
                 *extra,
             ]
             row = timed(cmd, dict(os.environ, PYTHONPATH=str(src)))
@@ -129,16 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["tar", "-x", "-C", str(old_src)], input=tar, check=True)
         fits = d / "real_fits.pkl"
         fit_row = timed(
-            [sys.executable, "-m", "synllm", "real-fits", *common, "--out", str(fits)],
+            [sys.executable, "-m", "synllm", "real-fits", *common, "--settings", a.settings]
+            + ["--out", str(fits)],
             dict(os.environ, PYTHONPATH=str(ROOT / "src")),
         )
+        # the old code has no bootstrap replicates: the side by side compares the same metrics
+        # (bootstrap 0); a third side times this code's default, replicates included
+        point_only = json.dumps({"bootstrap": 0, **json.loads(a.settings)})
         rows, docs = [], {}
         for r in range(a.repeats):
-            for label, src, extra in (
-                ("old", old_src / "src", []),
-                ("cached", ROOT / "src", ["--real-fits", str(fits)]),
+            for label, src, extra, settings in (
+                ("old", old_src / "src", [], a.settings),
+                ("cached", ROOT / "src", ["--real-fits", str(fits)], point_only),
+                ("cached_bootstrap", ROOT / "src", ["--real-fits", str(fits)], a.settings),
             ):
-                row, docs[label] = evaluate(label, src, extra)
+                row, docs[label] = evaluate(label, src, extra, settings)
                 rows.append(
                     {"side": label, "repeat": r, **row, "evaluate_seconds": docs[label]["seconds"]}
                 )
@@ -149,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         (abs(old[k] - new[k]) for k in old if old[k] is not None and new.get(k) is not None),
         default=0.0,
     )
-    same = set(old) == set(new) and all((old[k] is None) == (new[k] is None) for k in old)
+    same = all((old[k] is None) == (new.get(k) is None) for k in old)
     mean = {
         side: sum(x["wall_s"] for x in rows if x["side"] == side) / a.repeats
-        for side in ("old", "cached")
+        for side in ("old", "cached", "cached_bootstrap")
     }
     result = {
         "n_train": len(train),
@@ -165,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         "old_wall_s": round(mean["old"], 2),
         "cached_wall_s": round(mean["cached"], 2),
         "speedup": round(mean["old"] / mean["cached"], 2),
-        "metrics_same_set": same,
+        "cached_bootstrap_wall_s": round(mean["cached_bootstrap"], 2),
+        "bootstrap_replicates": docs["cached_bootstrap"]["bootstrap"]["B"],
+        "metrics_compared": sum(k in new for k in old),
+        "metrics_only_new": sorted(set(new) - set(old)),
+        "metrics_same_status": same,
         "max_abs_metric_diff": diff,
         "utility_real_fits": docs["cached"]["utility"].get("real_fits"),
     }

@@ -484,7 +484,9 @@ def efficiency_table(
     and GFI but get no NormSpeed / Efficiency / rank.
     """
     cols = [c for c in ("wall_seconds", "train_seconds") if c in meta.columns]
-    dur = scores[KEY].merge(meta[KEY + cols], on=KEY, how="left") if len(meta) else scores[KEY]
+    dur = (
+        scores[KEY].merge(meta[KEY + cols], on=KEY, how="left") if len(meta) else scores[KEY].copy()
+    )
     for c in ("wall_seconds", "train_seconds"):
         if c not in dur.columns:
             dur[c] = np.nan
