@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         syn = holdout.sample(a.n_synthetic, random_state=a.seed)
         syn.to_csv(d / "r1.csv", index=False)
         (d / "r1.report.json").write_text(json.dumps({"status": "ok", "valid": len(syn)}))
+        card_path = ROOT / "resources" / "datasets" / "diabetes.yaml"
         common = [
-            "--card",
-            str(ROOT / "resources" / "datasets" / "diabetes.yaml"),
             "--train",
             str(d / "train.parquet"),
             "--holdout",
@@ -90,12 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         def evaluate(
             label: str, src: Path, extra: list[str], settings: str = a.settings
         ) -> tuple[dict, dict]:
+            card = src.parent / "resources" / "datasets" / "diabetes.yaml"  # REV's own card
             out = d / "metrics" / label / "holdout-sample" / "none" / "r1.json"
             cmd = [
                 sys.executable,
                 "-m",
                 "synllm",
                 "evaluate",
+                "--card",
+                str(card),
                 *common,
                 "--synthetic",
                 str(d / "r1.csv"),
@@ -128,12 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         old_src = d / "old"
         old_src.mkdir()
         tar = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", a.compare, "src"], capture_output=True, check=True
+            ["git", "-C", str(ROOT), "archive", a.compare, "src", "resources/datasets"],
+            capture_output=True,
+            check=True,
         ).stdout
         subprocess.run(["tar", "-x", "-C", str(old_src)], input=tar, check=True)
         fits = d / "real_fits.pkl"
         fit_row = timed(
-            [sys.executable, "-m", "synllm", "real-fits", *common, "--settings", a.settings]
+            [sys.executable, "-m", "synllm", "real-fits", "--card", str(card_path), *common]
+            + ["--settings", a.settings]
             + ["--out", str(fits)],
             dict(os.environ, PYTHONPATH=str(ROOT / "src")),
         )
