@@ -27,7 +27,8 @@ Metrics not listed (those added by other modules, TRTS, fairness) have no replic
 ``bootstrap`` block names them in ``fixed``, and aggregation uses their point value in every
 replicate.
 
-The replicates give exactly the values of the plain calls (tested to 0.0): the reference's
+The replicates give exactly the values of the plain calls (the default grid's 40,341 metric
+and replicate numbers were unchanged, max difference 0.0, when this was done): the reference's
 mutual information with the target is computed once (``evaluate_fidelity(real_mi=...)``),
 TSTR scores skip the confusion matrix and PR curves that only the point estimate reports, and
 scikit-learn's parameter validation is off inside the loop (the point estimate has already
