@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from synllm.cards import DatasetCard, load_card
 from synllm.errors import DataError
@@ -219,6 +218,10 @@ def split_table(
         raise DataError(
             f"reference_fraction must be in [0, 1 - holdout_fraction), got {reference_fraction}"
         )
+    # imported here: read_split serves every validate job, which needs no scikit-learn and
+    # would pay its ~2 s import per job
+    from sklearn.model_selection import train_test_split
+
     reference = None
     rest = df
     if reference_fraction > 0:

@@ -94,3 +94,15 @@ def test_no_import_cycle_between_modules_or_subpackages(root):
 
 def test_names_is_a_leaf(root):
     assert import_graph(root / "src")["synllm.names"] <= {"synllm.errors"}
+
+
+def test_validate_and_its_train_reader_do_not_import_scikit_learn(root):
+    """A validate job only parses text and reads the train split (``split.read_split``):
+    scikit-learn's import (about 2 s) would double its time in a grid of many small jobs."""
+    import subprocess
+    import sys
+
+    code = "import sys, synllm.validate, synllm.split; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
