@@ -113,52 +113,29 @@ def test_cli_real_fits_file_and_fingerprint(split, tmp_path, root):
         py + ["real-fits", *common, "--out", str(fits)], capture_output=True, text=True, cwd=root
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    outs = {}
-    for label, extra in (("plain", []), ("cached", ["--real-fits", str(fits)])):
+
+    def evaluate(label: str, *extra: str) -> dict:
         out = tmp_path / "metrics" / label / "m" / "p" / "r1.json"
+        cell = [
+            "--synthetic",
+            str(tmp_path / "syn.csv"),
+            "--validation",
+            str(tmp_path / "rep.json"),
+        ]
         proc = subprocess.run(
-            py
-            + [
-                "evaluate",
-                *common,
-                "--synthetic",
-                str(tmp_path / "syn.csv"),
-                "--validation",
-                str(tmp_path / "rep.json"),
-                "--out",
-                str(out),
-                *extra,
-            ],
+            py + ["evaluate", *common, *cell, "--out", str(out), *extra],
             capture_output=True,
             text=True,
             cwd=root,
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
-        outs[label] = json.loads(out.read_text())
+        return json.loads(out.read_text())
+
+    outs = {"plain": evaluate("plain"), "cached": evaluate("cached", "--real-fits", str(fits))}
     _same(outs["plain"], outs["cached"])
     assert outs["cached"]["utility"]["real_fits"] == "cached"
     # another split: the file is refused with a warning, the cell fits its own models
     holdout.iloc[:-1].to_parquet(tmp_path / "holdout.parquet", index=False)
-    out = tmp_path / "metrics" / "other" / "m" / "p" / "r1.json"
-    proc = subprocess.run(
-        py
-        + [
-            "evaluate",
-            *common,
-            "--synthetic",
-            str(tmp_path / "syn.csv"),
-            "--validation",
-            str(tmp_path / "rep.json"),
-            "--out",
-            str(out),
-            "--real-fits",
-            str(fits),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=root,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    doc = json.loads(out.read_text())
+    doc = evaluate("other", "--real-fits", str(fits))
     assert doc["utility"]["real_fits"] == "fitted"
     assert any("other splits" in w for w in doc["warnings"])

@@ -25,15 +25,14 @@ them. What is resampled, and how each is kept affordable:
 
 Metrics not listed (those added by other modules, TRTS, fairness) have no replicates: the
 ``bootstrap`` block names them in ``fixed``, and aggregation uses their point value in every
-replicate.
-
-The replicates give exactly the values of the plain calls (the default grid's 40,341 metric
-and replicate numbers were unchanged, max difference 0.0, when this was done): the reference's
-mutual information with the target is computed once (``evaluate_fidelity(real_mi=...)``),
-TSTR scores skip the confusion matrix and PR curves that only the point estimate reports, and
-scikit-learn's parameter validation is off inside the loop (the point estimate has already
-checked the same calls). A replicate whose metric fails (e.g. a resample with one target class) records
+replicate. A replicate whose metric fails (e.g. a resample with one target class) records
 ``null`` for it; aggregation then skips that value like a failed point value.
+
+The loop gives exactly the values of plain calls, with less work: the reference's mutual
+information with the target is computed once (``evaluate_fidelity(real_mi=...)``), TSTR
+replicates skip the confusion matrix and PR curves that only the point estimate reports, and
+scikit-learn's parameter validation is off inside it (the point estimate has already checked
+the same calls).
 """
 
 from __future__ import annotations
