@@ -141,6 +141,25 @@ def mean_of(name: str, values: dict[str, float | None], what: str = "columns") -
 NA_VALUES = ["", "nan", "NaN", "NA", "N/A", "null", "None"]
 
 
+def once(memo: dict | None, key, fn: Callable):
+    """``fn()``, computed on the first call for ``key`` and replayed (value or the same
+    exception) on later ones; ``memo`` None computes every time.
+
+    The bootstrap scores many resampled tables against one fixed reference table: the
+    reference's side of every metric goes through this with one dict per cell."""
+    if memo is None:
+        return fn()
+    if key not in memo:
+        try:
+            memo[key] = (fn(), None)
+        except Exception as err:  # noqa: BLE001 - replayed to the caller below
+            memo[key] = (None, err)
+    value, err = memo[key]
+    if err is not None:
+        raise err
+    return value
+
+
 def read_synthetic(path: str | Path, card: DatasetCard) -> pd.DataFrame:
     """Read a validated synthetic CSV with the card's dtypes.
 

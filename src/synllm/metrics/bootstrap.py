@@ -28,8 +28,10 @@ Metrics not listed (those added by other modules, TRTS, fairness) have no replic
 replicate. A replicate whose metric fails (e.g. a resample with one target class) records
 ``null`` for it; aggregation then skips that value like a failed point value.
 
-The loop gives exactly the values of plain calls, with less work: the reference's mutual
-information with the target is computed once (``evaluate_fidelity(real_mi=...)``), TSTR
+The loop gives exactly the values of plain calls, with less work: the reference's side of
+every fidelity, correlation and clinical metric (bin edges and counts, category counts, mutual
+information with the target, Pearson matrix, relation values, rule rates) is computed once
+(``evaluate_fidelity`` / ``evaluate_clinical(..., reference=dict)``), TSTR
 replicates skip the confusion matrix and PR curves that only the point estimate reports, and
 scikit-learn's parameter validation is off inside it (the point estimate has already checked
 the same calls).
@@ -81,11 +83,11 @@ def _recentred(point: dict, base: dict, rep: dict) -> dict[str, float | None]:
 def _table_family(card, syn, ref, idx, settings, point) -> dict[str, list]:
     """Fidelity, correlation and clinical metrics, recentred against ``ref``."""
 
-    real_mi: dict = {}
+    reference: dict = {}
 
     def run(table):
-        res, _, _ = fidelity.evaluate_fidelity(ref, table, card, settings, real_mi)
-        res += clinical.evaluate_clinical(ref, table, card)[0]
+        res, _, _ = fidelity.evaluate_fidelity(ref, table, card, settings, reference)
+        res += clinical.evaluate_clinical(ref, table, card, reference)[0]
         return _values(res)
 
     base = run(syn)

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from synllm.cards import DatasetCard, Relation, Rule
-from synllm.metrics.base import Result, declare, failed, ok
+from synllm.metrics.base import Result, declare, failed, ok, once
 
 declare(
     "clinical_consistency",
@@ -78,11 +78,21 @@ def relation_value(df: pd.DataFrame, rel: Relation) -> float:
 
 
 def relation_deviation(
-    real_value: float, syn_value: float, rel: Relation, real: pd.DataFrame
+    real_value: float,
+    syn_value: float,
+    rel: Relation,
+    real: pd.DataFrame,
+    memo: dict | None = None,
 ) -> float:
     """Scaled deviation: mean differences in real SDs of the feature, correlations absolute."""
     if rel.kind == "mean_difference":
-        sd = float(pd.to_numeric(real[rel.feature], errors="coerce").astype("float64").std(ddof=1))
+        sd = once(
+            memo,
+            ("sd", rel.feature),
+            lambda: float(
+                pd.to_numeric(real[rel.feature], errors="coerce").astype("float64").std(ddof=1)
+            ),
+        )
         if not sd > 0:
             raise ValueError(f"real {rel.feature} has zero standard deviation")
         return abs(syn_value - real_value) / sd
@@ -99,14 +109,18 @@ def rule_violations(df: pd.DataFrame, rule: Rule) -> np.ndarray:
 
 
 def evaluate_clinical(
-    real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard
+    real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, reference: dict | None = None
 ) -> tuple[list[Result], dict]:
-    """Clinical-consistency results and a detail dict (relations, rules)."""
+    """Clinical-consistency results and a detail dict (relations, rules).
+
+    ``reference``: a dict kept by a caller that scores several tables against the same
+    ``real`` (the bootstrap); the real side (relation values, SDs, rule rates) is computed
+    once into it, with the values of a call without it."""
     rels: list[dict] = []
     devs: list[float] = []
     signs: list[float] = []
     undefined: list[str] = []
-    for rel in card.relations:
+    for i, rel in enumerate(card.relations):
         row: dict = {
             "id": rel.id,
             "kind": rel.kind,
@@ -121,9 +135,13 @@ def evaluate_clinical(
             "reason": None,
         }
         try:
-            row["real"] = relation_value(real, rel)
+            row["real"] = once(
+                reference, ("relation", i), lambda rel=rel: relation_value(real, rel)
+            )
             row["synthetic"] = relation_value(syn, rel)
-            row["deviation"] = relation_deviation(row["real"], row["synthetic"], rel, real)
+            row["deviation"] = relation_deviation(
+                row["real"], row["synthetic"], rel, real, reference
+            )
         except Exception as err:  # noqa: BLE001 - recorded per relation
             row["status"], row["reason"] = "failed", f"{type(err).__name__}: {err}"
             undefined.append(rel.id)
@@ -149,10 +167,14 @@ def evaluate_clinical(
     rules: list[dict] = []
     any_bad = np.zeros(len(syn), dtype=bool)
     rule_error = None
-    for rule in card.rules:
+    for i, rule in enumerate(card.rules):
         try:
             bad = rule_violations(syn, rule)
-            real_rate = float(rule_violations(real, rule).mean()) if len(real) else None
+            real_rate = once(
+                reference,
+                ("rule", i),
+                lambda rule=rule: float(rule_violations(real, rule).mean()) if len(real) else None,
+            )
         except Exception as err:  # noqa: BLE001 - a broken rule expression fails the metric
             rule_error = f"rule {rule.id!r}: {type(err).__name__}: {err}"
             rules.append({"id": rule.id, "status": "failed", "reason": rule_error})

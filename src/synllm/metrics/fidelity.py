@@ -55,7 +55,7 @@ from sklearn.metrics import mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 from synllm.cards import DatasetCard
-from synllm.metrics.base import Result, declare, guarded, mean_of
+from synllm.metrics.base import Result, declare, guarded, mean_of, once
 
 NA_LABEL = "<NA>"
 
@@ -196,20 +196,43 @@ def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
-def numeric_pmfs(real: pd.Series, syn: pd.Series, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Real and synthetic pmfs over real-quantile bins (+ under/overflow + missing)."""
-    r = pd.to_numeric(real, errors="coerce").astype("float64").to_numpy()
-    s = pd.to_numeric(syn, errors="coerce").astype("float64").to_numpy()
-    edges = quantile_edges(r[~np.isnan(r)], bins)
+def _floats(s: pd.Series) -> np.ndarray:
+    return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+
+
+def real_edges(real: pd.Series, bins: int, memo: dict | None = None) -> np.ndarray:
+    """:func:`quantile_edges` of the real column's non-missing values."""
+    r = once(memo, "values", lambda: numeric_values(real))
+    return once(memo, ("edges", bins), lambda: quantile_edges(r, bins))
+
+
+def numeric_pmfs(
+    real: pd.Series, syn: pd.Series, bins: int, memo: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real and synthetic pmfs over real-quantile bins (+ under/overflow + missing).
+
+    ``memo`` (here and in the other per-column helpers): a dict kept for one real column by a
+    caller that scores several synthetic columns against it; its side is computed once."""
+    edges = real_edges(real, bins, memo)
     n_bins = len(edges) + 2
-    p = np.bincount(bin_index(r, edges), minlength=n_bins).astype(float)
-    q = np.bincount(bin_index(s, edges), minlength=n_bins).astype(float)
+    p = once(
+        memo,
+        ("counts", bins),
+        lambda: np.bincount(bin_index(_floats(real), edges), minlength=n_bins).astype(float),
+    )
+    q = np.bincount(bin_index(_floats(syn), edges), minlength=n_bins).astype(float)
     return p / p.sum(), q / q.sum()
 
 
-def categorical_pmfs(real: pd.Series, syn: pd.Series) -> tuple[np.ndarray, np.ndarray, list]:
+def _label_counts(real: pd.Series, memo: dict | None) -> pd.Series:
+    return once(memo, "label_counts", lambda: labels(real).value_counts())
+
+
+def categorical_pmfs(
+    real: pd.Series, syn: pd.Series, memo: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, list]:
     """Real and synthetic pmfs over the union of categories (missing = ``<NA>``)."""
-    rc = labels(real).value_counts()
+    rc = _label_counts(real, memo)
     sc = labels(syn).value_counts()
     cats = sorted(set(rc.index) | set(sc.index), key=str)
     p = rc.reindex(cats, fill_value=0).to_numpy(float)
@@ -255,13 +278,13 @@ def range_coverage(real: np.ndarray, syn: np.ndarray) -> float:
     return float(max(0.0, min(rhi, shi) - max(rlo, slo)) / (rhi - rlo))
 
 
-def chi_square(real: pd.Series, syn: pd.Series) -> tuple[float, float]:
+def chi_square(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> tuple[float, float]:
     """Chi-square goodness of fit of synthetic counts vs smoothed real proportions.
 
     Expected = ``n_syn * (c_real + 0.5) / (n_real + 0.5 K)`` over the K categories seen in
     either table. Returns (statistic, p-value); one category only -> (0, 1).
     """
-    rc = labels(real).value_counts()
+    rc = _label_counts(real, memo)
     sc = labels(syn).value_counts()
     if sc.sum() == 0:
         raise ValueError("synthetic column is empty")
@@ -275,20 +298,18 @@ def chi_square(real: pd.Series, syn: pd.Series) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def category_preservation(real: pd.Series, syn: pd.Series) -> float:
+def category_preservation(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> float:
     """Share of the real non-missing categories that occur in the synthetic column."""
-    rcats = set(labels(real.dropna()))
+    rcats = once(memo, "categories", lambda: set(labels(real.dropna())))
     if not rcats:
         raise ValueError("real column has no categories")
     return len(rcats & set(labels(syn.dropna()))) / len(rcats)
 
 
-def tv_complement(real: pd.Series, syn: pd.Series) -> float:
+def tv_complement(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> float:
     """1 - total variation distance of the non-missing category pmfs (sdmetrics TVComplement)."""
-    rc, sc = (
-        real.dropna().astype("string").value_counts(),
-        syn.dropna().astype("string").value_counts(),
-    )
+    rc = once(memo, "string_counts", lambda: real.dropna().astype("string").value_counts())
+    sc = syn.dropna().astype("string").value_counts()
     if rc.empty or sc.empty:
         raise ValueError("a column has no non-missing values")
     cats = sorted(set(rc.index) | set(sc.index))
@@ -304,12 +325,12 @@ def correlation_similarity(rho_real: float, rho_syn: float) -> float:
     return float(1 - abs(rho_real - rho_syn) / 2)
 
 
-def discretise(col: pd.Series, ref: pd.Series, numeric: bool, bins: int) -> np.ndarray:
+def discretise(
+    col: pd.Series, ref: pd.Series, numeric: bool, bins: int, memo: dict | None = None
+) -> np.ndarray:
     """Codes for MI: numeric -> real-quantile bin of ``ref``; categorical -> labels."""
     if numeric:
-        edges = quantile_edges(numeric_values(ref), bins)
-        x = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
-        return bin_index(x, edges)
+        return bin_index(_floats(col), real_edges(ref, bins, memo))
     return labels(col).to_numpy()
 
 
@@ -359,39 +380,32 @@ def _cell(out: dict, key: str, fn) -> None:
         out[key] = None if val is None or not np.isfinite(val) else float(val)
 
 
-def column_metrics(real: pd.Series, syn: pd.Series, numeric: bool, bins: int, eps: float) -> dict:
+def column_metrics(
+    real: pd.Series,
+    syn: pd.Series,
+    numeric: bool,
+    bins: int,
+    eps: float,
+    memo: dict | None = None,
+) -> dict:
     """All single-column metrics of one column (keys absent when not applicable)."""
     out: dict = {"kind": "numeric" if numeric else "categorical"}
     if numeric:
-        r, s = numeric_values(real), numeric_values(syn)
+        r, s = once(memo, "values", lambda: numeric_values(real)), numeric_values(syn)
         _cell(out, "ks", lambda: float(stats.ks_2samp(r, s).statistic))
         _cell(out, "wasserstein", lambda: wasserstein_scaled(r, s))
         _cell(out, "ad", lambda: dict(zip(("ad", "ad_pvalue"), anderson_darling(r, s))))
         _cell(out, "range_coverage", lambda: range_coverage(r, s))
-        p, q = numeric_pmfs(real, syn, bins)
+        p, q = numeric_pmfs(real, syn, bins, memo)
         _cell(out, "column_shape", lambda: 1.0 - out["ks"] if out.get("ks") is not None else None)
     else:
-        p, q, _ = categorical_pmfs(real, syn)
-        _cell(out, "chi2", lambda: dict(zip(("chi2", "chi2_pvalue"), chi_square(real, syn))))
-        _cell(out, "category_preservation", lambda: category_preservation(real, syn))
-        _cell(out, "column_shape", lambda: tv_complement(real, syn))
+        p, q, _ = categorical_pmfs(real, syn, memo)
+        _cell(out, "chi2", lambda: dict(zip(("chi2", "chi2_pvalue"), chi_square(real, syn, memo))))
+        _cell(out, "category_preservation", lambda: category_preservation(real, syn, memo))
+        _cell(out, "column_shape", lambda: tv_complement(real, syn, memo))
     _cell(out, "jsd", lambda: js_divergence(p, q))
     _cell(out, "kl", lambda: kl_divergence(p, q, eps))
     return out
-
-
-def _once(memo: dict, key: str, fn):
-    """``fn()``, computed on the first call for ``key`` and replayed (value or the same
-    exception) on later ones."""
-    if key not in memo:
-        try:
-            memo[key] = (fn(), None)
-        except Exception as err:  # noqa: BLE001 - replayed to the caller below
-            memo[key] = (None, err)
-    value, err = memo[key]
-    if err is not None:
-        raise err
-    return value
 
 
 def evaluate_fidelity(
@@ -399,34 +413,39 @@ def evaluate_fidelity(
     syn: pd.DataFrame,
     card: DatasetCard,
     settings: dict,
-    real_mi: dict | None = None,
+    reference: dict | None = None,
 ) -> tuple[list[Result], dict, dict]:
     """Fidelity and correlation metrics of ``syn`` against ``real`` (train).
 
     Returns (results, per_column, correlation) where per_column maps each column to its
     values and correlation holds the two matrices and the selected pairs.
-    ``real_mi``: a dict kept by a caller that scores several tables against the same
-    ``real`` (the bootstrap); the real side's mutual information is computed once into it.
+    ``reference``: a dict kept by a caller that scores several tables against the same
+    ``real`` (the bootstrap); every piece of the real side (per-column values, bin edges and
+    counts, category counts, mutual information, Pearson matrix) is computed once into it.
+    The values are those of a call without it.
     """
     bins, eps, mi_bins = settings["bins"], settings["kl_epsilon"], settings["mi_bins"]
-    memo = {} if real_mi is None else real_mi
+
+    def memo(c: str) -> dict | None:
+        return None if reference is None else reference.setdefault(("column", c), {})
+
     per: dict[str, dict] = {}
     for c, spec in card.columns.items():
-        per[c] = column_metrics(real[c], syn[c], spec.is_numeric, bins, eps)
+        per[c] = column_metrics(real[c], syn[c], spec.is_numeric, bins, eps, memo(c))
 
     # mutual information with the target
-    t_real = labels(real[card.target]).to_numpy()
+    t_real = once(reference, "target_labels", lambda: labels(real[card.target]).to_numpy())
     t_syn = labels(syn[card.target]).to_numpy()
     for c, spec in card.columns.items():
         if c == card.target:
             continue
-        fs = discretise(syn[c], real[c], spec.is_numeric, mi_bins)
+        fs = discretise(syn[c], real[c], spec.is_numeric, mi_bins, memo(c))
 
         def mi_real(c=c, spec=spec):
-            fr = discretise(real[c], real[c], spec.is_numeric, mi_bins)
+            fr = discretise(real[c], real[c], spec.is_numeric, mi_bins, memo(c))
             return mutual_information(fr, t_real)
 
-        _cell(per[c], "mi_real", lambda c=c, f=mi_real: _once(memo, c, f))
+        _cell(per[c], "mi_real", lambda c=c, f=mi_real: once(reference, ("mi", c), f))
         _cell(per[c], "mi_synthetic", lambda fs=fs: mutual_information(fs, t_syn))
         a, b = per[c].get("mi_real"), per[c].get("mi_synthetic")
         per[c]["mi_diff"] = None if a is None or b is None else abs(a - b)
@@ -447,16 +466,23 @@ def evaluate_fidelity(
         mean_of("mi_diff_mean", col("mi_diff")),
         mean_of("column_shape_mean", col("column_shape")),
     ]
-    corr_results, correlation = evaluate_correlation(real, syn, card, settings["top_pairs"])
+    corr_results, correlation = evaluate_correlation(
+        real, syn, card, settings["top_pairs"], reference
+    )
     return results + corr_results, per, correlation
 
 
 def evaluate_correlation(
-    real: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, top_pairs: int
+    real: pd.DataFrame,
+    syn: pd.DataFrame,
+    card: DatasetCard,
+    top_pairs: int,
+    reference: dict | None = None,
 ) -> tuple[list[Result], dict]:
-    """Pearson-structure metrics plus the selected pairs' real and synthetic rho."""
+    """Pearson-structure metrics plus the selected pairs' real and synthetic rho
+    (``reference``: as in :func:`evaluate_fidelity`)."""
     cols = corr_columns(card)
-    rm = pearson_matrix(real, cols)
+    rm = once(reference, "pearson", lambda: pearson_matrix(real, cols))
     sm = pearson_matrix(syn, cols)
     undefined = sorted(c for c in cols if sm[c].drop(c).isna().all())
     sm_filled = sm.fillna(0.0)

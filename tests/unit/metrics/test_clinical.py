@@ -109,3 +109,21 @@ def test_undefined_relation_is_named_not_dropped(real):
     assert all(
         r["status"] == "failed" and "diabetes == 1" in r["reason"] for r in detail["relations"]
     )
+
+
+def test_once_computes_a_key_once_and_replays_its_error():
+    from synllm.metrics.base import once
+
+    calls = []
+
+    def fn():
+        calls.append(1)
+        raise ValueError("undefined")
+
+    memo: dict = {}
+    for _ in range(2):
+        with pytest.raises(ValueError, match="undefined"):
+            once(memo, "k", fn)
+    assert len(calls) == 1
+    assert once(memo, "v", lambda: 3) == once(memo, "v", lambda: 4) == 3
+    assert once(None, "v", lambda: 4) == 4  # no memo: computed every time

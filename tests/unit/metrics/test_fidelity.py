@@ -108,9 +108,12 @@ def test_mutual_information_matches_sklearn():
     assert F.mutual_information(labels, t) == mutual_info_score(t, labels)
 
 
-def test_real_mi_memo_gives_the_same_per_column_values(real):
-    """The bootstrap scores many tables against one reference: the real side's MI is
-    computed once into ``real_mi`` and every value equals a call without it."""
+def test_reference_memo_gives_the_same_values(real):
+    """The bootstrap scores many tables against one reference: the real side of every
+    fidelity, correlation and clinical metric is computed once into ``reference``, and every
+    value (per column, results, correlation detail, clinical detail) equals a call without it."""
+    from synllm.metrics import clinical
+
     card, df = real("stroke")
     ref, settings = df.iloc[:1000], {"bins": 20, "kl_epsilon": 1e-4, "mi_bins": 10, "top_pairs": 5}
     memo: dict = {}
@@ -118,9 +121,16 @@ def test_real_mi_memo_gives_the_same_per_column_values(real):
         syn = df.iloc[start : start + 300].reset_index(drop=True)
         plain = F.evaluate_fidelity(ref, syn, card, settings)
         memoed = F.evaluate_fidelity(ref, syn, card, settings, memo)
-        assert plain[1] == memoed[1]
-        assert [r.value for r in plain[0]] == [r.value for r in memoed[0]]
-    assert set(memo) == set(card.columns) - {card.target}
+        assert plain[1:] == memoed[1:]
+        assert [(r.value, r.note) for r in plain[0]] == [(r.value, r.note) for r in memoed[0]]
+        plain_c = clinical.evaluate_clinical(ref, syn, card)
+        memo_c = clinical.evaluate_clinical(ref, syn, card, memo)
+        assert plain_c[1] == memo_c[1]
+        assert [r.value for r in plain_c[0]] == [r.value for r in memo_c[0]]
+    mi = {k[1] for k in memo if isinstance(k, tuple) and k[0] == "mi"}
+    assert mi == set(card.columns) - {card.target}
+    assert {("column", c) for c in card.columns} <= set(memo)
+    assert {("relation", i) for i in range(len(card.relations))} <= set(memo)
 
 
 def test_frobenius_by_hand():
