@@ -225,14 +225,20 @@ def evaluate(
     settings: dict | None = None,
     shown: pd.DataFrame | None = None,
     real_fits: dict | None = None,
+    memo: dict | None = None,
 ) -> dict:
     """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids).
 
     ``shown``: the real rows the prompt showed the generator (:func:`leaks.prompt_rows`;
     None = no prompt or none shown).
     ``real_fits``: :func:`compute_real_fits` of the same splits; each part is reused only
-    where its seed and settings match, so the metrics are those of a run without it."""
+    where its seed and settings match, so the metrics are those of a run without it.
+    ``memo``: a dict kept by a caller that evaluates several tables against the same
+    ``train``, ``holdout`` and card (the CLI: one per job); the real side of fidelity,
+    clinical, privacy and the bootstrap reference is computed on the first call into it
+    (keyed by the settings and seed it depends on), with the values of a call without it."""
     settings = parse_settings(None) if settings is None else settings
+    memo = {} if memo is None else memo
     names = metric_names(settings)
     out: dict = {
         "dataset": card.name,
@@ -271,15 +277,24 @@ def evaluate(
     results = []
     with _timed(seconds, "fidelity"):
         res, out["per_column"], out["correlation"] = fidelity.evaluate_fidelity(
-            train, syn, card, settings
+            train, syn, card, settings, memo.setdefault("train", {})
         )
         results += res
     with _timed(seconds, "clinical"):
-        res, out["clinical"] = clinical.evaluate_clinical(train, syn, card)
+        res, out["clinical"] = clinical.evaluate_clinical(
+            train, syn, card, memo.setdefault("train", {})
+        )
         results += res
     with _timed(seconds, "privacy"):
         res, out["privacy"] = privacy.evaluate_privacy(
-            train, holdout, syn, card, settings, seed, cache=(real_fits or {}).get("privacy")
+            train,
+            holdout,
+            syn,
+            card,
+            settings,
+            seed,
+            cache=(real_fits or {}).get("privacy"),
+            memo=memo.setdefault("privacy", {}),
         )
         results += res
     with _timed(seconds, "leaks"):
@@ -297,7 +312,7 @@ def evaluate(
     if missing:  # a programming error, not a user error
         raise RuntimeError(f"metrics declared but not computed: {missing}")
     out["metrics"] = [by_name[n].to_dict() for n in names]
-    out["bootstrap"] = bootstrap.replicates(card, syn, train, holdout, seed, settings, out)
+    out["bootstrap"] = bootstrap.replicates(card, syn, train, holdout, seed, settings, out, memo)
     seconds["bootstrap"] = out["bootstrap"]["seconds"]
     out["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     return out
@@ -536,8 +551,9 @@ def cli(argv: list[str]) -> int:
     fits = None
     if a.real_fits:
         fits = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
+    memo: dict = {}  # the real side of the metrics, shared by this job's cells
     for c in cells:
-        _project_cli(c, card, train, holdout, settings, fits)
+        _project_cli(c, card, train, holdout, settings, fits, memo)
     return 0
 
 
@@ -545,7 +561,7 @@ def cli(argv: list[str]) -> int:
 CELL_ARGS = ("out", "synthetic", "validation", "prompt_json", "out_fairness", "raw")
 
 
-def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> None:
+def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits, memo) -> None:
     """One cell under the project's protocol."""
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
@@ -553,7 +569,7 @@ def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits) -> 
 
     t0 = time.perf_counter()
     cache, why = fits if fits is not None else (None, None)
-    result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache)
+    result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache, memo)
     if why:
         result["warnings"].append(why)
     cell = _cell_ids(a)

@@ -211,3 +211,31 @@ def test_settings_and_config_schema_agree():
             with pytest.raises(ConfigError, match=f"field '{key}'"):
                 parse_settings(json.dumps({key: spec["minimum"] - 1}))
             assert parse_settings(json.dumps({key: spec["minimum"]}))[key] == spec["minimum"]
+
+
+def test_a_jobs_shared_memo_gives_every_cell_the_values_of_a_fresh_call(split):
+    """The CLI evaluates a job's cells with one memo of the real side (fidelity, clinical,
+    privacy, the bootstrap reference): every cell's document, replicates included, equals
+    that of a call without it."""
+    from synllm.evaluate import evaluate
+
+    card, train, holdout = split("cirrhosis")
+    settings = parse_settings(
+        json.dumps({**json.loads(FAST), "bootstrap": 3, "utility_models": ["decision_tree"]})
+    )
+
+    def strip(d):  # timings differ, nothing else may
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k != "seconds"}
+        return [strip(v) for v in d] if isinstance(d, list) else d
+
+    memo: dict = {}
+    for rs in (1, 2):
+        syn = holdout.sample(30, random_state=rs, replace=True).reset_index(drop=True)
+        shared = evaluate(card, syn, train, holdout, 42, settings, memo=memo)
+        fresh = evaluate(card, syn, train, holdout, 42, settings)
+        assert shared["bootstrap"]["B"] == 3
+        assert json.dumps(strip(shared), sort_keys=True, default=str) == json.dumps(
+            strip(fresh), sort_keys=True, default=str
+        )
+    assert {"train", "privacy"} <= set(memo)

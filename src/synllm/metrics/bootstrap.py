@@ -47,7 +47,7 @@ from sklearn import config_context
 
 from synllm.cards import DatasetCard
 from synllm.metrics import clinical, fidelity, privacy, utility
-from synllm.metrics.base import REGISTRY, Result
+from synllm.metrics.base import REGISTRY, Result, once
 
 SEED_SALT = 0xB0075
 """Mixed into the cell's seed so the resamples do not reuse the evaluator's random streams."""
@@ -80,10 +80,10 @@ def _recentred(point: dict, base: dict, rep: dict) -> dict[str, float | None]:
     return out
 
 
-def _table_family(card, syn, ref, idx, settings, point) -> dict[str, list]:
-    """Fidelity, correlation and clinical metrics, recentred against ``ref``."""
-
-    reference: dict = {}
+def _table_family(card, syn, ref, idx, settings, point, reference=None) -> dict[str, list]:
+    """Fidelity, correlation and clinical metrics, recentred against ``ref`` (``reference``:
+    the memo of ``ref``'s side, kept across the replicates and the cells of one job)."""
+    reference = {} if reference is None else reference
 
     def run(table):
         res, _, _ = fidelity.evaluate_fidelity(ref, table, card, settings, reference)
@@ -110,14 +110,16 @@ PRIVACY_REPLICATED = (
 )
 
 
-def privacy_pieces(card, syn, train, holdout, settings, seed, point_detail) -> dict:
+def privacy_pieces(card, syn, train, holdout, settings, seed, point_detail, memo=None) -> dict:
     """Per synthetic row: distances to the two closest train rows (``d``), equal to a train
     row (``same``), and the distances of the attack's members / non-members (the point
-    estimate's seeded samples) to it (``dm``, ``dn``: (members, n) arrays)."""
-    enc = privacy.MixedEncoder(card).fit(train)
-    x_train, x_syn = enc.transform(train), enc.transform(syn)
-    d = privacy.nn_distances(privacy.nn_index(x_train), x_syn, k=min(2, len(x_train)))
-    same = np.isin(privacy.row_hashes(syn, card), privacy.row_hashes(train, card))
+    estimate's seeded samples) to it (``dm``, ``dn``: (members, n) arrays). ``memo``: the
+    train split's dict of :func:`synllm.metrics.privacy.evaluate_privacy`."""
+    enc, x_train, index = privacy.train_side(train, card, memo)
+    x_syn = enc.transform(syn)
+    d = privacy.nn_distances(index, x_syn, k=min(2, len(x_train)))
+    train_hashes = once(memo, "train_hashes", lambda: privacy.row_hashes(train, card))
+    same = np.isin(privacy.row_hashes(syn, card), train_hashes)
     half = int(settings["mia_sample"]) // 2
     m_idx = privacy.sample_rows(len(train), half, seed + 2)
     n_idx = privacy.sample_rows(len(holdout), half, seed + 3)
@@ -220,11 +222,14 @@ def replicates(
     seed: int,
     settings: dict,
     point: dict,
+    memo: dict | None = None,
 ) -> dict:
     """The ``bootstrap`` block of the metrics JSON for one evaluated cell.
 
     ``point`` is :func:`synllm.evaluate.evaluate`'s result (``metrics`` and the ``privacy``
-    detail). Returns ``{"B", "seed", "reference_rows", "values": {name: [B values or None]},
+    detail). ``memo``: :func:`synllm.evaluate.evaluate`'s dict for these splits; the
+    reference rows' side and the train split's privacy side are computed once into it.
+    Returns ``{"B", "seed", "reference_rows", "values": {name: [B values or None]},
     "fixed": [names without replicates], "seconds"}``; ``B`` is 0 (no values) when bootstrap
     is off, the cell failed or it has fewer than two rows.
     """
@@ -244,14 +249,24 @@ def replicates(
     t0 = time.perf_counter()
     pvals = {m["name"]: (m["value"] if m["status"] == "ok" else None) for m in point["metrics"]}
     idx = resample_indices(len(syn), b, seed)
-    ref = train.iloc[privacy.sample_rows(len(train), n_ref, seed + 11)].reset_index(drop=True)
+    memo = {} if memo is None else memo
+    ref_memo = memo.setdefault(("bootstrap reference", seed, n_ref), {})
+    ref = once(
+        ref_memo,
+        "rows",
+        lambda: train.iloc[privacy.sample_rows(len(train), n_ref, seed + 11)].reset_index(
+            drop=True
+        ),
+    )
     test = holdout.iloc[privacy.sample_rows(len(holdout), n_ref, seed + 12)].reset_index(drop=True)
     values: dict[str, list] = {}
     # B x (every metric) sklearn calls on the same argument types the point estimate has
     # already validated: their parameter checks were a fifth of the replicates' time
     with config_context(skip_parameter_validation=True):
-        values.update(_table_family(card, syn, ref, idx, settings, pvals))
-        pieces = privacy_pieces(card, syn, train, holdout, settings, seed, point.get("privacy"))
+        values.update(_table_family(card, syn, ref, idx, settings, pvals, ref_memo))
+        pieces = privacy_pieces(
+            card, syn, train, holdout, settings, seed, point.get("privacy"), memo.get("privacy")
+        )
         values.update(privacy_replicates(pieces, idx))
         values.update(_tstr_family(card, syn, train, test, idx, settings, seed, pvals))
     # a metric whose point value failed has no interval to give

@@ -445,7 +445,7 @@ def evaluate_fidelity(
             fr = discretise(real[c], real[c], spec.is_numeric, mi_bins, memo(c))
             return mutual_information(fr, t_real)
 
-        _cell(per[c], "mi_real", lambda c=c, f=mi_real: once(reference, ("mi", c), f))
+        _cell(per[c], "mi_real", lambda c=c, f=mi_real: once(reference, ("mi", c, mi_bins), f))
         _cell(per[c], "mi_synthetic", lambda fs=fs: mutual_information(fs, t_syn))
         a, b = per[c].get("mi_real"), per[c].get("mi_synthetic")
         per[c]["mi_diff"] = None if a is None or b is None else abs(a - b)

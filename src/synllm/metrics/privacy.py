@@ -45,7 +45,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import NearestNeighbors
 
 from synllm.cards import DatasetCard
-from synllm.metrics.base import Result, declare, failed, guarded
+from synllm.metrics.base import Result, declare, failed, guarded, once
 
 declare(
     "nn_ratio",
@@ -173,11 +173,22 @@ def row_hashes(df: pd.DataFrame, card: DatasetCard) -> np.ndarray:
     return pd.util.hash_pandas_object(norm, index=False).to_numpy()
 
 
-def identifiability(train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard) -> float:
+def identifiability(
+    train: pd.DataFrame, syn: pd.DataFrame, card: DatasetCard, memo: dict | None = None
+) -> float:
     """Share of synthetic rows identical to at least one train row."""
     if len(syn) == 0:
         raise ValueError("synthetic table is empty")
-    return float(np.isin(row_hashes(syn, card), row_hashes(train, card)).mean())
+    train_hashes = once(memo, "train_hashes", lambda: row_hashes(train, card))
+    return float(np.isin(row_hashes(syn, card), train_hashes).mean())
+
+
+def train_side(train: pd.DataFrame, card: DatasetCard, memo: dict | None = None):
+    """The encoder fitted on ``train``, the encoded train rows and their k-d tree: the same
+    for every cell scored against one train split (``memo``: one dict per split)."""
+    enc = once(memo, "encoder", lambda: MixedEncoder(card).fit(train))
+    x_train = once(memo, "x_train", lambda: enc.transform(train))
+    return enc, x_train, once(memo, "index", lambda: nn_index(x_train))
 
 
 def nn_index(reference: np.ndarray) -> NearestNeighbors:
@@ -267,12 +278,11 @@ def real_cache(
     train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict, seed: int
 ) -> dict:
     """:func:`real_baselines` with the keys :func:`evaluate_privacy` checks before reusing it."""
-    enc = MixedEncoder(card).fit(train)
-    x_train = enc.transform(train)
+    enc, x_train, index = train_side(train, card)
     return {
         "seed": seed,
         "distance_sample": int(settings["distance_sample"]),
-        "baselines": real_baselines(enc, nn_index(x_train), x_train, holdout, settings, seed),
+        "baselines": real_baselines(enc, index, x_train, holdout, settings, seed),
     }
 
 
@@ -284,10 +294,13 @@ def evaluate_privacy(
     settings: dict,
     seed: int,
     cache: dict | None = None,
+    memo: dict | None = None,
 ) -> tuple[list[Result], dict]:
     """Privacy results and a detail dict (sizes, reference distances, MIA counts).
 
-    ``cache``: :func:`real_cache` of the same train, holdout, seed and ``distance_sample``."""
+    ``cache``: :func:`real_cache` of the same train, holdout, seed and ``distance_sample``.
+    ``memo``: a dict kept for one train split by a caller that scores several tables against
+    it (:func:`train_side`, train row hashes); the values are those of a call without it."""
     if len(syn) == 0:
         return [
             failed(n, "synthetic table is empty")
@@ -303,8 +316,8 @@ def evaluate_privacy(
                 "mia_tpr_at_0_1pct_fpr",
             )
         ], {}
-    enc = MixedEncoder(card).fit(train)
-    x_train, x_syn = enc.transform(train), enc.transform(syn)
+    enc, x_train, index = train_side(train, card, memo)
+    x_syn = enc.transform(syn)
     detail: dict = {
         "n_train": len(train),
         "n_synthetic": len(syn),
@@ -312,9 +325,8 @@ def evaluate_privacy(
         "seed": seed,
     }
 
-    results = [guarded("identifiability", lambda: identifiability(train, syn, card))]
+    results = [guarded("identifiability", lambda: identifiability(train, syn, card, memo))]
 
-    index = nn_index(x_train)
     d_syn = nn_distances(index, x_syn, k=min(2, len(x_train)))
     d1 = d_syn[:, 0]
     usable = (
