@@ -145,8 +145,9 @@ def once(memo: dict | None, key, fn: Callable):
     """``fn()``, computed on the first call for ``key`` and replayed (value or the same
     exception) on later ones; ``memo`` None computes every time.
 
-    The bootstrap scores many resampled tables against one fixed reference table: the
-    reference's side of every metric goes through this with one dict per cell."""
+    An evaluate job scores several tables, and the bootstrap many resamples, against one
+    fixed real table: that table's side of every metric goes through this, one dict per
+    real table (:func:`synllm.evaluate.evaluate`'s ``memo``)."""
     if memo is None:
         return fn()
     if key not in memo:

@@ -167,9 +167,15 @@ declare(
 
 
 # -- small pure helpers -----------------------------------------------------------------
+def floats(s: pd.Series) -> np.ndarray:
+    """A numeric column as a float64 array, missing (and unparsable) values NaN, shape (n,)."""
+    return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
+
+
 def numeric_values(s: pd.Series) -> np.ndarray:
     """Non-missing values of a numeric column as a float64 array, shape (n,)."""
-    return pd.to_numeric(s, errors="coerce").astype("float64").dropna().to_numpy()
+    x = floats(s)
+    return x[~np.isnan(x)]
 
 
 def labels(s: pd.Series) -> pd.Series:
@@ -196,10 +202,6 @@ def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return idx
 
 
-def _floats(s: pd.Series) -> np.ndarray:
-    return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy()
-
-
 def real_edges(real: pd.Series, bins: int, memo: dict | None = None) -> np.ndarray:
     """:func:`quantile_edges` of the real column's non-missing values."""
     r = once(memo, "values", lambda: numeric_values(real))
@@ -218,9 +220,9 @@ def numeric_pmfs(
     p = once(
         memo,
         ("counts", bins),
-        lambda: np.bincount(bin_index(_floats(real), edges), minlength=n_bins).astype(float),
+        lambda: np.bincount(bin_index(floats(real), edges), minlength=n_bins).astype(float),
     )
-    q = np.bincount(bin_index(_floats(syn), edges), minlength=n_bins).astype(float)
+    q = np.bincount(bin_index(floats(syn), edges), minlength=n_bins).astype(float)
     return p / p.sum(), q / q.sum()
 
 
@@ -330,7 +332,7 @@ def discretise(
 ) -> np.ndarray:
     """Codes for MI: numeric -> real-quantile bin of ``ref``; categorical -> labels."""
     if numeric:
-        return bin_index(_floats(col), real_edges(ref, bins, memo))
+        return bin_index(floats(col), real_edges(ref, bins, memo))
     return labels(col).to_numpy()
 
 
