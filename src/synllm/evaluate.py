@@ -581,7 +581,13 @@ def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits, mem
     if a.out_fairness:
         t = time.perf_counter()
         fair_res, fair_frame, doc["fairness"] = fairness.evaluate_fairness(
-            card, syn, train, holdout, a.seed, cell={"dataset": card.name, **cell}
+            card,
+            syn,
+            train,
+            holdout,
+            a.seed,
+            cell={"dataset": card.name, **cell},
+            memo=memo.setdefault("fairness", {}),
         )
         doc["metrics"] += [r.to_dict() for r in fair_res]
         doc["seconds"]["fairness"] = round(time.perf_counter() - t, 3)

@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 
 from synllm.cards import DatasetCard
 from synllm.errors import DataError
-from synllm.metrics.base import Metric, Result
+from synllm.metrics.base import Metric, Result, once
 
 AGE_BANDS = ("<40", "40-60", ">=60")
 DAYS_PER_YEAR = 365.25
@@ -120,9 +120,14 @@ def kl_divergence(p_labels: pd.Series, q_labels: pd.Series, alpha: float = 0.5) 
 
     The support is the union of labels of both series; 0 when the counts are identical.
     """
-    support = sorted(set(p_labels) | set(q_labels))
-    p = p_labels.value_counts().reindex(support, fill_value=0).to_numpy(float) + alpha
-    q = q_labels.value_counts().reindex(support, fill_value=0).to_numpy(float) + alpha
+    return kl_of_counts(p_labels.value_counts(), q_labels.value_counts(), alpha)
+
+
+def kl_of_counts(p_counts: pd.Series, q_counts: pd.Series, alpha: float = 0.5) -> float:
+    """:func:`kl_divergence` from the two series' ``value_counts()`` (label -> count)."""
+    support = sorted(set(p_counts.index) | set(q_counts.index))
+    p = p_counts.reindex(support, fill_value=0).to_numpy(float) + alpha
+    q = q_counts.reindex(support, fill_value=0).to_numpy(float) + alpha
     return float(entropy(p / p.sum(), q / q.sum()))
 
 
@@ -136,16 +141,29 @@ def group_kl(
     exclude: tuple[str, ...] = (),
     alpha: float = 0.5,
     edges: dict[str, np.ndarray] | None = None,
+    memo: dict | None = None,
 ) -> dict[str, float]:
-    """Per-feature KL(real_g || synth_g) for group ``group`` (features in ``exclude`` skipped)."""
+    """Per-feature KL(real_g || synth_g) for group ``group`` (features in ``exclude`` skipped).
+
+    ``memo``: a dict kept for one ``real``, ``real_groups`` and ``edges`` by a caller that
+    scores several synthetic tables against them; the real group's counts are computed once."""
     edges = feature_bins(card, real) if edges is None else edges
-    r, s = real[real_groups == group], synth[synth_groups == group]
+    s = synth[synth_groups == group]
+    r = None
     out = {}
     for name in card.feature_names:
         if name in exclude:
             continue
-        out[name] = kl_divergence(
-            discretise(r[name], card, edges), discretise(s[name], card, edges), alpha
+
+        def real_counts(name=name):
+            nonlocal r
+            r = real[real_groups == group] if r is None else r
+            return discretise(r[name], card, edges).value_counts()
+
+        out[name] = kl_of_counts(
+            once(memo, (group, name), real_counts),
+            discretise(s[name], card, edges).value_counts(),
+            alpha,
         )
     return out
 
@@ -239,6 +257,7 @@ def fairness_table(
     alpha: float = 0.5,
     min_group_rows: int = 5,
     min_synthetic_rows: int = 1,
+    memo: dict | None = None,
 ) -> pd.DataFrame:
     """Tidy per-group fairness table (see module doc).
 
@@ -246,23 +265,30 @@ def fairness_table(
     real test rows for utility (utility rows are omitted when it is None). Groups come from
     the real table; groups with fewer than ``min_group_rows`` real rows are skipped; groups
     with fewer than ``min_synthetic_rows`` synthetic rows get KL NaN with the reason.
+    ``memo``: a dict kept for one ``real``, ``holdout`` and card by a caller that scores
+    several synthetic tables against them (the evaluate job); their side (bin edges, groups,
+    per-group counts, the holdout's design matrix and codes) is computed once into it, with
+    the values of a call without it.
     """
     missing = [c for c in card.feature_names if c not in synth.columns]
     if missing:
         raise DataError(f"synthetic table lacks column(s) {missing}")
-    edges = feature_bins(card, real)
-    g_real, g_synth = groupings(card, real), groupings(card, synth)
-    g_hold = groupings(card, holdout) if holdout is not None else None
+    edges = once(memo, "edges", lambda: feature_bins(card, real))
+    g_real = once(memo, "groupings", lambda: groupings(card, real))
+    g_synth = groupings(card, synth)
+    g_hold = None
     model, present = (None, np.array([]))
     if holdout is not None:
+        g_hold = once(memo, "holdout groupings", lambda: groupings(card, holdout))
         model, present = fit_classifier(synth, card, seed)
-        y_hold, _ = target_codes(holdout, card)
-        X_hold = design_matrix(holdout, card)
+        y_hold, _ = once(memo, "holdout codes", lambda: target_codes(holdout, card))
+        X_hold = once(memo, "holdout design", lambda: design_matrix(holdout, card))
         proba_hold = model.predict_proba(X_hold) if model is not None else None
     rows = []
     for grouping, labels in g_real.items():
         exclude = (grouping,) if grouping in card.columns else (age_column(card),)
-        counts = labels.value_counts()
+        counts = once(memo, ("group counts", grouping), labels.value_counts)
+        kl_memo = None if memo is None else memo.setdefault(("kl", grouping), {})
         for group in sorted(counts.index, key=group_sort_key):
             n_real = int(counts[group])
             if n_real < min_group_rows:
@@ -291,7 +317,16 @@ def fairness_table(
                 )
             else:
                 kl = group_kl(
-                    card, real, synth, labels, g_synth[grouping], group, exclude, alpha, edges
+                    card,
+                    real,
+                    synth,
+                    labels,
+                    g_synth[grouping],
+                    group,
+                    exclude,
+                    alpha,
+                    edges,
+                    kl_memo,
                 )
                 worst = max(kl, key=kl.get) if kl else None
                 rows.append(
@@ -507,13 +542,14 @@ def evaluate_fairness(
     seed: int,
     cell: dict | None = None,
     min_rows: int = MIN_GROUP_ROWS,
+    memo: dict | None = None,
 ) -> tuple[list[Result], pd.DataFrame, dict]:
     """Fairness of one cell: (summary results, :func:`cell_frame`, detail dict).
 
     KL against the train split (the rows the generator learnt from), AUC on the holdout.
     Never raises on data: an empty or one-class synthetic table gives NaN rows with reasons
     and failed summary metrics; an unexpected error becomes the failure reason of every
-    summary metric and an empty frame.
+    summary metric and an empty frame. ``memo``: as in :func:`fairness_table`.
     """
     try:
         table = fairness_table(
@@ -524,6 +560,7 @@ def evaluate_fairness(
             seed=seed,
             min_group_rows=min_rows,
             min_synthetic_rows=min_rows,
+            memo=memo,
         )
     except Exception as err:  # noqa: BLE001 - recorded as the failure reason
         reason = f"{type(err).__name__}: {' '.join(str(err).split())}"

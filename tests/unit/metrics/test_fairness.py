@@ -121,6 +121,23 @@ def test_multiclass_utility_and_single_class_synthetic(splits):
     assert t1.value.isna().all() and t1.reason.str.contains("single target class").all()
 
 
+@pytest.mark.parametrize("name", ["stroke", "cirrhosis"])
+def test_a_shared_memo_gives_the_tables_of_fresh_calls(splits, name):
+    """One memo per evaluate job: the real side is computed by the first table, replayed for
+    the next ones, and every table is exactly that of a call without the memo."""
+    card, train, holdout = splits(name)
+    tables = [
+        shuffled(train, keep=[card.target], seed=s).sample(n=n, random_state=s)
+        for s, n in ((1, 150), (2, 40), (3, 7))
+    ]
+    memo: dict = {}
+    for t in tables:
+        got = fairness_table(card, train, t, holdout, seed=0, min_synthetic_rows=5, memo=memo)
+        ref = fairness_table(card, train, t, holdout, seed=0, min_synthetic_rows=5)
+        pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    assert {"edges", "groupings", "holdout design"} <= set(memo)
+
+
 def test_membership_inference_copy_vs_independent(splits):
     card, train, holdout = splits("stroke")
     leak = membership_inference(card, train, holdout, train, n=500, seed=0)
