@@ -180,18 +180,49 @@ def split_fingerprint(*paths: str | Path) -> str:
     return h.hexdigest()
 
 
+STAND_IN_ROWS = 500
+"""Holdout rows of the stand-in table that fills the real-fits memo (enough that most
+demographic groups reach fairness' minimum; a group it misses is filled by its first cell)."""
+
+
 def compute_real_fits(
     card: DatasetCard, train: pd.DataFrame, holdout: pd.DataFrame, seed: int, settings: dict
 ) -> dict:
     """The real-data parts of :func:`evaluate` shared by every cell of a dataset and seed:
     utility models trained on real train + their holdout scores, privacy real->real
-    distances. Cached per dataset by ``synllm real-fits`` (rule ``real_fits``)."""
-    return {
+    distances, and the evaluate job's ``memo`` of the real side (see :func:`job_memo`).
+    Cached per dataset by ``synllm real-fits`` (rule ``real_fits``)."""
+    memo: dict = {}
+    fits = {
         "version": REAL_FITS_VERSION,
         "dataset": card.name,
         "utility": utility.real_fits(train, holdout, card, settings, seed),
-        "privacy": privacy.real_cache(train, holdout, card, settings, seed),
+        "privacy": privacy.real_cache(
+            train, holdout, card, settings, seed, memo.setdefault("privacy", {})
+        ),
     }
+    # The memo is filled the way an evaluate job fills it: by scoring a table against these
+    # splits (a seeded sample of holdout rows; its own values are dropped). Every key is a
+    # piece of the real side named with the settings it depends on, so the job's cells get
+    # the values of a fresh call; one replicate is enough to fill the bootstrap reference.
+    stand_in = holdout.iloc[privacy.sample_rows(len(holdout), STAND_IN_ROWS, seed + 13)]
+    stand_in = stand_in.reset_index(drop=True)
+    one = dict(settings, bootstrap=min(1, int(settings.get("bootstrap", 0))))
+    evaluate(card, stand_in, train, holdout, seed, one, real_fits=fits, memo=memo)
+    fairness.evaluate_fairness(
+        card, stand_in, train, holdout, seed, memo=memo.setdefault("fairness", {})
+    )
+    fits["memo"] = {"seed": seed, "settings": settings, "memo": memo}
+    return fits
+
+
+def job_memo(fits: dict | None, seed: int, settings: dict) -> dict:
+    """The memo an evaluate job starts from: the real-fits file's (computed once per
+    dataset) when it was made with this seed and these settings, else an empty one."""
+    saved = (fits or {}).get("memo") or {}
+    if saved.get("seed") == seed and saved.get("settings") == settings:
+        return saved["memo"]
+    return {}
 
 
 def load_real_fits(path: str | Path, fingerprint: str) -> tuple[dict | None, str | None]:
@@ -551,7 +582,8 @@ def cli(argv: list[str]) -> int:
     fits = None
     if a.real_fits:
         fits = load_real_fits(a.real_fits, split_fingerprint(a.train, a.holdout))
-    memo: dict = {}  # the real side of the metrics, shared by this job's cells
+    # the real side of the metrics, shared by this job's cells
+    memo = job_memo(fits[0] if fits else None, a.seed, settings)
     for c in cells:
         _project_cli(c, card, train, holdout, settings, fits, memo)
     return 0

@@ -213,6 +213,17 @@ def test_settings_and_config_schema_agree():
             assert parse_settings(json.dumps({key: spec["minimum"]}))[key] == spec["minimum"]
 
 
+def _untimed(doc) -> str:
+    """A metrics document without its timings (they differ between runs, nothing else may)."""
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k != "seconds"}
+        return [strip(v) for v in d] if isinstance(d, list) else d
+
+    return json.dumps(strip(doc), sort_keys=True, default=str)
+
+
 def test_a_jobs_shared_memo_gives_every_cell_the_values_of_a_fresh_call(split):
     """The CLI evaluates a job's cells with one memo of the real side (fidelity, clinical,
     privacy, the bootstrap reference): every cell's document, replicates included, equals
@@ -224,18 +235,42 @@ def test_a_jobs_shared_memo_gives_every_cell_the_values_of_a_fresh_call(split):
         json.dumps({**json.loads(FAST), "bootstrap": 3, "utility_models": ["decision_tree"]})
     )
 
-    def strip(d):  # timings differ, nothing else may
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k != "seconds"}
-        return [strip(v) for v in d] if isinstance(d, list) else d
-
     memo: dict = {}
     for rs in (1, 2):
         syn = holdout.sample(30, random_state=rs, replace=True).reset_index(drop=True)
         shared = evaluate(card, syn, train, holdout, 42, settings, memo=memo)
         fresh = evaluate(card, syn, train, holdout, 42, settings)
         assert shared["bootstrap"]["B"] == 3
-        assert json.dumps(strip(shared), sort_keys=True, default=str) == json.dumps(
-            strip(fresh), sort_keys=True, default=str
-        )
+        assert _untimed(shared) == _untimed(fresh)
     assert {"train", "privacy"} <= set(memo)
+
+
+def test_the_real_fits_memo_starts_a_job_with_the_values_of_a_fresh_call(split):
+    """``synllm real-fits`` fills the job memo once per dataset (by scoring a stand-in
+    table) and pickles it; a job starting from it gives every cell the document and the
+    fairness table of a call without it, and a job with another seed or other settings
+    starts from an empty memo."""
+    import pickle
+
+    from synllm.evaluate import compute_real_fits, evaluate, job_memo
+    from synllm.metrics import fairness
+
+    card, train, holdout = split("cirrhosis")
+    settings = parse_settings(
+        json.dumps({**json.loads(FAST), "bootstrap": 3, "utility_models": ["decision_tree"]})
+    )
+    fits = pickle.loads(pickle.dumps(compute_real_fits(card, train, holdout, 42, settings)))
+    memo = job_memo(fits, 42, settings)
+    assert {"train", "privacy", "fairness", ("bootstrap reference", 42, 1000)} <= set(memo)
+    assert job_memo(fits, 43, settings) == {}
+    assert job_memo(fits, 42, {**settings, "bins": 30}) == {}
+    assert job_memo(None, 42, settings) == {}
+
+    for rs in (1, 2):
+        syn = holdout.sample(30, random_state=rs, replace=True).reset_index(drop=True)
+        warm = evaluate(card, syn, train, holdout, 42, settings, real_fits=fits, memo=memo)
+        fresh = evaluate(card, syn, train, holdout, 42, settings, real_fits=fits)
+        assert _untimed(warm) == _untimed(fresh)
+        got = fairness.evaluate_fairness(card, syn, train, holdout, 42, memo=memo["fairness"])
+        ref = fairness.evaluate_fairness(card, syn, train, holdout, 42)
+        pd.testing.assert_frame_equal(got[1], ref[1], check_exact=True)

@@ -275,10 +275,16 @@ def real_baselines(
 
 
 def real_cache(
-    train: pd.DataFrame, holdout: pd.DataFrame, card: DatasetCard, settings: dict, seed: int
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    card: DatasetCard,
+    settings: dict,
+    seed: int,
+    memo: dict | None = None,
 ) -> dict:
-    """:func:`real_baselines` with the keys :func:`evaluate_privacy` checks before reusing it."""
-    enc, x_train, index = train_side(train, card)
+    """:func:`real_baselines` with the keys :func:`evaluate_privacy` checks before reusing it
+    (``memo``: as in :func:`train_side`)."""
+    enc, x_train, index = train_side(train, card, memo)
     return {
         "seed": seed,
         "distance_sample": int(settings["distance_sample"]),
