@@ -183,6 +183,24 @@ def labels(s: pd.Series) -> pd.Series:
     return s.astype("string").fillna(NA_LABEL).astype(object)
 
 
+def column_labels(s: pd.Series, memo: dict | None = None) -> pd.Series:
+    """:func:`labels` of ``s`` through ``memo`` (a dict kept for this one column)."""
+    return once(memo, "labels", lambda: labels(s))
+
+
+def category_counts(s: pd.Series, memo: dict | None = None) -> tuple[pd.Series, pd.Series]:
+    """A categorical/binary column's label counts (missing counted as ``<NA>``) and the
+    counts of its non-missing values as strings, both from one :func:`labels` conversion
+    (``memo``: as in :func:`column_labels`; the string conversion is most of the time of
+    the four categorical metrics, which all read these counts)."""
+
+    def both():
+        lab = column_labels(s, memo)
+        return lab.value_counts(), lab[s.notna().to_numpy()].value_counts()
+
+    return once(memo, "category counts", both)
+
+
 def quantile_edges(real: np.ndarray, bins: int) -> np.ndarray:
     """Unique real-quantile bin edges at ``linspace(0, 1, bins + 1)``, shape (<= bins + 1,)."""
     return np.unique(np.quantile(real, np.linspace(0, 1, bins + 1)))
@@ -226,16 +244,15 @@ def numeric_pmfs(
     return p / p.sum(), q / q.sum()
 
 
-def _label_counts(real: pd.Series, memo: dict | None) -> pd.Series:
-    return once(memo, "label_counts", lambda: labels(real).value_counts())
-
-
 def categorical_pmfs(
-    real: pd.Series, syn: pd.Series, memo: dict | None = None
+    real: pd.Series, syn: pd.Series, memo: dict | None = None, syn_memo: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, list]:
-    """Real and synthetic pmfs over the union of categories (missing = ``<NA>``)."""
-    rc = _label_counts(real, memo)
-    sc = labels(syn).value_counts()
+    """Real and synthetic pmfs over the union of categories (missing = ``<NA>``).
+
+    ``syn_memo`` (here and in the other categorical helpers): a dict kept for the synthetic
+    column by a caller that computes several metrics of it (:func:`column_metrics`)."""
+    rc = category_counts(real, memo)[0]
+    sc = category_counts(syn, syn_memo)[0]
     cats = sorted(set(rc.index) | set(sc.index), key=str)
     p = rc.reindex(cats, fill_value=0).to_numpy(float)
     q = sc.reindex(cats, fill_value=0).to_numpy(float)
@@ -280,14 +297,16 @@ def range_coverage(real: np.ndarray, syn: np.ndarray) -> float:
     return float(max(0.0, min(rhi, shi) - max(rlo, slo)) / (rhi - rlo))
 
 
-def chi_square(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> tuple[float, float]:
+def chi_square(
+    real: pd.Series, syn: pd.Series, memo: dict | None = None, syn_memo: dict | None = None
+) -> tuple[float, float]:
     """Chi-square goodness of fit of synthetic counts vs smoothed real proportions.
 
     Expected = ``n_syn * (c_real + 0.5) / (n_real + 0.5 K)`` over the K categories seen in
     either table. Returns (statistic, p-value); one category only -> (0, 1).
     """
-    rc = _label_counts(real, memo)
-    sc = labels(syn).value_counts()
+    rc = category_counts(real, memo)[0]
+    sc = category_counts(syn, syn_memo)[0]
     if sc.sum() == 0:
         raise ValueError("synthetic column is empty")
     cats = sorted(set(rc.index) | set(sc.index), key=str)
@@ -300,18 +319,22 @@ def chi_square(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> tup
     return float(res.statistic), float(res.pvalue)
 
 
-def category_preservation(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> float:
+def category_preservation(
+    real: pd.Series, syn: pd.Series, memo: dict | None = None, syn_memo: dict | None = None
+) -> float:
     """Share of the real non-missing categories that occur in the synthetic column."""
-    rcats = once(memo, "categories", lambda: set(labels(real.dropna())))
+    rcats = once(memo, "categories", lambda: set(category_counts(real, memo)[1].index))
     if not rcats:
         raise ValueError("real column has no categories")
-    return len(rcats & set(labels(syn.dropna()))) / len(rcats)
+    return len(rcats & set(category_counts(syn, syn_memo)[1].index)) / len(rcats)
 
 
-def tv_complement(real: pd.Series, syn: pd.Series, memo: dict | None = None) -> float:
+def tv_complement(
+    real: pd.Series, syn: pd.Series, memo: dict | None = None, syn_memo: dict | None = None
+) -> float:
     """1 - total variation distance of the non-missing category pmfs (sdmetrics TVComplement)."""
-    rc = once(memo, "string_counts", lambda: real.dropna().astype("string").value_counts())
-    sc = syn.dropna().astype("string").value_counts()
+    rc = category_counts(real, memo)[1]
+    sc = category_counts(syn, syn_memo)[1]
     if rc.empty or sc.empty:
         raise ValueError("a column has no non-missing values")
     cats = sorted(set(rc.index) | set(sc.index))
@@ -328,12 +351,18 @@ def correlation_similarity(rho_real: float, rho_syn: float) -> float:
 
 
 def discretise(
-    col: pd.Series, ref: pd.Series, numeric: bool, bins: int, memo: dict | None = None
+    col: pd.Series,
+    ref: pd.Series,
+    numeric: bool,
+    bins: int,
+    memo: dict | None = None,
+    col_memo: dict | None = None,
 ) -> np.ndarray:
-    """Codes for MI: numeric -> real-quantile bin of ``ref``; categorical -> labels."""
+    """Codes for MI: numeric -> real-quantile bin of ``ref``; categorical -> labels
+    (``memo``: kept for ``ref``, ``col_memo``: for ``col``)."""
     if numeric:
         return bin_index(floats(col), real_edges(ref, bins, memo))
-    return labels(col).to_numpy()
+    return column_labels(col, col_memo).to_numpy()
 
 
 def mutual_information(feature: np.ndarray, target: np.ndarray) -> float:
@@ -389,8 +418,11 @@ def column_metrics(
     bins: int,
     eps: float,
     memo: dict | None = None,
+    syn_memo: dict | None = None,
 ) -> dict:
-    """All single-column metrics of one column (keys absent when not applicable)."""
+    """All single-column metrics of one column (keys absent when not applicable;
+    ``syn_memo``: as in :func:`categorical_pmfs`, a fresh one when None)."""
+    syn_memo = {} if syn_memo is None else syn_memo
     out: dict = {"kind": "numeric" if numeric else "categorical"}
     if numeric:
         r, s = once(memo, "values", lambda: numeric_values(real)), numeric_values(syn)
@@ -401,10 +433,18 @@ def column_metrics(
         p, q = numeric_pmfs(real, syn, bins, memo)
         _cell(out, "column_shape", lambda: 1.0 - out["ks"] if out.get("ks") is not None else None)
     else:
-        p, q, _ = categorical_pmfs(real, syn, memo)
-        _cell(out, "chi2", lambda: dict(zip(("chi2", "chi2_pvalue"), chi_square(real, syn, memo))))
-        _cell(out, "category_preservation", lambda: category_preservation(real, syn, memo))
-        _cell(out, "column_shape", lambda: tv_complement(real, syn, memo))
+        p, q, _ = categorical_pmfs(real, syn, memo, syn_memo)
+        _cell(
+            out,
+            "chi2",
+            lambda: dict(zip(("chi2", "chi2_pvalue"), chi_square(real, syn, memo, syn_memo))),
+        )
+        _cell(
+            out,
+            "category_preservation",
+            lambda: category_preservation(real, syn, memo, syn_memo),
+        )
+        _cell(out, "column_shape", lambda: tv_complement(real, syn, memo, syn_memo))
     _cell(out, "jsd", lambda: js_divergence(p, q))
     _cell(out, "kl", lambda: kl_divergence(p, q, eps))
     return out
@@ -432,19 +472,20 @@ def evaluate_fidelity(
         return None if reference is None else reference.setdefault(("column", c), {})
 
     per: dict[str, dict] = {}
+    syn_memo: dict[str, dict] = {c: {} for c in card.columns}  # this call's synthetic side
     for c, spec in card.columns.items():
-        per[c] = column_metrics(real[c], syn[c], spec.is_numeric, bins, eps, memo(c))
+        per[c] = column_metrics(real[c], syn[c], spec.is_numeric, bins, eps, memo(c), syn_memo[c])
 
     # mutual information with the target
     t_real = once(reference, "target_labels", lambda: labels(real[card.target]).to_numpy())
-    t_syn = labels(syn[card.target]).to_numpy()
+    t_syn = column_labels(syn[card.target], syn_memo[card.target]).to_numpy()
     for c, spec in card.columns.items():
         if c == card.target:
             continue
-        fs = discretise(syn[c], real[c], spec.is_numeric, mi_bins, memo(c))
+        fs = discretise(syn[c], real[c], spec.is_numeric, mi_bins, memo(c), syn_memo[c])
 
         def mi_real(c=c, spec=spec):
-            fr = discretise(real[c], real[c], spec.is_numeric, mi_bins, memo(c))
+            fr = discretise(real[c], real[c], spec.is_numeric, mi_bins, memo(c), memo(c))
             return mutual_information(fr, t_real)
 
         _cell(per[c], "mi_real", lambda c=c, f=mi_real: once(reference, ("mi", c, mi_bins), f))

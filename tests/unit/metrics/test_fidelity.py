@@ -86,6 +86,25 @@ def test_category_preservation_and_categorical_pmfs():
     assert np.allclose(p, [0.25, 0.25, 0.25, 0.25, 0]) and np.allclose(q, [0.25, 0.5, 0, 0, 0.25])
 
 
+@pytest.mark.parametrize(
+    "values,dtype",
+    [
+        (["a", None, "b", "a", float("nan"), "<NA>"], object),
+        ([1, 0, None, 1], "Int64"),
+        ([1.0, 0.0, float("nan"), 1.0], "float64"),
+    ],
+)
+def test_category_counts_are_those_of_the_separate_conversions(values, dtype):
+    """The four categorical metrics read one conversion; it counts what each of them
+    computed on its own (labels with missing as <NA>, non-missing values as strings)."""
+    s = pd.Series(values, dtype=dtype)
+    memo: dict = {}
+    with_missing, present = F.category_counts(s, memo)
+    assert with_missing.to_dict() == F.labels(s).value_counts().to_dict()
+    assert present.to_dict() == s.dropna().astype("string").value_counts().to_dict()
+    assert F.category_counts(s, memo)[0] is with_missing  # computed once per memo
+
+
 def test_binary_int64_column_is_categorical():
     real = pd.Series([0, 1, 1, 0], dtype="Int64")
     syn = pd.Series([1, 1, 1, pd.NA], dtype="Int64")
