@@ -207,6 +207,16 @@ def row_keys(frame: pd.DataFrame, card: DatasetCard) -> list[tuple]:
     return list(zip(*cols)) if cols else []
 
 
+def train_keys(train: pd.DataFrame, card: DatasetCard, memo: dict | None = None) -> set:
+    """:func:`row_keys` of the typed train rows, as a set (``memo``: as in validate_text)."""
+    if memo is not None and "train keys" in memo:
+        return memo["train keys"]
+    keys = set(row_keys(typed_output(train, card), card))
+    if memo is not None:
+        memo["train keys"] = keys
+    return keys
+
+
 def rule_violations(frame: pd.DataFrame, card: DatasetCard) -> dict[str, np.ndarray]:
     """Boolean mask (n,) per card rule: ``if`` holds and ``then`` does not."""
     out: dict[str, np.ndarray] = {}
@@ -276,8 +286,12 @@ def validate_text(
     clinical_rules: str = "reject",
     n_records: int | None = None,
     duplicates: str = "keep",
+    memo: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Parse, type and check one raw output; returns (typed table, report dict)."""
+    """Parse, type and check one raw output; returns (typed table, report dict).
+
+    ``memo``: a dict kept for one ``train`` by a caller that validates several outputs
+    against it (the CLI: one per job); the train rows' keys are computed once into it."""
     if clinical_rules not in ("reject", "flag"):
         raise ConfigError(f"clinical_rules must be 'reject' or 'flag', got {clinical_rules!r}")
     if duplicates not in ("keep", "reject"):
@@ -368,7 +382,7 @@ def validate_text(
     prompt_copy_rows = [i for i, k in enumerate(out_keys) if k in real_keys]
     train_dup_rows: list[int] = []
     if train is not None and len(out):
-        tk = set(row_keys(typed_output(train, card), card))
+        tk = train_keys(train, card, memo)
         train_dup_rows = [i for i, k in enumerate(row_keys(out, card)) if k in tk]
 
     kinds = Counter(c.kind for c in gen if c.fields is not None)
@@ -462,12 +476,14 @@ def validate_file(
     train: pd.DataFrame | None = None,
     clinical_rules: str = "reject",
     n_records: int | None = None,
+    memo: dict | None = None,
 ) -> dict:
     """File-to-file validation; writes the CSV and the JSON report, returns the report.
-    ``train``: the train split (:func:`read_train`, read once for every cell of a job)."""
+    ``train``: the train split (:func:`read_train`, read once for every cell of a job);
+    ``memo``: as in :func:`validate_text`."""
     text = read_raw(raw_path)
     prompt = read_prompt(prompt_path)
-    out, report = validate_text(text, card, prompt, train, clinical_rules, n_records)
+    out, report = validate_text(text, card, prompt, train, clinical_rules, n_records, memo=memo)
     report["raw"] = str(raw_path)
     for p in (out_csv, out_report):
         Path(p).parent.mkdir(parents=True, exist_ok=True)
@@ -535,6 +551,7 @@ def cli(argv: list[str]) -> int:
     cells = per_cell_args(a, ("raw", "prompt", "out_csv", "out_report"), "validate")
     card = load_card(a.card)
     train = read_train(a.train, card) if a.protocol != "paper" else None
+    memo: dict = {}  # the train split's row keys, shared by this job's cells
     for c in cells:
         if a.protocol == "paper":
             rep = validate_paper_file(card, c.raw, c.out_csv, c.out_report, a.source_model)
@@ -545,7 +562,15 @@ def cli(argv: list[str]) -> int:
             )
             continue
         rep = validate_file(
-            card, c.raw, c.out_csv, c.out_report, c.prompt, train, a.clinical_rules, a.n_records
+            card,
+            c.raw,
+            c.out_csv,
+            c.out_report,
+            c.prompt,
+            train,
+            a.clinical_rules,
+            a.n_records,
+            memo,
         )
         print(
             f"{card.name}: {rep['candidate_lines']} candidates, {rep['parsed']} parsed, "

@@ -247,6 +247,11 @@ def test_duplicates_kept_and_counted_train_flagged(real, card):
     assert rep["train_duplicates"] >= 1 and 2 in rep["train_duplicate_rows"]
     out, rep = run(text, diabetes, duplicates="reject")
     assert rep["valid"] == 2 and rep["rejected"]["duplicate"] == 1 and rep["within_duplicates"] == 0
+    # a job validates its cells with one memo of the train keys: same reports, keys once
+    memo: dict = {}
+    for t in (text, copy + "\n" + text):
+        assert run(t, diabetes, train=train, memo=memo)[1] == run(t, diabetes, train=train)[1]
+    assert len(memo["train keys"]) == len(train.drop_duplicates())
 
 
 def test_n_records_keeps_first(card):
