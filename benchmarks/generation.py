@@ -26,7 +26,9 @@ unconstrained, one cell of ``--n`` records (default 100) in mini-batches of 20, 
 sequentially (``max_parallel_sequences: 1``) and batched (``--widths``, default 5 = the
 cell's mini-batches in one call), alternating, one model load for all runs. Each mini-batch
 gets ``--max-new-tokens`` (default 64) so a CPU run takes minutes; the rate is output tokens
-/ seconds of ``run_batches``. Writes ``benchmarks/generation_transformers.json``.
+/ seconds of ``run_batches`` (which include the prompt's prefill: once per prompt since the
+backend keeps the prompt's KV cache, see ``TransformersBackend._prompt_cache``). Writes
+``benchmarks/generation_transformers.json``.
 """
 
 from __future__ import annotations
@@ -134,7 +136,7 @@ def transformers_section(a) -> dict:
                 max_new_tokens=a.max_new_tokens,
                 max_parallel_sequences=width,
             )
-            backend.stats.output_tokens = 0
+            backend.stats.output_tokens = backend.stats.input_tokens = 0
             t = time.perf_counter()
             texts, summary = gen.run_batches(backend, prompt, a.n, 42 + r, settings, None)
             dt = time.perf_counter() - t
@@ -146,6 +148,7 @@ def transformers_section(a) -> dict:
                     "seconds": round(dt, 2),
                     "tok_s": round(backend.stats.output_tokens / dt, 2),
                     "batches": summary["batches"],
+                    "prompt_tokens": backend.stats.input_tokens // max(1, summary["batches"]),
                     "records_found": summary["records_found"],
                     "loadavg_1m": round(os.getloadavg()[0], 2),
                 }

@@ -200,6 +200,47 @@ def test_real_model_batched_and_sequential_give_the_same_kind_of_records(
     assert s1["records_found"] == count_records("\n".join(t1))
 
 
+@pytest.mark.slow
+def test_real_model_prefills_a_prompt_once(hf_backend, cirrhosis_prompt, monkeypatch):
+    """The mini-batches of a one-prompt cell share one prefill of the prompt, sequential or
+    batched; a new prompt gets its own, and the text does not depend on the cache's history."""
+    base = dict(constrained=False, batch_size=2, max_attempts=1, max_new_tokens=8)
+    model = hf_backend.model
+    lengths: list[int] = []
+    forward = model.forward
+
+    def counted(*args, **kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        lengths.append(int(ids.shape[1]))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counted)
+    hf_backend._prefill = None
+    runs = {}
+    for width in (1, 3, 3):
+        settings = GenerationSettings(**base, max_parallel_sequences=width)
+        runs.setdefault(width, []).append(
+            gen.run_batches(hf_backend, cirrhosis_prompt, 6, 5, settings, None)[0]
+        )
+    prefills = [n for n in lengths if n > 1]
+    assert len(prefills) == 1 and prefills[0] > 100  # the prompt, once for 3 + 3 + 3 rows
+    assert runs[3][0] == runs[3][1]
+    other = {**cirrhosis_prompt, "user": cirrhosis_prompt["user"] + "\nOne more line."}
+    gen.run_batches(hf_backend, other, 2, 5, GenerationSettings(**base), None)
+    assert len([n for n in lengths if n > 1]) == 2
+    # a cold cache gives the text of a warm one
+    hf_backend._prefill = None
+    cold, _ = gen.run_batches(
+        hf_backend,
+        cirrhosis_prompt,
+        6,
+        5,
+        GenerationSettings(**base, max_parallel_sequences=1),
+        None,
+    )
+    assert cold == runs[1][0]
+
+
 def _cli(root: Path, tmp_path: Path, prompts: list[Path], tag: str, resume: Path | None = None):
     raws = [tmp_path / tag / f"{p.stem}.txt" for p in prompts]
     metas = [tmp_path / tag / f"{p.stem}.meta.json" for p in prompts]
