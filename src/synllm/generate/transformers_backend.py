@@ -262,7 +262,7 @@ class TransformersBackend:
         self.constrained = False
         self.records_per_forward = CPU_RECORDS_PER_FORWARD
         self._enforcer_data: Any = None
-        self._prefill: tuple[tuple[int, ...], Any] | None = None
+        self._prefill: tuple[str, Any] | None = None
 
     # -- loading -------------------------------------------------------------------------
     def load(
@@ -400,10 +400,6 @@ class TransformersBackend:
             max_new_tokens=max(budgets),
             pad_token_id=self.tokenizer.pad_token_id,
         )
-        if prefix_fn is None and len(set(texts)) == 1:
-            cache = self._prompt_cache(enc["input_ids"][:1], len(texts))
-            if cache is not None:
-                gen_kwargs["cache"] = cache
         if prefix_fn is not None:
             torch.manual_seed(seeds[0])
             gen_kwargs.update(do_sample=sample, prefix_allowed_tokens_fn=prefix_fn)
@@ -412,6 +408,10 @@ class TransformersBackend:
         else:
             # greedy over the scores RowSampler returns = its per-row sample
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if len(set(texts)) == 1:
+                cache = self._prompt_cache(texts[0], enc["input_ids"][:1], len(texts))
+                if cache is not None:
+                    gen_kwargs["cache"] = cache
             if sample:
                 from transformers import LogitsProcessorList
 
@@ -436,9 +436,11 @@ class TransformersBackend:
         self.stats.calls += 1
         return self._decode_rows(out[:, n_prompt:], budgets)
 
-    def _prompt_cache(self, ids: Any, width: int) -> Any:
-        """The KV cache of ``ids`` without its last token, repeated for ``width`` rows, or None
-        where the model's cache cannot be copied and repeated (legacy tuples of remote code).
+    def _prompt_cache(self, text: str, ids: Any, width: int) -> Any:
+        """The KV cache of ``ids`` (the tokens of ``text``) without its last token, repeated for
+        ``width`` rows, or None where the model's cache cannot be copied and repeated (legacy
+        tuples of remote code). The cache is kept per prompt text: one tokeniser setting per
+        load, and :meth:`load` drops it.
 
         Every mini-batch of a one-prompt cell sends the same prompt: its prefill is computed
         once per prompt and copied into each call, instead of once per row and call. On the
@@ -456,30 +458,25 @@ class TransformersBackend:
 
         if ids.shape[1] < 2:
             return None
-        key = tuple(ids[0].tolist())
         with torch.inference_mode():
-            if self._prefill is None or self._prefill[0] != key:
+            if self._prefill is None or self._prefill[0] != text:
                 self._prefill = None  # free the previous prompt's cache before this prefill
                 # only the cache is needed: skip the logits of all prompt positions where the
                 # model allows it (a 152k vocabulary over 1,500 positions is ~0.5 GB in fp16)
-                keep = {"logits_to_keep": 1} if self._takes_logits_to_keep() else {}
+                supports = getattr(self.model, "_supports_logits_to_keep", lambda: False)
+                keep = {"logits_to_keep": 1} if supports() else {}
                 out = self.model(input_ids=ids[:, :-1], use_cache=True, **keep)
                 cache = getattr(out, "cache", None)
                 if cache is None:  # the output's name before transformers 5.x's rename
                     cache = getattr(out, "past_key_values", None)
                 usable = isinstance(cache, Cache) and hasattr(cache, "batch_repeat_interleave")
-                self._prefill = (key, cache if usable else None)
+                self._prefill = (text, cache if usable else None)
             if self._prefill[1] is None:
                 return None
             cache = copy.deepcopy(self._prefill[1])
             if width > 1:
                 cache.batch_repeat_interleave(width)
         return cache
-
-    def _takes_logits_to_keep(self) -> bool:
-        import inspect
-
-        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def _prompt_text(self, system: str, user: str) -> str:
         text, how, warnings = format_chat(self.tokenizer, self.spec, system, user)
