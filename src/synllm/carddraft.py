@@ -22,9 +22,10 @@ table. From the data it fills in:
 - ``id_columns``: identifier-like columns (named like an id, or unique per row and either text
   or increasing whole numbers) and free-text columns (text with more than
   :data:`MAX_CATEGORIES` distinct values), both dropped on load;
-- ``task`` from the target (binary: 0/1 or two categories; multiclass: more categories or a
-  whole-number code); an identifier-like target, a target that is not a column or a
-  continuous target is refused with one line;
+- ``task`` from the target (binary: 0/1 or two categories; multiclass: more categories); a
+  whole-number class code (1/2, 0-3, at most :data:`CODE_LEVELS` levels) becomes a
+  categorical target with the codes as categories; an identifier-like, continuous or
+  constant target, or one that is not a column, is refused with one line;
 - ``group_columns`` (sex, gender, race, ethnicity) and ``privacy.quasi_identifiers`` (age,
   sex, race, BMI, height, weight, postcode) suggested from the column names, the target as
   ``privacy.sensitive``; no privacy block when no column looks like a quasi-identifier.
@@ -355,18 +356,28 @@ def draft_card(path: str | Path, target: str, name: str | None = None) -> Draft:
         raise ConfigError(f"--target {target!r} has a single value; an outcome needs two or more")
     if tspec.get("nullable"):
         notes.append(f"the target {target} has missing values")
+    values = df[target][~df[target].isin(token_set)]
+    if tspec["type"] == "int" and values.nunique() <= CODE_LEVELS:
+        # a whole-number class code (1/2, stage 0-3): the utility metrics read a target's
+        # classes from a binary column's 0/1 or a categorical column's categories
+        codes = sorted(values.unique(), key=float)
+        tspec = columns[target] = {
+            "type": "categorical",
+            "categories": codes,
+            **({"nullable": True} if tspec.get("nullable") else {}),
+        }
+        notes.append(f"the target's codes {codes} are categories")
     if tspec["type"] == "binary":
         task = "binary"
     elif tspec["type"] == "categorical":
         task = "binary" if len(tspec["categories"]) == 2 else "multiclass"
-    elif tspec["type"] == "int" and tspec["range"][1] - tspec["range"][0] < CODE_LEVELS:
-        task = "multiclass"
     else:
         raise ConfigError(
             f"--target {target!r} is a continuous {tspec['type']} column; the card's task is "
             f"binary or multiclass: choose a 0/1 or categorical outcome"
         )
     tspec["definition"] = f"{TODO}: what {target} records (the target; what each value means)"
+    columns[target] = {k: tspec[k] for k in ("type", "definition")} | tspec
 
     groups = [c for c in columns if _GROUP_NAME.match(c) and columns[c]["type"] != "float"]
     groups = [c for c in groups if c != target]

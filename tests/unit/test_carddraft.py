@@ -164,6 +164,17 @@ def test_identifier_target_is_refused_with_one_line(public_table, file, target, 
     assert err.count("\n") == 1 and f"--target {target!r} looks like an identifier" in err
 
 
+def test_a_whole_number_class_code_target_becomes_categories(public_table):
+    path = public_table("ACTG175.csv")
+    draft = draft_card(path, "arms")  # treatment arm 0-3
+    assert draft.card["columns"]["arms"]["type"] == "categorical"
+    assert draft.card["columns"]["arms"]["categories"] == ["0", "1", "2", "3"]
+    assert draft.card["task"] == "multiclass"
+    assert "the target's codes ['0', '1', '2', '3'] are categories" in draft.check_line()
+    table = load_table(load_card_dict(draft.card), path.parent)
+    assert set(table["arms"]) == {"0", "1", "2", "3"}
+
+
 def test_continuous_or_unknown_target_is_refused(public_table):
     path = public_table("gbsg2.csv")
     with pytest.raises(ConfigError, match="'time' is a continuous int column"):
@@ -191,7 +202,7 @@ def drafted(dataset, card, data_dir):
 def test_draft_matches_the_hand_written_card(drafted):
     hand, draft = drafted
     card = load_card_dict(draft.card)
-    assert card.name == hand.name
+    assert (card.name, card.file) == (hand.name, hand.file)
     assert (card.sha256, card.rows) == (hand.sha256, hand.rows)
     assert card.missing_tokens == hand.missing_tokens
     assert card.id_columns == hand.id_columns
