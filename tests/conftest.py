@@ -12,7 +12,9 @@ Fixtures (no test module imports this file or another test module):
 - ``raw_output(dataset, model, prompt)``: the text of one of the authors' raw outputs;
 - ``registry``: the shipped model registry (config/models.yaml);
 - ``llama_server``: the embedded model behind a local OpenAI-compatible server;
-- ``dataset``: parametrises a test (or a module fixture) over the three shipped datasets.
+- ``dataset``: parametrises a test (or a module fixture) over the three shipped datasets;
+- ``public_table(file)``: a copy, in a fresh folder, of a public clinical table that ships
+  inside the PyPI package lifelines (dev extra): ``gbsg2.csv``, ``ACTG175.csv``, ``lung.csv``.
 """
 
 import os
@@ -89,6 +91,29 @@ def raw_output(shared_dir):
 def dataset(request) -> str:
     """One of the shipped datasets; a test or module fixture using it runs once per dataset."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def public_table(tmp_path_factory):
+    """``public_table(file)`` -> path of a copy of ``lifelines/datasets/<file>`` in a folder of
+    its own (a data_dir). lifelines ships these tables as plain CSV files; it is found without
+    being imported (its import pulls autograd and formulaic). Nothing is committed: the package
+    is the provenance (GBSG2: Schumacher et al., J Clin Oncol 1994; ACTG 175: Hammer et al.,
+    N Engl J Med 1996; NCCTG lung: Loprinzi et al., J Clin Oncol 1994)."""
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.find_spec("lifelines")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("lifelines is not installed: the tests read its tables (pip install -e .[dev])")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets"
+
+    def copy(file: str) -> Path:
+        out = tmp_path_factory.mktemp("public_table") / file
+        shutil.copyfile(folder / file, out)
+        return out
+
+    return copy
 
 
 @pytest.fixture(scope="session")

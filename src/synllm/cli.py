@@ -12,6 +12,10 @@ import sys
 
 # sub-command -> (module, help); "module:function" when the entry point is not ``cli``
 COMMANDS: dict[str, tuple[str, str]] = {
+    "card": (
+        "synllm.carddraft",
+        "draft a dataset card from a table: synllm card draft DATA.csv --target COL",
+    ),
     "split": ("synllm.split", "verify a dataset and write its stratified train/holdout split"),
     "profile": ("synllm.profile", "schema + statistics of a train split, as JSON"),
     "prompt": ("synllm.prompts", "render one prompt style for one dataset"),

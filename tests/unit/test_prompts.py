@@ -96,6 +96,15 @@ def test_clinrule_has_rules_schema_and_no_real_row(ctx):
         assert ", ".join(str(v) for v in row.values()) not in u
 
 
+def test_clinrule_without_rules_has_no_empty_headings(ctx):
+    # a drafted card (synllm card draft) has no rules or relations yet
+    card, train, prof = ctx
+    bare = card.model_copy(update={"rules": [], "relations": []})
+    u = render_prompt(bare, prof, train, "CLINRULE", 20, 42, TEMPLATES)["user"]
+    assert "Clinical rules" not in u and "Clinical relations" not in u
+    assert "```json" in u
+
+
 def test_unknown_style_is_a_config_error(ctx):
     with pytest.raises(ConfigError, match="unknown prompt style 'FOO'"):
         render(ctx, "FOO")
