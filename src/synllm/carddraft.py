@@ -50,12 +50,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from synllm.cards import DatasetCard
+from synllm.cards import TODO, DatasetCard
 from synllm.errors import ConfigError, DataError
 from synllm.split import decode_text, load_table, read_bytes
-
-TODO = "TODO"
-"""Prefix of every value a person must write (``grep -n TODO card.yaml`` lists them)."""
 
 MISSING_SPELLINGS = (
     "NA",

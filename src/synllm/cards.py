@@ -256,6 +256,29 @@ def load_card(path: str | Path) -> DatasetCard:
         raise ConfigError(f"dataset card {path}: field '{loc}': {first['msg']}") from None
 
 
+TODO = "TODO"
+"""Prefix of every value a person must still write in a drafted card (``synllm card draft``)."""
+
+
+def placeholders(card: DatasetCard) -> list[str]:
+    """Fields of ``card`` whose text still starts with :data:`TODO`, as dotted paths."""
+    found: list[str] = []
+
+    def walk(value, path: str) -> None:
+        if isinstance(value, str):
+            if value.startswith(TODO):
+                found.append(path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+
+    walk(card.model_dump(), "")
+    return found
+
+
 def find_card(name: str, cards_dir: str | Path) -> DatasetCard:
     """Load the card for dataset ``name`` from ``cards_dir``."""
     path = Path(cards_dir) / f"{name}.yaml"

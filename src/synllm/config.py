@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from synllm.cards import find_card
+from synllm.cards import find_card, placeholders
 from synllm.errors import ConfigError
 from synllm.names import BASELINE_PROMPT, Cell, n_records  # noqa: F401 - re-exported
 from synllm.sweeps import check_sweeps, sweep_cells, sweep_points
@@ -112,9 +113,18 @@ def check_config(config: dict, base: Path | None = None) -> dict:
     cards_dir = resolve_path(config["cards_dir"], base)
     for i, name in enumerate(config["datasets"]):
         try:
-            find_card(name, cards_dir)
+            card = find_card(name, cards_dir)
         except ConfigError as err:
             raise ConfigError(f"config field 'datasets[{i}]': {_strip(err, 'datasets')}") from None
+        todo = placeholders(card)
+        if todo:
+            # a drafted card runs, but its placeholder texts reach the prompts verbatim
+            print(
+                f"synllm: warning: dataset card {name!r} still has {len(todo)} TODO "
+                f"placeholder(s) ({todo[0]}{', ...' if len(todo) > 1 else ''}), which the "
+                f"prompts will show: fill them in ({cards_dir / (name + '.yaml')})",
+                file=sys.stderr,
+            )
     registry = load_registry(resolve_path(config["model_registry"], base))
     for i, slug in enumerate(config["models"]):
         try:

@@ -126,6 +126,26 @@ def test_an_existing_card_is_kept_without_force(public_table, tmp_path, capsys):
     assert load_card(out).rows == 686
 
 
+def test_check_config_warns_of_placeholders_a_draft_still_has(public_table, tmp_path, capsys):
+    import yaml
+
+    from synllm.cards import placeholders
+    from synllm.config import REPO_ROOT, check_config
+
+    path = public_table("gbsg2.csv")
+    assert main(["card", "draft", str(path), "--target", "cens", "--cards-dir", str(tmp_path)]) == 0
+    card = load_card(tmp_path / "gbsg2.yaml")
+    todo = placeholders(card)
+    assert "title" in todo and "columns.age.definition" in todo
+    assert placeholders(load_card(REPO_ROOT / "resources/datasets/stroke.yaml")) == []
+    capsys.readouterr()
+    config = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text())
+    check_config({**config, "datasets": ["gbsg2"], "cards_dir": str(tmp_path)})
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"synllm: warning: dataset card 'gbsg2' still has {len(todo)} TODO")
+
+
 def test_actg175_ids_missing_tokens_groups(actg175):
     path, draft = actg175
     card = draft.card
