@@ -14,8 +14,10 @@ keys (all optional, defaults in :data:`DEFAULT_SETTINGS`):
 - ``mia_sample`` (2000): members + non-members of the membership-inference attack (half each);
   half of it is also the number of non-members of the seed-row attack.
 - ``sdmetrics_sample`` (1000): seeded sample size of train and holdout (and of the synthetic
-  table when larger) for SDMetrics ``DCROverfittingProtection`` and of train rows for
-  ``DisclosureProtection`` (their cost grows with the product of the table sizes).
+  table when larger) for SDMetrics ``DCROverfittingProtection``, of train rows for
+  ``DisclosureProtection`` (their cost grows with the product of the table sizes), and of
+  the members (train rows, when the prompt showed none) and holdout control rows of the
+  inference attack.
 - ``disclosure_bins`` (null): null = ``DisclosureProtection`` matches numeric
   quasi-identifiers on exact values; an integer = SDMetrics' equal-width bins
   (:mod:`synllm.metrics.leaks`).
@@ -39,7 +41,11 @@ appended to the metrics list and a ``fairness`` detail block is added. A failed 
 writes ``F`` (NaN values with a reason per row, or only the header).
 
 ``model``, ``prompt`` and ``rep`` come from the output path
-``metrics/{dataset}/{model}/{prompt}/r{rep}.json`` unless given. The top-level ``status`` is
+``metrics/{dataset}/{model}/{prompt}/r{rep}.json`` unless given. Without ``--prompt-json``,
+a cell whose prompt is ``none`` (baselines, trained generators) showed no real rows (prompt
+copies 0, no seed-row attack); any other cell's prompt copies, seed-row attack and inference
+attack are "not measured": failed with that reason (and the validation report's
+``prompt_copies``), shown as "–" in the tables, never 0. The top-level ``status`` is
 ``failed`` (with ``reason``) when the synthetic table has no rows (every metric is then
 failed). A synthetic target with a single class is a poor table, not a failed cell: every
 metric is computed, train-on-synthetic utility is that of the constant predictor (chance
@@ -69,6 +75,7 @@ from synllm.config import validate_block
 from synllm.errors import ConfigError, DataError
 from synllm.metrics import bootstrap, clinical, fairness, fidelity, leaks, privacy, utility
 from synllm.metrics.base import REGISTRY, failed, read_synthetic
+from synllm.names import BASELINE_PROMPT
 from synllm.protocol import PROTOCOLS
 from synllm.split import read_split
 from synllm.validate import read_prompt
@@ -257,11 +264,14 @@ def evaluate(
     shown: pd.DataFrame | None = None,
     real_fits: dict | None = None,
     memo: dict | None = None,
+    unmeasured: str | None = None,
 ) -> dict:
     """All metrics of one synthetic table (typed frames) as the metrics-JSON dict (no cell ids).
 
     ``shown``: the real rows the prompt showed the generator (:func:`leaks.prompt_rows`;
     None = no prompt or none shown).
+    ``unmeasured``: why the prompt's rows are unknown (a prompted cell scored without its
+    prompt JSON): the metrics that need them fail with this reason instead of reading 0.
     ``real_fits``: :func:`compute_real_fits` of the same splits; each part is reused only
     where its seed and settings match, so the metrics are those of a run without it.
     ``memo``: a dict kept by a caller that evaluates several tables against the same
@@ -329,7 +339,9 @@ def evaluate(
         )
         results += res
     with _timed(seconds, "leaks"):
-        res, more = leaks.evaluate_leaks(train, holdout, syn, card, settings, seed, shown)
+        res, more = leaks.evaluate_leaks(
+            train, holdout, syn, card, settings, seed, shown, unmeasured
+        )
         out["privacy"].update(more)
         results += res
     with _timed(seconds, "utility"):
@@ -534,7 +546,8 @@ def cli(argv: list[str]) -> int:
         "--prompt-json",
         default=None,
         nargs="+",
-        help="prompt JSON of the cell (its real example rows are the seed-row members)",
+        help="prompt JSON of the cell (its real example rows are the seed-row members); "
+        "without it a prompted cell's prompt copies are not measured",
     )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--settings", default=None, help="JSON text or JSON file (see module doc)")
@@ -598,13 +611,23 @@ def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits, mem
     syn = read_synthetic(a.synthetic, card)
     report = read_validation(a.validation)
     shown = leaks.prompt_rows(read_prompt(a.prompt_json), card) if a.prompt_json else None
+    cell = _cell_ids(a)
+    unmeasured = None
+    if shown is None and cell["prompt"] != BASELINE_PROMPT:
+        # a prompted cell (or one whose prompt the path does not name) scored without its
+        # prompt: which real rows it showed is unknown, so their copies are not measured
+        copies = report.get("prompt_copies")
+        unmeasured = "not measured: no --prompt-json given" + (
+            f" (the validation report counts {copies} prompt copies)"
+            if isinstance(copies, int) and not isinstance(copies, bool)
+            else ""
+        )
 
     t0 = time.perf_counter()
     cache, why = fits if fits is not None else (None, None)
-    result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache, memo)
+    result = evaluate(card, syn, train, holdout, a.seed, settings, shown, cache, memo, unmeasured)
     if why:
         result["warnings"].append(why)
-    cell = _cell_ids(a)
     doc = {"dataset": card.name, **cell, **result}
     doc["validation"] = {
         k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid", "prompt_copies")

@@ -130,13 +130,53 @@ def test_one_class_table_is_scored_with_a_warning(stroke_cell, tmp_path):
     assert len(doc["warnings"]) == 1 and "1 class(es) ['0']" in doc["warnings"][0]
     by = {m["name"]: m for m in doc["metrics"]}
     assert by["ks_mean"]["status"] == "ok" and by["mia_auc"]["status"] == "ok"
-    # no prompt JSON: nothing was shown, so no copies of shown rows and no seed-row members
-    assert by["prompt_copy_rate"]["value"] == 0.0 and by["seed_mia_auc"]["status"] == "failed"
+    # no prompt JSON for a prompted cell: what needs the prompt's rows is not measured
+    assert by["prompt_copy_rate"]["value"] is None and by["seed_mia_auc"]["status"] == "failed"
+    assert by["prompt_copy_rate"]["reason"].startswith("not measured")
     assert by["tstr_auc_mean"]["value"] == 0.5  # constant predictor: chance level
     assert (
         by["trts_xgboost_auc"]["status"] == "failed"
         and "single class" in by["trts_xgboost_auc"]["reason"]
     )
+
+
+def test_prompt_copies_without_the_prompt_are_not_measured_never_zero(stroke_cell, tmp_path):
+    """Issue #30: 40 verbatim copies of the prompt's 5 real rows, scored by hand without
+    ``--prompt-json``: prompt copies, seed-row and inference attacks read "not measured" with
+    the validation report's count, not 0; with the prompt they are measured; a baseline cell
+    (prompt ``none``) showed no rows, so its 0 is measured."""
+    card, train, holdout, d = stroke_cell
+    shown = json.loads((d / "prompt.json").read_text())["example_rows"]
+    pd.DataFrame(shown * 8).to_csv(tmp_path / "copies.csv", index=False)
+    rep = tmp_path / "rep.json"
+    rep.write_text(json.dumps({"status": "ok", "valid": 40, "prompt_copies": 40}))
+    flags = ("--validation", str(rep), "--model", "m", "--prompt", "SEEDEx", "--rep", "1")
+    names = ("prompt_copy_rate", "seed_mia_auc", "inference_risk", "inference_success")
+
+    lean = json.dumps({"utility_models": ["decision_tree"], "bootstrap": 0, "distance_sample": 500})
+
+    def run(out, *extra):
+        doc = _run(d, tmp_path / "copies.csv", tmp_path / out, lean, *flags, *extra)
+        return {m["name"]: m for m in doc["metrics"]}, doc
+
+    by, doc = run("hand.json")
+    for n in names:
+        assert by[n]["value"] is None and by[n]["status"] == "failed", by[n]
+        assert by[n]["reason"] == (
+            "not measured: no --prompt-json given (the validation report counts 40 prompt copies)"
+        )
+    assert by["train_copy_rate"]["value"] == 1.0
+    assert doc["privacy"]["prompt_rows_shown"] is None
+
+    by, _ = run("prompt.json", "--prompt-json", str(d / "prompt.json"))
+    assert by["prompt_copy_rate"]["value"] == 1.0 and by["inference_risk"]["value"] == 1.0
+    assert by["seed_mia_tpr_at_1pct_fpr"]["value"] == 1.0
+
+    by, _ = run("base.json", "--prompt", "none")
+    assert (
+        by["prompt_copy_rate"]["value"] == 0.0 and "no real rows" in by["prompt_copy_rate"]["note"]
+    )
+    assert by["inference_risk"]["status"] == "ok"  # members: a train sample
 
 
 def test_read_synthetic_types_and_errors(tmp_path, real):

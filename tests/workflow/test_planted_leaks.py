@@ -146,6 +146,15 @@ def test_sdmetrics_checks_order_train_copies_above_fresh_rows(planted):
 
 
 @pytest.mark.slow
+def test_inference_risk_flags_the_seed_copy_against_its_control(planted):
+    _, m = planted
+    risk = {k: m[k]["inference_risk"] for k in "abc"}
+    assert risk["a"] > 0.8 and risk["a"] > max(risk["b"], risk["c"]), risk
+    inf = m["a"]["_doc"]["privacy"]["inference"]
+    assert inf["members"] == "prompt rows" and inf["n_members"] == 5
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("normalisation", NORMALISATIONS)
 def test_privacy_score_orders_fresh_over_partial_over_seed_copy(planted, normalisation):
     work, _ = planted

@@ -4,9 +4,15 @@ A tiny grid (one dataset, two baselines: no LLM, seconds per step) runs
 1. uninterrupted in one directory (the reference), with its generate jobs tagged as GPU jobs
    (`--set-resources generate:gpu=1`, as the registry tags GPU models) under
    `--resources gpu=1`: the job log shows one generate job at a time, CPU jobs beside it;
-2. in a second directory, interrupted with SIGINT as soon as the first cell's metrics are done,
-   then rerun: finished cells are not recomputed (same mtimes, no jobs for them in the rerun)
-   and the tables equal the reference's (timing columns aside).
+2. in a second directory, interrupted at a known point, then rerun. The run's Python
+   processes import a ``sitecustomize`` written by the test (PYTHONPATH; nothing in the
+   package knows of it) that holds the marginals cell's evaluate job: it marks that it
+   started and waits, never running the real step. Once that job is held and the holdout cell's evaluate job is
+   registered finished (nothing else can run: the tables need both cells), the test sends
+   SIGINT to the run's process group, as Ctrl-C in a terminal does; the held job dies with it.
+   The rerun (no wrapper) must redo that evaluate job and nothing else of either cell (same
+   mtimes), and the tables equal the reference's (timing columns aside). No step of it
+   depends on how fast the machine is.
 """
 
 import json
@@ -25,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 MODELS = ("holdout", "marginals")  # the baseline_grid fixture's (tests/workflow/conftest.py)
 CELLS = [f"cirrhosis/{m}/none/r1" for m in MODELS]
+DONE, HELD = CELLS  # the cell finished before the interruption / the one it interrupts
 CELL_FILES = (
     "raw/{c}.txt",
     "raw/{c}.meta.json",
@@ -150,51 +157,91 @@ def test_gpu_jobs_run_one_at_a_time_beside_cpu_jobs(reference):
     assert "gpu=1" in log
 
 
+def hold_evaluate(site_dir: Path, cell: str, started: Path) -> dict:
+    """An environment whose Python processes first import a ``sitecustomize`` (PYTHONPATH)
+    that holds ``cell``'s ``synllm evaluate`` job: touches ``started``, then waits (it gives up
+    after 10 minutes with an error, never running the real step); every other process runs
+    as usual."""
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text(
+        "import sys, time\n"
+        f"if sys.argv[1:2] == ['evaluate'] and any(a.endswith({f'/metrics/{cell}.json'!r})"
+        " for a in sys.argv):\n"
+        f"    open({str(started)!r}, 'w').close()\n"
+        "    for _ in range(6000):\n"
+        "        time.sleep(0.1)\n"
+        "    sys.exit('held evaluate job never interrupted')\n"
+    )
+    path = os.pathsep.join(filter(None, [str(site_dir), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def test_interrupted_run_resumes_without_recomputing(reference, tmp_path, setup_dir):
     ref_dir, _ = reference
-    cmd = setup_dir(tmp_path)
-    res = tmp_path / "results"
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = setup_dir(work)
+    res = work / "results"
     first_log = tmp_path / "first.log"
+    started = tmp_path / "held.started"
+    env = {**hold_evaluate(tmp_path / "site", HELD, started), "PYTHONUNBUFFERED": "1"}
     with first_log.open("w") as fh:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # own session: SIGINT goes to Snakemake and its jobs, as Ctrl-C in a terminal does;
+        # its default action restored (a shell ignores SIGINT in the jobs it starts in the
+        # background, and the jobs would inherit that)
         proc = subprocess.Popen(
-            cmd + ["--cores", "1"], stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path, env=env
+            cmd + ["--cores", "2"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+            env=env,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        deadline = time.time() + 900
-        while time.time() < deadline and proc.poll() is None:
-            # the first evaluate job registered as finished (log unbuffered: PYTHONUNBUFFERED)
-            if "(Rule: evaluate)" in first_log.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, (
-            "the run ended before it could be interrupted:\n" + first_log.read_text()[-3000:]
-        )
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=300)
-    assert proc.returncode != 0
+        try:
+            deadline = time.time() + 600
+            while time.time() < deadline and proc.poll() is None:
+                if started.exists() and finished_cells(first_log.read_text()) == [DONE]:
+                    break
+                time.sleep(0.1)
+            assert proc.poll() is None, (
+                "the run ended before it could be interrupted:\n" + first_log.read_text()[-3000:]
+            )
+            assert started.exists() and finished_cells(first_log.read_text()) == [DONE], (
+                first_log.read_text()[-3000:]
+            )
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    log = first_log.read_text()
+    assert proc.returncode != 0, log[-3000:]
     assert not (res / "tables" / "table4_quality_privacy.csv").exists()
-
-    # a metrics file written by a job that SIGINT caught before Snakemake registered it is
-    # incomplete and rightly redone: "finished" is what the log reports as finished
-    finished = finished_cells(first_log.read_text())
-    assert all((res / f"metrics/{c}.json").is_file() for c in finished)
-    # Snakemake lets a job that is running at SIGINT finish, so on a fast machine every cell
-    # may be done; the tables (aggregate) are not, and the rerun must not redo any cell
-    assert len(finished) >= 1, finished
+    # the finished cell is complete; the held one stopped before writing its metrics
+    assert finished_cells(log) == [DONE]
+    assert all((res / p.format(c=DONE)).is_file() for p in CELL_FILES)
+    assert not (res / f"metrics/{HELD}.json").exists()
+    # the held cell's earlier steps were done (its generate and validate jobs finished)
+    kept = CELL_FILES[:-1]
+    assert all((res / p.format(c=HELD)).is_file() for p in kept)
     mtimes = {
         f: (res / f).stat().st_mtime_ns
-        for c in finished
-        for f in (p.format(c=c) for p in CELL_FILES)
+        for f in [p.format(c=DONE) for p in CELL_FILES] + [p.format(c=HELD) for p in kept]
     }
 
     rerun = subprocess.run(
-        cmd + ["--cores", "2"], capture_output=True, text=True, timeout=900, cwd=tmp_path
+        cmd + ["--cores", "2"], capture_output=True, text=True, timeout=900, cwd=work
     )
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-5000:]
-    # finished cells: no job in the rerun, files untouched
-    for rule, wc in jobs_run(rerun.stdout + rerun.stderr):
-        if rule in ("generate", "validate", "evaluate"):
-            assert f"cirrhosis/{wc['model']}/none/r1" not in finished, (rule, wc)
+    # the interrupted evaluate job is the only cell job of the rerun; finished files untouched
+    cell_jobs = [
+        (rule, f"{wc['dataset']}/{wc['model']}/{wc['prompt']}/r{wc['rep']}")
+        for rule, wc in jobs_run(rerun.stdout + rerun.stderr)
+        if rule in ("generate", "validate", "evaluate")
+    ]
+    assert cell_jobs == [("evaluate", HELD)], cell_jobs
     assert {f: (res / f).stat().st_mtime_ns for f in mtimes} == mtimes
     # the rerun finished the rest
     assert all((res / f"metrics/{c}.json").is_file() for c in CELLS)

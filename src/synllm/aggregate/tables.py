@@ -442,6 +442,9 @@ PRIVACY_LABELS = {
     "dcr_overfitting_protection": "DCR overfit prot.",
     "disclosure_protection": "Disclosure prot.",
     "disclosure_risk": "Disclosure risk",
+    "inference_success": "Inference success",
+    "inference_success_control": "Inference success (control)",
+    "inference_risk": "Inference risk",
 }
 # seed-row attack sizes per cell, from the metrics files' privacy block (not metrics)
 SEED_COUNTS = ("seed_mia_members", "seed_mia_non_members")
@@ -582,10 +585,17 @@ def table_privacy(
         "through the data's own duplicates (holdout rows vs prompt rows / train; train rows vs holdout).",
         "Seed MIA = membership attack on the real rows shown in the prompt (members) vs unseen holdout rows "
         "(non-members), 'Seed m/nm' their counts (\"Risk in context\", arXiv 2507.17066); – when the prompt "
-        "showed no real rows.",
+        "showed no real rows, or when a prompted cell was scored without its prompt (prompt copies, seed MIA "
+        'and inference then read "not measured", never 0).',
         "Closer to train / DCR overfit prot. = SDMetrics DCROverfittingProtection (share of records closer to "
         "train than to an equal-size holdout sample, 0.5 = no overfitting); Disclosure prot. / risk = SDMetrics "
-        "DisclosureProtection (CAP) for the dataset card's quasi-identifiers and sensitive column.",
+        "DisclosureProtection (CAP) for the dataset card's quasi-identifiers and sensitive column, against a "
+        "uniform guess of the sensitive value.",
+        "Inference success = share of the sensitive values an attacker who knows a patient's quasi-identifiers "
+        "reads off the synthetic records sharing them (zero-CAP), on the real rows the generator saw (the prompt's "
+        "real rows, else a train sample); '(control)' = the same on unseen holdout rows, what the population "
+        "gives away; Inference risk = (success - control) / (1 - control), 0 at or below the control "
+        "(Anonymeter's inference risk).",
         f"{DASH} = failed cell (no valid records or metrics failed) or value not computable.",
     ]
     if any(k[1] == HOLDOUT_ROW for k in row_keys):

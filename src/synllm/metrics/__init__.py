@@ -17,7 +17,7 @@ Score groups (aggregation averages the normalised, direction-aligned values per 
   scores, chi-square statistic, sdmetrics column-shape and correlation similarity, clinical
   sign agreement and rule-violation rate, DCR 5th percentile, NNDR, MIA advantage and TPR at
   low FPR, copy chance rates, holdout match rate, the seed-row attack, SDMetrics DCR overfitting
-  and disclosure protection.
+  and disclosure protection, and the inference attack against a holdout control.
 """
 
 from synllm.metrics import clinical, fidelity, leaks, privacy, utility  # noqa: F401 - declarations

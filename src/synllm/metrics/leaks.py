@@ -1,5 +1,5 @@
-"""Leaks a prompted generator can make: copies of real rows, membership of its seed rows, and
-two SDMetrics privacy checks.
+"""Leaks a prompted generator can make: copies of real rows, membership of its seed rows, two
+SDMetrics privacy checks and an attribute-inference attack against a holdout control.
 
 A prompted model only ever sees the rows of its prompt (SEEDEx: ``n_seed_rows`` real train
 rows), so the train-split attack of :mod:`synllm.metrics.privacy` (members = random train
@@ -50,8 +50,25 @@ SDMetrics run directly on the same samples:
   the CAP attack never applies (SDMetrics returns NaN): protection 1, risk 0, with a note.
   Real rows: a seeded sample of ``sdmetrics_sample`` train rows.
 
+  The score compares the attack with a uniform guess (1 - 1 / #values of the sensitive
+  column), so on an imbalanced sensitive column it reads the majority class as disclosure: on
+  stroke (95 % zeros) copies of the prompt's rows and fresh rows score alike (issue #30).
+
+Attribute inference against a control (:func:`inference`, Anonymeter's inference risk with
+SDMetrics' zero-CAP attack): members = the distinct real rows the prompt showed, else a seeded
+sample of ``sdmetrics_sample`` train rows; control = as many holdout rows (minus rows equal to
+a member). ``inference_success`` / ``inference_success_control``: the attack's mean belief in
+the true sensitive value on members / control (0 where no synthetic row shares the row's
+quasi-identifiers); ``inference_risk`` = (success - control) / (1 - control), clipped to
+[0, 1]. The control is what the table gives away about anyone from the population, so fresh
+rows score near 0 and copies of the members near 1 on all three datasets (tests); with 5
+prompt rows the risk moves in steps of about 0.2.
+
+Without the prompt (a prompted cell scored without ``--prompt-json``) the metrics that need
+its rows (:data:`PROMPT_NAMES`) fail as "not measured", never 0.
+
 Score group: ``prompt_copy_rate`` and ``train_copy_rate`` enter Privacy (lower is better);
-everything else here is reported only.
+everything else here is reported only (the inference risk: see docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -169,6 +186,31 @@ declare(
     "SDMetrics DisclosureProtection (CAP) score for the card's quasi-identifiers",
 )
 declare("disclosure_risk", "privacy", None, "lower", (0, 1), "1 - disclosure_protection")
+declare(
+    "inference_success",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Quasi-identifier attack's success on the real rows the generator saw (zero-CAP)",
+)
+declare(
+    "inference_success_control",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "The same attack's success on holdout rows (the control: what the population gives away)",
+)
+declare(
+    "inference_risk",
+    "privacy",
+    None,
+    "lower",
+    (0, 1),
+    "Success above the control's, as a share of what the control leaves: "
+    "(success - control) / (1 - control), 0 at or below the control",
+)
 
 COPY_NAMES = (
     "prompt_copy_rate",
@@ -185,7 +227,10 @@ SDM_NAMES = (
     "disclosure_protection",
     "disclosure_risk",
 )
-NAMES = COPY_NAMES + SEED_NAMES + SDM_NAMES
+INFERENCE_NAMES = ("inference_success", "inference_success_control", "inference_risk")
+NAMES = COPY_NAMES + SEED_NAMES + SDM_NAMES + INFERENCE_NAMES
+PROMPT_NAMES = ("prompt_copy_rate", "prompt_copy_chance") + SEED_NAMES + INFERENCE_NAMES
+"""The metrics that need the prompt's real rows (fail as not measured without the prompt)."""
 
 
 def prompt_rows(prompt: dict | None, card: DatasetCard) -> pd.DataFrame:
@@ -400,6 +445,85 @@ def disclosure(
     }
 
 
+def zero_cap_success(
+    targets: pd.DataFrame, syn: pd.DataFrame, qi: list[str], sens: str
+) -> np.ndarray:
+    """Per target row (keys of :func:`_cap_keys`): the share of synthetic rows with its
+    quasi-identifiers that carry its sensitive value, 0 when no synthetic row has them: the
+    attacker's belief in SDMetrics' ``CategoricalZeroCAP`` (mean = 1 - its score)."""
+    per_key = syn.groupby(qi, sort=False).size().rename("n_key").reset_index()
+    per_val = syn.groupby(qi + [sens], sort=False).size().rename("n_val").reset_index()
+    hit = (
+        targets[qi + [sens]]
+        .reset_index(drop=True)
+        .merge(per_key, on=qi, how="left")
+        .merge(per_val, on=qi + [sens], how="left")
+    )
+    return (hit["n_val"].fillna(0) / hit["n_key"]).fillna(0.0).to_numpy()
+
+
+def inference(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    syn: pd.DataFrame,
+    shown: pd.DataFrame,
+    card: DatasetCard,
+    n: int,
+    seed: int,
+    bins: int | None = None,
+) -> dict:
+    """Attribute inference against a control (Anonymeter's inference risk, the zero-CAP attack).
+
+    An attacker who knows a real patient's quasi-identifiers guesses the sensitive value from
+    the synthetic rows sharing them (belief = their share with the patient's value, 0 when
+    none shares them: :func:`zero_cap_success`). Members are the real rows the generator saw:
+    the distinct rows the prompt showed, else a seeded sample of ``n`` train rows. The
+    control is a seeded sample of ``n`` holdout rows (never shown to any generator) minus rows
+    equal to a member: the same attack's success on them is what the table gives away about
+    anyone from this population (majority class, population-level associations, chance
+    matches). Risk = (success - control) / (1 - control), clipped to [0, 1] (Anonymeter's
+    normalisation), NaN when the control already reaches 1.
+    """
+    spec = card.privacy
+    if spec is None:
+        raise ValueError(f"dataset card {card.name!r} declares no privacy.quasi_identifiers")
+    qi, sens = list(spec.quasi_identifiers), spec.sensitive
+    if len(shown):
+        h = row_hashes(shown, card)
+        _, first = np.unique(h, return_index=True)
+        members, who = shown.iloc[np.sort(first)], "prompt rows"
+    else:
+        members, who = train.iloc[sample_rows(len(train), n, seed)], "train sample"
+    pool = holdout[~np.isin(row_hashes(holdout, card), row_hashes(members, card))]
+    control = pool.iloc[sample_rows(len(pool), n, seed + 1)]
+    if len(members) == 0 or len(control) == 0:
+        raise ValueError("no members or no control rows for the inference attack")
+    # one key frame for both sides: binned quasi-identifiers share the same edges
+    both = _as_sdv(pd.concat([members, control], ignore_index=True), card)[qi + [sens]]
+    keys, sy = _cap_keys(both, _as_sdv(syn, card)[qi + [sens]], qi, bins)
+    belief = zero_cap_success(keys, sy, qi, sens)
+    success, control_success = (
+        float(belief[: len(members)].mean()),
+        float(belief[len(members) :].mean()),
+    )
+    risk = (
+        float(np.clip((success - control_success) / (1.0 - control_success), 0.0, 1.0))
+        if control_success < 1.0
+        else float("nan")
+    )
+    return {
+        "success": success,
+        "control_success": control_success,
+        "risk": risk,
+        "members": who,
+        "n_members": int(len(members)),
+        "n_control": int(len(control)),
+        "quasi_identifiers": qi,
+        "sensitive": sens,
+        "bins": bins,
+    }
+
+
 def evaluate_leaks(
     train: pd.DataFrame,
     holdout: pd.DataFrame,
@@ -408,16 +532,20 @@ def evaluate_leaks(
     settings: dict,
     seed: int,
     shown: pd.DataFrame | None = None,
+    unmeasured: str | None = None,
 ) -> tuple[list[Result], dict]:
-    """Results of every metric in :data:`NAMES` and a detail dict for the ``privacy`` block.
+    """Results of every metric in :data:`NAMES` (in that order) and a detail dict for the
+    ``privacy`` block.
 
     ``shown``: typed real rows the prompt showed (:func:`prompt_rows`); None = none.
+    ``unmeasured``: why the prompt's rows are unknown (a prompted cell scored without its
+    prompt); the metrics of :data:`PROMPT_NAMES` then fail with it ("not measured"), never 0.
     """
     if len(syn) == 0:
         return [failed(n, "synthetic table is empty") for n in NAMES], {}
     if shown is None:
         shown = prompt_rows(None, card)
-    detail: dict = {"prompt_rows_shown": int(len(shown))}
+    detail: dict = {"prompt_rows_shown": None if unmeasured else int(len(shown))}
     results: list[Result] = []
     try:
         rates = copy_rates(train, holdout, syn, shown, card)
@@ -426,9 +554,14 @@ def evaluate_leaks(
     else:
         none_shown = "the prompt showed no real rows" if len(shown) == 0 else None
         for n in COPY_NAMES:
-            results.append(ok(n, rates[n], none_shown if n.startswith("prompt_") else None))
+            if unmeasured and n in PROMPT_NAMES:
+                results.append(failed(n, unmeasured))
+            else:
+                results.append(ok(n, rates[n], none_shown if n.startswith("prompt_") else None))
 
-    if len(shown) == 0:
+    if unmeasured:
+        results += [failed(n, unmeasured) for n in SEED_NAMES]
+    elif len(shown) == 0:
         results += [failed(n, "the prompt showed no real rows (no members)") for n in SEED_NAMES]
     else:
         try:
@@ -467,5 +600,21 @@ def evaluate_leaks(
         results += [
             ok("disclosure_protection", disc["score"], disc["note"]),
             ok("disclosure_risk", 1.0 - disc["score"], disc["note"]),
+        ]
+    if unmeasured:
+        return results + [failed(n, unmeasured) for n in INFERENCE_NAMES], detail
+    try:
+        inf = inference(
+            train, holdout, syn, shown, card, n_sdm, seed + 7, settings.get("disclosure_bins")
+        )
+    except Exception as err:  # noqa: BLE001 - recorded per metric
+        results += [failed(n, f"{type(err).__name__}: {err}") for n in INFERENCE_NAMES]
+    else:
+        detail["inference"] = inf
+        note = f"members: {inf['n_members']} {inf['members']}, control: {inf['n_control']} holdout rows"
+        results += [
+            ok("inference_success", inf["success"], note),
+            ok("inference_success_control", inf["control_success"], note),
+            ok("inference_risk", inf["risk"], note),
         ]
     return results, detail

@@ -639,3 +639,20 @@ def test_cli_rejects_missing_list(tmp_path):
                 str(tmp_path / "f"),
             ]
         )
+
+
+def test_privacy_table_renders_a_not_measured_value_as_dash(tmp_path, run):
+    """A failed privacy metric (value null: not computable, or "not measured" such as prompt
+    copies scored without the prompt, issue #30) is NaN in the CSV and "–" in the table."""
+    root, _ = run
+    aggregate_run(root, tmp_path / "out")
+    md = (tmp_path / "out" / "tables" / "table_privacy.md").read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| Dataset |"))
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    row = next(line for line in md.splitlines() if "| model_c |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[cols.index("nndr")] == "–"
+    assert cells[cols.index("Identifiability")] == "0.200"
+    csv = pd.read_csv(tmp_path / "out" / "tables" / "table_privacy.csv").set_index("model")
+    assert math.isnan(csv.loc["model_c", "nndr_mean"])
+    assert csv.loc["model_b", "nndr_mean"] == 0.8
