@@ -184,8 +184,14 @@ def load_with_fallback(
 
 
 def apply_rope_scaling(config: Any, rope: dict | None) -> None:
-    """Set the registry's rope scaling on a transformers config (v4 ``rope_scaling`` and v5
-    ``rope_parameters`` spellings)."""
+    """Set the registry's rope scaling on a transformers config: merged into v5's
+    ``rope_parameters`` (which keep the checkpoint's ``rope_theta``), else v4's
+    ``rope_scaling``.
+
+    In transformers 5 ``rope_scaling`` is a deprecated alias whose setter replaces
+    ``rope_parameters`` whole: setting it too left ``rope_theta`` None, and the dynamic-NTK
+    LLaMA models failed at their first forward pass (``None * float``).
+    """
     if not rope:
         return
     rope = dict(rope)
@@ -195,7 +201,8 @@ def apply_rope_scaling(config: Any, rope: dict | None) -> None:
         params = dict(getattr(config, "rope_parameters", None) or {})
         params.update(rope)
         config.rope_parameters = params
-    config.rope_scaling = rope
+    else:
+        config.rope_scaling = rope
 
 
 def format_chat(tokenizer: Any, spec: Any, system: str, user: str) -> tuple[str, str, list[str]]:

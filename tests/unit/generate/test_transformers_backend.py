@@ -42,6 +42,8 @@ def test_rope_scaling_from_the_registry_reaches_the_model_config(registry):
     from synllm.generate.transformers_backend import apply_rope_scaling
 
     spec = registry.get("llama-2-13b")
-    config = LlamaConfig()
+    config = LlamaConfig(rope_theta=12345.0)
     apply_rope_scaling(config, spec.rope_scaling)
     assert config.rope_scaling["rope_type"] == "dynamic" and config.rope_scaling["factor"] == 2.0
+    # the checkpoint's rope_theta stays (transformers 5's rope_scaling setter dropped it)
+    assert config.rope_parameters["rope_theta"] == 12345.0
