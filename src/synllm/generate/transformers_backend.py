@@ -406,6 +406,10 @@ class TransformersBackend:
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=max(budgets),
             pad_token_id=self.tokenizer.pad_token_id,
+            # KV caching whatever the checkpoint's config says: MPT's is off (MptConfig's
+            # default), so generate re-ran the whole sequence at every step and appended it
+            # to a prompt cache handed in (a tiny MPT failed past max_seq_len after 6 steps)
+            use_cache=True,
         )
         if prefix_fn is not None:
             torch.manual_seed(seeds[0])
