@@ -7,11 +7,19 @@
 # load seconds and peak GPU memory per model and mode; writes benchmarks/gpu_paper_cell.json.
 #
 #   bash benchmarks/gpu_paper_cell.sh [N_RECORDS] [7B_MODEL_SLUG]
+#   bash benchmarks/gpu_paper_cell.sh --cpu [N_RECORDS]
 #
-# On a machine without CUDA it says so and exits 0.
+# On a machine without CUDA it says so and exits 0. --cpu runs the same measurement on the
+# CPU with the embedded model's Hugging Face entry (smollm2-135m-hf), float32 vs 4-bit NF4
+# (bitsandbytes on CPU): load seconds, weights MB, RSS and peak RSS, tok/s at batch 1 and
+# batched (benchmarks/paper_cell_cpu.py; writes benchmarks/gpu_paper_cell_cpu.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
+if [ "${1:-}" = "--cpu" ]; then
+  export HF_HUB_OFFLINE=1
+  exec "$PY" benchmarks/paper_cell_cpu.py --n "${2:-8}"
+fi
 N="${1:-1000}"
 BIG="${2:-mistral-7b-instruct-v0.2}"
 if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then

@@ -43,8 +43,11 @@ if [ "$installed_key" != "$FLAGS_KEY" ]; then
 fi
 
 # --- everything else, pinned in pyproject.toml ----------------------------------------------
-# peers: SDV for the CTGAN/TVAE peer generators and their tests (docs/peers.md); no pin moves
-.venv/bin/python -m pip install -q -e ".[dev,peers]"
+# peers: SDV for the CTGAN/TVAE peer generators and their tests (docs/peers.md); gpu:
+# bitsandbytes, the paper's 4-bit NF4, which 0.50.2 also runs on CPU (the tests load every
+# paper model class in NF4 there): a 43 MB wheel (129 MB installed, CUDA and ROCm kernels
+# included), needs only torch, numpy and packaging; no pin moves
+.venv/bin/python -m pip install -q -e ".[dev,peers,gpu]"
 .venv/bin/synllm --version >/dev/null
 
 # smoke test: evaluate a multi-token batch with the embedded model (the AMX crash above)

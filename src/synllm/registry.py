@@ -75,8 +75,9 @@ class ModelSpec(BaseModel):
     )
     quantization: Literal["nf4", "none", "gptq"] = Field(
         "none",
-        description="Requested weight format on GPU: nf4 (bitsandbytes 4-bit), none, or gptq "
-        "(checkpoint already GPTQ-quantized).",
+        description="Requested weight format: nf4 (bitsandbytes 4-bit; on CUDA, and on CPU "
+        "where the installed bitsandbytes runs it), none, or gptq (checkpoint already "
+        "GPTQ-quantized).",
     )
     gpu: int = Field(0, ge=0, description="GPUs the rule requests.")
     mem_mb: int = Field(4000, gt=0, description="Host memory the rule requests (MB).")

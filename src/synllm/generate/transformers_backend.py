@@ -2,11 +2,16 @@
 
 - Loads a model by Hugging Face id or local path, or a GGUF file (``gguf_file=``; weights are
   dequantised to float32). Never downloads when ``HF_HUB_OFFLINE=1``.
-- On CUDA with ``quantization: nf4``: bitsandbytes 4-bit NF4, float16 compute, double
-  quantization (the paper's setting). Without CUDA, without bitsandbytes, or when loading the
-  quantized model fails, it falls back to full precision and says so (log warning, meta
-  ``quantization: none`` + a warning). bitsandbytes is imported only inside
-  :func:`choose_quantization`, so CPU machines never need it.
+- ``quantization: nf4``: bitsandbytes 4-bit NF4 with double quantization (the paper's
+  setting), float16 compute on CUDA and float32 compute on CPU where the installed
+  bitsandbytes can quantize and multiply 4-bit weights there (:func:`bnb_cpu_4bit_error`
+  tries it on a small matrix; bitsandbytes 0.50.2 can). Without bitsandbytes, on a CPU it
+  cannot serve, or when loading the quantized model fails, it falls back to full precision
+  and says so (log warning, meta ``quantization: none`` + a warning). A GGUF file is loaded
+  dequantised and then quantized (:func:`quantized_from_gguf`). The meta's ``backend_info``
+  counts the 4-bit layers (``quantized_layers``) and gives the weights' size (``weights_mb``).
+  bitsandbytes is imported only inside :func:`choose_quantization`, so a model without
+  ``nf4`` never needs it.
 - ``rope_scaling`` from the registry overrides the model config (LLaMA).
 - Prompt: the tokenizer's chat template when it has one (``chat_template: auto``), else the
   registry's ``plain_format``. A template that rejects the system turn gets it merged into
@@ -130,20 +135,54 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def bnb_cpu_4bit_error() -> str | None:
+    """None when the installed bitsandbytes runs NF4 on CPU, else why not (one line).
+
+    Detected, not assumed from a version: a 64 x 64 float32 matrix is quantized to NF4 with
+    double quantization and multiplied at one row and at two rows (bitsandbytes' decode and
+    prefill paths), and both products must match the matrix bitsandbytes dequantises. Run
+    once per process (a few milliseconds once bitsandbytes is imported).
+    """
+    if _BNB_CPU:
+        return _BNB_CPU[0]
+    try:
+        import bitsandbytes as bnb
+        import torch
+
+        weight = torch.linspace(-1.0, 1.0, 64 * 64).reshape(64, 64)
+        packed, state = bnb.functional.quantize_4bit(
+            weight, blocksize=64, quant_type="nf4", compress_statistics=True
+        )
+        dense = bnb.functional.dequantize_4bit(packed, state)
+        error = None
+        for rows in (1, 2):
+            x = torch.linspace(-1.0, 1.0, rows * 64).reshape(rows, 64)
+            got = bnb.matmul_4bit(x, packed.t(), quant_state=state)
+            if got.shape != (rows, 64) or not torch.allclose(got, x @ dense.t(), atol=1e-3):
+                error = f"its 4-bit product at {rows} row(s) does not match the weights"
+                break
+    except Exception as err:  # ImportError, NotImplementedError, RuntimeError of a backend
+        error = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    _BNB_CPU.append(error)
+    return error
+
+
+_BNB_CPU: list[str | None] = []
+"""Memo of :func:`bnb_cpu_4bit_error` (one probe per process; tests clear it)."""
+
+
 def choose_quantization(requested: str, cuda: bool) -> QuantChoice:
     """Quantization config for ``requested`` (nf4|none|gptq) on a machine with/without CUDA.
 
-    nf4 needs CUDA and an importable bitsandbytes; otherwise full precision with a warning.
+    nf4 needs an importable bitsandbytes, and without CUDA one that runs 4-bit on CPU
+    (:func:`bnb_cpu_4bit_error`); otherwise full precision with a warning. Compute dtype:
+    float16 on CUDA (the paper's), float32 on CPU (the dtype the CPU path loads in).
     """
     if requested == "none":
         return QuantChoice(None, "none")
     if requested == "gptq":
         # the checkpoint carries its own quantization_config; transformers picks the kernel
         return QuantChoice(None, "gptq")
-    if not cuda:
-        return QuantChoice(
-            None, "none", ["nf4 requested but CUDA is not available: loading in full precision"]
-        )
     try:
         import bitsandbytes  # noqa: F401
         import torch
@@ -157,13 +196,58 @@ def choose_quantization(requested: str, cuda: bool) -> QuantChoice:
                 "loading in full precision"
             ],
         )
+    if not cuda:
+        why = bnb_cpu_4bit_error()
+        if why is not None:
+            return QuantChoice(
+                None,
+                "none",
+                [
+                    "nf4 requested without CUDA and the installed bitsandbytes cannot run "
+                    f"4-bit on CPU ({why}): loading in full precision"
+                ],
+            )
     config = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=torch.float16,
+        bnb_4bit_compute_dtype=torch.float16 if cuda else torch.float32,
         bnb_4bit_use_double_quant=True,
     )
     return QuantChoice(config, "nf4")
+
+
+def quantized_from_gguf(quantization_config: Any = None, **kwargs: Any) -> Any:
+    """``from_pretrained(**kwargs)`` of a GGUF file (``gguf_file=``), then quantized.
+
+    transformers loads a GGUF file only dequantised (it rejects ``quantization_config``
+    beside ``gguf_file``): the dequantised weights go, as a state dict, through the model
+    class's own ``from_pretrained`` with the quantization config, which quantizes them as it
+    would a checkpoint's. The full-precision copy is dropped afterwards; it is the load's
+    peak memory.
+    """
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    if quantization_config is None:
+        return AutoModelForCausalLM.from_pretrained(**kwargs)
+    config = copy.deepcopy(kwargs["config"])  # the GGUF load writes its GgufConfig into it
+    full = AutoModelForCausalLM.from_pretrained(**kwargs)
+    state, cls = full.state_dict(), type(full)
+    del full
+    keep = {k: kwargs[k] for k in ("dtype", "device_map") if k in kwargs}
+    return cls.from_pretrained(
+        None,
+        config=config,
+        state_dict=state,
+        quantization_config=quantization_config,
+        **keep,
+    )
+
+
+def quantized_layers(model: Any) -> int:
+    """bitsandbytes 4-bit linear layers of ``model`` (by class name: no bitsandbytes import)."""
+    return sum(type(m).__name__ == "Linear4bit" for m in model.modules())
 
 
 def load_with_fallback(
@@ -184,8 +268,14 @@ def load_with_fallback(
 
 
 def apply_rope_scaling(config: Any, rope: dict | None) -> None:
-    """Set the registry's rope scaling on a transformers config (v4 ``rope_scaling`` and v5
-    ``rope_parameters`` spellings)."""
+    """Set the registry's rope scaling on a transformers config: merged into v5's
+    ``rope_parameters`` (which keep the checkpoint's ``rope_theta``), else v4's
+    ``rope_scaling``.
+
+    In transformers 5 ``rope_scaling`` is a deprecated alias whose setter replaces
+    ``rope_parameters`` whole: setting it too left ``rope_theta`` None, and the dynamic-NTK
+    LLaMA models failed at their first forward pass (``None * float``).
+    """
     if not rope:
         return
     rope = dict(rope)
@@ -195,7 +285,8 @@ def apply_rope_scaling(config: Any, rope: dict | None) -> None:
         params = dict(getattr(config, "rope_parameters", None) or {})
         params.update(rope)
         config.rope_parameters = params
-    config.rope_scaling = rope
+    else:
+        config.rope_scaling = rope
 
 
 def format_chat(tokenizer: Any, spec: Any, system: str, user: str) -> tuple[str, str, list[str]]:
@@ -299,9 +390,8 @@ class TransformersBackend:
             kwargs.update(device_map="auto", dtype=torch.float16)
         else:
             kwargs.update(dtype=torch.float32)
-        self.model, choice = load_with_fallback(
-            AutoModelForCausalLM.from_pretrained, kwargs, choice
-        )
+        loader = quantized_from_gguf if spec.gguf_file else AutoModelForCausalLM.from_pretrained
+        self.model, choice = load_with_fallback(loader, kwargs, choice)
         self.model.eval()
         for w in choice.warnings:
             log.warning("%s", w)
@@ -320,6 +410,8 @@ class TransformersBackend:
             warnings=list(choice.warnings),
         )
         self.stats.extra["threads"] = torch.get_num_threads()
+        self.stats.extra["quantized_layers"] = quantized_layers(self.model)
+        self.stats.extra["weights_mb"] = round(self.model.get_memory_footprint() / 2**20, 1)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -399,6 +491,10 @@ class TransformersBackend:
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=max(budgets),
             pad_token_id=self.tokenizer.pad_token_id,
+            # KV caching whatever the checkpoint's config says: MPT's is off (MptConfig's
+            # default), so generate re-ran the whole sequence at every step and appended it
+            # to a prompt cache handed in (a tiny MPT failed past max_seq_len after 6 steps)
+            use_cache=True,
         )
         if prefix_fn is not None:
             torch.manual_seed(seeds[0])

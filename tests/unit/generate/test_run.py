@@ -302,7 +302,8 @@ def test_unknown_model_is_one_line(cirrhosis_prompt, tmp_path, run_cli):
 def test_transformers_backend_on_cpu_without_cuda_modules(
     cirrhosis_prompt, tmp_path, run_cli, root
 ):
-    """The paper's backend on the GGUF file: CPU fallback, no bitsandbytes import, real text."""
+    """The paper's backend on the GGUF file in full precision (its registry entry): real text,
+    and a model without nf4 never imports bitsandbytes."""
     proc, raw, meta_path = run_cli(
         tmp_path,
         "smollm2-135m-hf",
@@ -317,7 +318,7 @@ def test_transformers_backend_on_cpu_without_cuda_modules(
     assert meta["output_tokens"] > 0 and raw.read_text().strip()
     code = (
         "import sys; from synllm.generate.transformers_backend import cuda_modules_loaded, "
-        "choose_quantization; c = choose_quantization('nf4', False); "
+        "choose_quantization; c = choose_quantization('none', False); "
         "print(c.label, cuda_modules_loaded())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
