@@ -40,7 +40,12 @@ import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
 from synllm.errors import ConfigError, DataError
-from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
+from synllm.generate.base import (
+    BackendStats,
+    GenerationContext,
+    GenerationSettings,
+    peak_rss_mb,
+)
 from synllm.split import read_split, to_card_dtypes, to_records
 
 log = logging.getLogger("synllm.peers")
@@ -48,9 +53,6 @@ log = logging.getLogger("synllm.peers")
 PEER_EXTRA = 'pip install -e ".[peers]"'
 PEER_PACKAGES: dict[str, str] = {"ctgan": "sdv", "tvae": "sdv"}
 """Peer kind -> the PyPI package it needs (import name = package name with ``_``)."""
-
-META_KEYS = ("train_seconds", "sample_seconds", "epochs_run", "train_peak_rss_mb", "train_rows")
-"""Peer facts copied to the top level of the raw meta (Table VI reads them)."""
 
 
 def require(kind: str) -> None:
@@ -221,12 +223,6 @@ def to_csv_text(df: pd.DataFrame, card: DatasetCard) -> str:
     for rec in to_records(df, card):
         writer.writerow(["" if v is None else v for v in rec.values()])
     return buf.getvalue()
-
-
-def peak_rss_mb() -> float:
-    from synllm.generate.run import peak_rss_mb as _peak
-
-    return _peak()
 
 
 def save_model(model: Any, path: Path) -> None:
