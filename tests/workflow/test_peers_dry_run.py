@@ -32,6 +32,8 @@ def test_peers_grid_trains_once_per_dataset_and_reuses_the_model(
     counts = job_counts(proc.stdout)
     assert counts["train_peer"] == 3 * 2
     assert counts["generate"] == 3 * (4 + 2 + 3) + 3 * 2  # base grid + the sweep's peer cells
+    # Anonymeter on every cell, its environment built once (stamp results/envs/anonymeter.json)
+    assert counts["build_env"] == 1 and counts["anonymeter"] == counts["evaluate"]
     reg = load_registry(root / "config" / "models.yaml")
     for job in job_blocks(proc.stdout, "train_peer"):
         spec = reg.get(job["wildcards"]["model"])
