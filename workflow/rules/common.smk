@@ -187,7 +187,14 @@ def generate_inputs(wildcards):
         )
     if model_spec(wildcards).backend == "peer":
         inputs["peer_model"] = peer_model_file(wildcards)
+        inputs.update(peer_env(wildcards))
     return inputs
+
+
+def peer_env(wildcards):
+    """The stamp of a peer's own environment (registry ``env``), else nothing."""
+    env = model_spec(wildcards).env
+    return {"env": env_stamp(env)} if env else {}
 
 
 def peer_model_file(wildcards):
