@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from synllm.errors import ConfigError
 
 Backend = Literal["transformers", "llamacpp", "openai", "baseline", "replay", "peer"]
-PeerKind = Literal["ctgan", "tvae", "tabularargn"]
+PeerKind = Literal["ctgan", "tvae", "tabularargn", "realtabformer"]
 """Peer synthesizers wired in (``synllm.generate.peers``); see docs/peers.md for the others."""
 
 

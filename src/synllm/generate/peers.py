@@ -11,7 +11,7 @@ Two steps, so one fitted model serves every cell that samples from it:
 
 Wired synthesizers (registry field ``peer``): ``ctgan`` and ``tvae`` from SDV (PyPI ``sdv``,
 extra ``peers``), with SDV metadata built from the dataset card; and the environment peers
-of :data:`ENV_ADAPTERS` (``tabularargn``), whose pins clash with ours: they train and sample
+of :data:`ENV_ADAPTERS` (``tabularargn``, ``realtabformer``), whose pins clash with ours: they train and sample
 in the pinned environment their registry entry names (``env``, :mod:`synllm.envs`), through
 an adapter that gets the budget's train rows as its only data file and returns a CSV
 (docs/peers.md).
@@ -58,7 +58,10 @@ PEER_EXTRA = 'pip install -e ".[peers]"'
 PEER_PACKAGES: dict[str, str] = {"ctgan": "sdv", "tvae": "sdv"}
 """Peer kind -> the PyPI package it needs (import name = package name with ``_``)."""
 
-ENV_ADAPTERS: dict[str, str] = {"tabularargn": "tabularargn_peer"}
+ENV_ADAPTERS: dict[str, str] = {
+    "tabularargn": "tabularargn_peer",
+    "realtabformer": "realtabformer_peer",
+}
 """Peer kind -> its adapter (``synllm/adapters/<name>.py``), run in the pinned environment the
 registry entry names (``env``; docs/peers.md): these peers' pins clash with ours."""
 
