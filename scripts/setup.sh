@@ -11,8 +11,19 @@
 # (GGML_NATIVE=OFF: SSE4.2, AVX, AVX2, BMI2, FMA, F16C; no AVX-512, no AMX) and keep it in
 # ${SYNLLM_WHEEL_CACHE:-~/.cache/synllm/wheels}. Set LLAMA_CMAKE_ARGS to build with other
 # flags (for example "-DGGML_NATIVE=ON" on a CPU without AMX); the cache folder is keyed by them.
+#
+# --peers also builds the pinned environments of envs/*.txt (generators and attacks whose pins
+# clash with ours: docs/peers.md), each once, outside the repo (synllm envs build), so an
+# offline run finds them; the workflow builds a missing one itself on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PEERS=0
+for arg in "$@"; do
+  case "$arg" in
+    --peers) PEERS=1 ;;
+    *) echo "setup: unknown option $arg (known: --peers)" >&2; exit 2 ;;
+  esac
+done
 PY="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
@@ -64,3 +75,7 @@ then
   exit 1
 fi
 echo "synllm installed in .venv"
+if [ "$PEERS" = 1 ]; then
+  # shellcheck disable=SC2046
+  .venv/bin/synllm envs build $(for f in envs/*.txt; do basename "$f" .txt; done)
+fi

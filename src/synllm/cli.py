@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "validate": ("synllm.validate", "parse raw model output into typed records + report"),
     "evaluate": ("synllm.evaluate", "score one synthetic table against the real data"),
+    "anonymeter": (
+        "synllm.attacks",
+        "Anonymeter's singling-out, linkability, inference risks of one cell (own env)",
+    ),
+    "envs": ("synllm.envs", "build the pinned environments of envs/<name>.txt"),
     "real-fits": ("synllm.evaluate:cli_real_fits", "fits on real data shared by a dataset's cells"),
     "aggregate": ("synllm.aggregate.cli", "build Tables IV-VI, figures and score definitions"),
     "fetch-models": ("synllm.fetch", "download a config's Hugging Face models into the HF cache"),

@@ -563,6 +563,12 @@ def cli(argv: list[str]) -> int:
         default=None,
         help="file of `synllm real-fits` for these splits, seed and settings",
     )
+    p.add_argument(
+        "--anonymeter",
+        default=None,
+        nargs="+",
+        help="`synllm anonymeter` JSON of the cell, kept as privacy.anonymeter (not scored)",
+    )
     p.add_argument("--model", default=None)
     p.add_argument("--prompt", default=None)
     p.add_argument("--rep", type=int, default=None)
@@ -603,7 +609,7 @@ def cli(argv: list[str]) -> int:
 
 
 # the arguments that name one cell's files (--out first: it counts the cells)
-CELL_ARGS = ("out", "synthetic", "validation", "prompt_json", "out_fairness", "raw")
+CELL_ARGS = ("out", "synthetic", "validation", "prompt_json", "out_fairness", "raw", "anonymeter")
 
 
 def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits, memo) -> None:
@@ -632,6 +638,11 @@ def _project_cli(a, card: DatasetCard, train, holdout, settings: dict, fits, mem
     doc["validation"] = {
         k: report.get(k) for k in ("status", "candidate_lines", "parsed", "valid", "prompt_copies")
     }
+    if a.anonymeter:
+        # reported beside the privacy metrics, outside the Privacy score (docs/privacy.md)
+        doc.setdefault("privacy", {})["anonymeter"] = json.loads(
+            Path(a.anonymeter).read_text(encoding="utf-8")
+        )
     fair_frame = None
     if a.out_fairness:
         t = time.perf_counter()

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from synllm.errors import ConfigError
 
 Backend = Literal["transformers", "llamacpp", "openai", "baseline", "replay", "peer"]
-PeerKind = Literal["ctgan", "tvae"]
+PeerKind = Literal["ctgan", "tvae", "tabularargn", "realtabformer"]
 """Peer synthesizers wired in (``synllm.generate.peers``); see docs/peers.md for the others."""
 
 
@@ -108,6 +108,11 @@ class ModelSpec(BaseModel):
     train_gpu: PeerBudget | None = Field(
         None, description="Peers: paper-sized budget used with config peers.budget: gpu."
     )
+    env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Peers: the pinned environment envs/<env>.txt the synthesizer runs in.",
+    )
     base_url_env: str | None = Field(None, description="openai: env var with the server URL.")
     api_key_env: str | None = Field(None, description="openai: env var with the API key.")
     api_model: str | None = Field(None, description="openai: model name sent to the server.")
@@ -130,8 +135,8 @@ class ModelSpec(BaseModel):
             raise ValueError("'kind' only applies to backend 'baseline'")
         if self.backend == "peer" and (self.peer is None or self.train is None):
             raise ValueError("peer models need 'peer' (the synthesizer) and 'train' (its budget)")
-        if self.backend != "peer" and (self.peer or self.train or self.train_gpu):
-            raise ValueError("'peer', 'train' and 'train_gpu' only apply to backend 'peer'")
+        if self.backend != "peer" and (self.peer or self.train or self.train_gpu or self.env):
+            raise ValueError("'peer', 'train', 'train_gpu' and 'env' only apply to backend 'peer'")
         if self.backend == "openai" and not self.api_model:
             raise ValueError("openai models need 'api_model'")
         if "{user}" not in self.plain_format:

@@ -1,9 +1,11 @@
 """No import cycle in the package, counting imports inside functions too.
 
-Modules are grouped by the package's first level (``synllm.metrics.privacy`` ->
-``synllm.metrics``; ``synllm.config`` stays itself), so a cycle between two subpackages
-(``metrics`` -> ``fairness`` -> ``metrics``) counts, while a package's own ``__init__``
-importing its submodules does not. Implicit imports of parent packages are not edges.
+Two checks over the same AST edges. Grouped by the package's first level
+(``synllm.metrics.privacy`` -> ``synllm.metrics``; ``synllm.config`` stays itself), a cycle
+between two subpackages (``metrics`` -> ``fairness`` -> ``metrics``) counts. Module by module,
+a cycle between two modules of one subpackage counts too (``generate.run`` ->
+``generate.peers`` -> ``generate.run``), while a package's own ``__init__`` importing its
+submodules does not. Implicit imports of parent packages are not edges.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ def _unit(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def _imports(path: Path, module: str, modules: frozenset[str] = frozenset()) -> set[str]:
+    """Modules ``path`` imports; ``from pkg import sub`` names ``pkg.sub`` when that is one
+    of ``modules``."""
     tree = ast.parse(path.read_text())
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out = set()
@@ -39,8 +43,22 @@ def _imports(path: Path, module: str) -> set[str]:
             else:
                 name = node.module or ""
             if name.startswith("synllm"):
-                out.add(name)
+                subs = {f"{name}.{a.name}" for a in node.names} & modules
+                out |= subs if len(subs) == len(node.names) else subs | {name}
     return out
+
+
+def module_graph(src: Path) -> dict[str, set[str]]:
+    """Module -> modules it imports, without a package's edges to its own submodules."""
+    paths = {_module_name(p, src): p for p in sorted((src / "synllm").rglob("*.py"))}
+    modules = frozenset(paths)
+    graph = {}
+    for module, path in paths.items():
+        targets = _imports(path, module, modules) - {module}
+        if path.name == "__init__.py":
+            targets = {t for t in targets if not t.startswith(module + ".")}
+        graph[module] = targets
+    return graph
 
 
 def import_graph(src: Path) -> dict[str, set[str]]:
@@ -90,6 +108,29 @@ def test_no_import_cycle_between_modules_or_subpackages(root):
     assert "synllm.config" in graph and "synllm.metrics" in graph
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_between_modules_of_a_subpackage(root):
+    graph = module_graph(root / "src")
+    assert "synllm.generate.run" in graph["synllm.generate.cli"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_module_graph_sees_a_cycle_inside_a_subpackage(tmp_path):
+    pkg = tmp_path / "synllm" / "generate"
+    pkg.mkdir(parents=True)
+    (tmp_path / "synllm" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("from synllm.generate import run, peers\n")
+    (pkg / "run.py").write_text("def f():\n    from synllm.generate.peers import KEYS\n")
+    (pkg / "peers.py").write_text("from . import run\n")
+    graph = module_graph(tmp_path)
+    assert graph["synllm.generate"] == set()
+    assert find_cycle(graph) == [
+        "synllm.generate.peers",
+        "synllm.generate.run",
+        "synllm.generate.peers",
+    ]
 
 
 def test_names_is_a_leaf(root):

@@ -30,9 +30,15 @@ def test_peers_grid_trains_once_per_dataset_and_reuses_the_model(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
-    assert counts["train_peer"] == 3 * 2
-    assert counts["generate"] == 3 * (4 + 2 + 3) + 3 * 2  # base grid + the sweep's peer cells
     reg = load_registry(root / "config" / "models.yaml")
+    peers = [m for m in cfg["models"] if reg.get(m).backend == "peer"]
+    assert counts["train_peer"] == 3 * len(peers)
+    # base grid + the sweep's peer cells
+    assert counts["generate"] == 3 * (4 + len(peers) + 3) + 3 * 2
+    # Anonymeter on every cell; each environment (anonymeter, the environment peers') built once
+    envs = {reg.get(m).env for m in peers} - {None}
+    assert counts["build_env"] == 1 + len(envs) and counts["anonymeter"] == counts["evaluate"]
+    assert "--stamp results/envs/tabularargn.json" in proc.stdout
     for job in job_blocks(proc.stdout, "train_peer"):
         spec = reg.get(job["wildcards"]["model"])
         assert "~" not in job["wildcards"]["dataset"]

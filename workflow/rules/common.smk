@@ -53,6 +53,9 @@ GEN = config["generation"]
 if GEN.get("replay_dir"):
     GEN["replay_dir"] = str(resolve_path(GEN["replay_dir"], BASE))
 PEER_BUDGET = config["peers"]["budget"]
+ANONYMETER = config["anonymeter"]
+# pinned environments of tools whose pins clash with ours (rule build_env; synllm.envs)
+ENVS_DIR = BASE / "envs"
 # sweeps (config section `sweeps`): variant datasets <dataset>~f<k> / <dataset>~n<N>
 try:
     SWEEP_POINTS = sweep_points(config, CARDS_DIR)
@@ -184,7 +187,14 @@ def generate_inputs(wildcards):
         )
     if model_spec(wildcards).backend == "peer":
         inputs["peer_model"] = peer_model_file(wildcards)
+        inputs.update(peer_env(wildcards))
     return inputs
+
+
+def peer_env(wildcards):
+    """The stamp of a peer's own environment (registry ``env``), else nothing."""
+    env = model_spec(wildcards).env
+    return {"env": env_stamp(env)} if env else {}
 
 
 def peer_model_file(wildcards):
@@ -309,7 +319,22 @@ def evaluate_inputs(wildcards):
         "real_fits": f"{RESULTS}/real_fits/{wildcards.dataset}/r{wildcards.rep}.pkl",
         **evaluate_prompt(wildcards),
         **paper_evaluate_inputs(wildcards),
+        **(
+            {"anonymeter": cell_file("anonymeter", "json", wildcards)}
+            if ANONYMETER["enabled"]
+            else {}
+        ),
     }
+
+
+def anonymeter_arg(wildcards, input):
+    if "anonymeter" not in input.keys():
+        return ""
+    return f"--anonymeter {quoted(input.anonymeter)}"
+
+
+def env_stamp(name):
+    return f"{RESULTS}/envs/{name}.json"
 
 
 def prompt_json_arg(wildcards, input):

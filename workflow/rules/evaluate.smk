@@ -19,12 +19,14 @@ rule evaluate:
         settings=json_arg("evaluation"),
         prompt=prompt_json_arg,
         paper=paper_evaluate_args,
+        anonymeter=anonymeter_arg,
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
         " {params.prompt}"
         " --seed {params.seed} --settings {params.settings} --out {output.metrics:q}"
         " --out-fairness {output.fairness:q} --real-fits {input.real_fits:q} {params.paper}"
+        " {params.anonymeter}"
         " > {log:q} 2>&1"
 
 
@@ -54,12 +56,14 @@ rule evaluate_model:
         settings=json_arg("evaluation"),
         prompt=prompt_json_arg,
         paper=paper_evaluate_args,
+        anonymeter=anonymeter_arg,
     shell:
         "synllm evaluate --card {input.card:q} --synthetic {input.synthetic:q}"
         " --train {input.train:q} --holdout {input.holdout:q} --validation {input.report:q}"
         " {params.prompt}"
         " --seed {params.seed} --settings {params.settings} --out {output.metrics:q}"
         " --out-fairness {output.fairness:q} --real-fits {input.real_fits:q} {params.paper}"
+        " {params.anonymeter}"
         " > {log:q} 2>&1"
 
 

@@ -2,6 +2,7 @@
 # every cell that samples from it (sample-size sweep variants sample the base dataset's model).
 rule train_peer:
     input:
+        unpack(peer_env),
         card=card_file,
         train=split_file("train"),
         registry=str(REGISTRY_FILE),

@@ -19,7 +19,9 @@ Definitions (also written to ``tables/score_definitions.md`` by :mod:`synllm.agg
   anchors is left out for that dataset. A cell's anchored scores depend on that cell and the
   anchors only, so they do not move when another model joins or leaves the run.
 - **Quality** of a cell = mean of its normalised metrics with ``score_group == "quality"``;
-  **Privacy** likewise over ``"privacy"``; **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
+  **Privacy** likewise over ``"privacy"`` (Anonymeter's risks, config ``anonymeter``, are
+  shown in ``table_privacy`` only: they scale with the cell's size relative to train, see
+  docs/privacy.md); **Harmonic** = 2QP / (Q + P), 0 when Q + P = 0.
   A failed cell (metrics ``status: failed``) has no scores ("–" in tables).
 - **Utility** of a cell = mean of the six Table V scores of the cell (TSTR and TRTS accuracy,
   macro-F1 and ROC-AUC; each the mean over the classifiers, or one classifier when chosen),

@@ -18,6 +18,7 @@ from synllm.aggregate.load import KEY as KEY_COLS
 from synllm.aggregate.render import DASH, Layout, fmt
 from synllm.aggregate.scores import UTIL_MEASURES, UTIL_SCHEMES, mean_ci, parse_utility_key
 from synllm.aggregate.uncertainty import bracket, half_width
+from synllm.attacks import ATTACKS, FIELDS, table_fields
 
 SCORE_LABELS = {"quality": "Q", "privacy": "P", "harmonic": "H"}
 MEASURE_LABELS = {"accuracy": "Acc", "f1": "F1", "auc": "AUC"}
@@ -449,6 +450,13 @@ PRIVACY_LABELS = {
 # seed-row attack sizes per cell, from the metrics files' privacy block (not metrics)
 SEED_COUNTS = ("seed_mia_members", "seed_mia_non_members")
 HOLDOUT_ROW = "real holdout (reference)"
+# Anonymeter's risks per cell (metrics files' privacy.anonymeter block; not metrics, no score)
+ANONYMETER_COLUMNS = [f"anonymeter_{a}_{f}" for a in ATTACKS for f in FIELDS]
+ANONYMETER_LABELS = {
+    "singling_out": "Anonym. singling out",
+    "linkability": "Anonym. linkability",
+    "inference": "Anonym. inference",
+}
 
 
 def _cell_rows(summary: pd.DataFrame, kinds: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -523,6 +531,14 @@ def table_privacy(
                 v = block.get(field)
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     counts.setdefault(key, {}).setdefault(field, []).append(float(v))
+    anon: dict[tuple, dict[str, list[float]]] = {}
+    for data in raw:
+        block = data.get("privacy") or {}
+        if data.get("status") == "ok" and isinstance(block, dict):
+            key = (str(data.get("dataset")), str(data.get("model")), str(data.get("prompt")))
+            for field, v in table_fields(block.get("anonymeter")).items():
+                anon.setdefault(key, {}).setdefault(field, []).append(v)
+    anon_cols = [f for f in ANONYMETER_COLUMNS if any(f in got for got in anon.values())]
     csv_rows, rows, row_keys = [], [], []
     for ds in sorted({k[0] for k in keys}):
         for key in [k for k in keys if k[0] == ds]:
@@ -545,6 +561,16 @@ def table_privacy(
                 if all(f in got for f in SEED_COUNTS)
                 else DASH
             )
+            got = anon.get(key, {})
+            for field in anon_cols:
+                crow[field] = float(np.mean(got[field])) if field in got else math.nan
+            for attack in ATTACKS if anon_cols else ():
+                risk, lo, hi = (f"anonymeter_{attack}_{f}" for f in FIELDS)
+                row.append(
+                    f"{crow[risk]:.3f} [{crow[lo]:.2f}, {crow[hi]:.2f}]"
+                    if all(f in got for f in (risk, lo, hi))
+                    else DASH
+                )
             csv_rows.append(crow)
             rows.append(row)
             row_keys.append(key)
@@ -564,8 +590,9 @@ def table_privacy(
                 mean = float(np.mean(vals)) if vals else math.nan
                 crow[f"{n}_mean"], crow[f"{n}_ci95"] = mean, math.nan
                 row.append(fmt(mean, digits=3) if vals else "")
-            crow.update({field: math.nan for field in SEED_COUNTS})
+            crow.update({field: math.nan for field in (*SEED_COUNTS, *anon_cols)})
             row.append("")
+            row += [""] * (len(ATTACKS) if anon_cols else 0)
             csv_rows.append(crow)
             rows.append(row)
             row_keys.append((ds, HOLDOUT_ROW, ""))
@@ -598,6 +625,12 @@ def table_privacy(
         "(Anonymeter's inference risk).",
         f"{DASH} = failed cell (no valid records or metrics failed) or value not computable.",
     ]
+    if anon_cols:
+        notes.append(
+            "Anonymeter singling-out / linkability / inference = risk [95% interval] of its three "
+            "attacks on the train patients with the holdout as control (0 = no more than on unseen "
+            "patients; lower is safer; risk and bounds averaged over repeats); not in Privacy."
+        )
     if any(k[1] == HOLDOUT_ROW for k in row_keys):
         notes.append(
             f"'{HOLDOUT_ROW}': distances of real holdout rows to their closest train record, the "
@@ -609,7 +642,14 @@ def table_privacy(
         notes.append("No privacy metrics were found in the metrics files.")
     layout = Layout(
         index=["Dataset", "Model", "Prompt"],
-        groups=[("", [PRIVACY_LABELS.get(n, n) for n in names] + ["Seed m/nm"])],
+        groups=[
+            (
+                "",
+                [PRIVACY_LABELS.get(n, n) for n in names]
+                + ["Seed m/nm"]
+                + ([ANONYMETER_LABELS[a] for a in ATTACKS] if anon_cols else []),
+            )
+        ],
         rows=rows,
         caption="Privacy per dataset, model and prompt: distance to the closest record and membership inference.",
         label="tab:privacy",
@@ -617,7 +657,7 @@ def table_privacy(
         breaks=_breaks(row_keys),
     )
     cols = CELL_COLUMNS + ["n_reps"]
-    cols += [f"{n}_{k}" for n in names for k in ("mean", "ci95")] + list(SEED_COUNTS)
+    cols += [f"{n}_{k}" for n in names for k in ("mean", "ci95")] + list(SEED_COUNTS) + anon_cols
     return pd.DataFrame(csv_rows, columns=cols), layout
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import resource
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -50,6 +52,21 @@ BACKENDS: dict[str, str] = {
     "peer": "synllm.generate.peers",
 }
 """Backend name -> module (imported only when that backend is used)."""
+
+PEER_META_KEYS = (
+    "train_seconds",
+    "sample_seconds",
+    "epochs_run",
+    "train_peak_rss_mb",
+    "train_rows",
+)
+"""Peer facts copied to the top level of the raw meta (Table VI reads them)."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB, from getrusage)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024, 1)
 
 
 class GenerationSettings(BaseModel):

@@ -10,8 +10,11 @@ Two steps, so one fitted model serves every cell that samples from it:
   order), so the validator and every metric treat them exactly like a model's output.
 
 Wired synthesizers (registry field ``peer``): ``ctgan`` and ``tvae`` from SDV (PyPI ``sdv``,
-extra ``peers``), with SDV metadata built from the dataset card. TabularARGN, REaLTabFormer
-and GReaT are discussed in docs/peers.md (pin conflicts and status).
+extra ``peers``), with SDV metadata built from the dataset card; and the environment peers
+of :data:`ENV_ADAPTERS` (``tabularargn``, ``realtabformer``), whose pins clash with ours: they train and sample
+in the pinned environment their registry entry names (``env``, :mod:`synllm.envs`), through
+an adapter that gets the budget's train rows as its only data file and returns a CSV
+(docs/peers.md).
 
 Budgets come from the registry (``train`` for CPU, ``train_gpu`` with config
 ``peers.budget: gpu``): ``epochs``, ``batch_size``, ``max_train_seconds`` (training stops
@@ -29,6 +32,7 @@ import io
 import json
 import logging
 import pickle
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +44,12 @@ import pandas as pd
 
 from synllm.cards import DatasetCard, load_card
 from synllm.errors import ConfigError, DataError
-from synllm.generate.base import BackendStats, GenerationContext, GenerationSettings
+from synllm.generate.base import (
+    BackendStats,
+    GenerationContext,
+    GenerationSettings,
+    peak_rss_mb,
+)
 from synllm.split import read_split, to_card_dtypes, to_records
 
 log = logging.getLogger("synllm.peers")
@@ -49,14 +58,22 @@ PEER_EXTRA = 'pip install -e ".[peers]"'
 PEER_PACKAGES: dict[str, str] = {"ctgan": "sdv", "tvae": "sdv"}
 """Peer kind -> the PyPI package it needs (import name = package name with ``_``)."""
 
-META_KEYS = ("train_seconds", "sample_seconds", "epochs_run", "train_peak_rss_mb", "train_rows")
-"""Peer facts copied to the top level of the raw meta (Table VI reads them)."""
+ENV_ADAPTERS: dict[str, str] = {
+    "tabularargn": "tabularargn_peer",
+    "realtabformer": "realtabformer_peer",
+}
+"""Peer kind -> its adapter (``synllm/adapters/<name>.py``), run in the pinned environment the
+registry entry names (``env``; docs/peers.md): these peers' pins clash with ours."""
 
 
 def require(kind: str) -> None:
-    """ConfigError in one line naming the package and the extra when it is not installed."""
+    """ConfigError in one line naming the package and the extra when it is not installed
+    (an environment peer's environment is checked where it is used: synllm.envs)."""
+    if kind in ENV_ADAPTERS:
+        return
     if kind not in PEER_PACKAGES:
-        raise ConfigError(f"models: unknown peer {kind!r} (known: {sorted(PEER_PACKAGES)})")
+        known = sorted([*PEER_PACKAGES, *ENV_ADAPTERS])
+        raise ConfigError(f"models: unknown peer {kind!r} (known: {known})")
     package = PEER_PACKAGES[kind]
     if importlib.util.find_spec(package.replace("-", "_")) is None:
         raise ConfigError(
@@ -223,12 +240,6 @@ def to_csv_text(df: pd.DataFrame, card: DatasetCard) -> str:
     return buf.getvalue()
 
 
-def peak_rss_mb() -> float:
-    from synllm.generate.run import peak_rss_mb as _peak
-
-    return _peak()
-
-
 def save_model(model: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -256,12 +267,15 @@ class PeerBackend:
         self.model: Any = None
         self.card: DatasetCard | None = None
         self.records_written: int | None = None
+        self.spec: Any = None
 
     def load(self, spec, settings: GenerationSettings, context: GenerationContext) -> None:
         require(spec.peer)
-        import torch
+        self.spec = spec
+        if spec.peer not in ENV_ADAPTERS:
+            import torch
 
-        torch.set_num_threads(spec.threads)
+            torch.set_num_threads(spec.threads)
         if context.peer_model is None:
             raise ConfigError(f"generate: model {spec.slug!r} (backend peer) needs --peer-model")
         self.card = context.card
@@ -290,7 +304,10 @@ class PeerBackend:
     ) -> list[str]:
         assert self.card is not None
         t0 = time.perf_counter()
-        df = sample_peer(self.model, self.card, n_records, seed)
+        if isinstance(self.model, EnvModel):
+            df = sample_in_env(self.spec, self.card, self.model, n_records, seed)
+        else:
+            df = sample_peer(self.model, self.card, n_records, seed)
         self.stats.extra["sample_seconds"] = round(time.perf_counter() - t0, 3)
         self.records_written = len(df)
         return [to_csv_text(df, self.card)]
@@ -312,10 +329,12 @@ def train(
         raise ConfigError(f"train-peer: model {spec.slug!r} is not a peer (backend {spec.backend})")
     require(spec.peer)
     budget = spec.budget(budget_name)
+    rows = subsample(read_split(train_path, card), budget.max_train_rows, seed)
+    if spec.peer in ENV_ADAPTERS:
+        return train_in_env(spec, card, rows, seed, budget_name, train_path)
     import torch
 
     use_gpu = budget_name == "gpu" and torch.cuda.is_available()
-    rows = subsample(read_split(train_path, card), budget.max_train_rows, seed)
     model, facts = fit_peer(
         spec.peer,
         card,
@@ -341,6 +360,94 @@ def train(
     return model, info
 
 
+# -- peers in an environment of their own ---------------------------------------------------
+
+
+def env_meta(spec, card: DatasetCard, budget_name: str = "cpu", seed: int = 0) -> dict:
+    """What an environment peer's adapter knows: column kinds from the card, the budget,
+    threads and device. No file names and no rows: the rows come as the train file only."""
+    if not spec.env:
+        raise ConfigError(f"models: peer {spec.slug!r} ({spec.peer}) needs 'env' (envs/<env>.txt)")
+    budget = spec.budget(budget_name)
+    use_gpu = budget_name == "gpu"
+    return {
+        "dataset": card.name,
+        "columns": {
+            name: "numeric" if col.is_numeric else "categorical"
+            for name, col in card.columns.items()
+        },
+        "target": card.target,
+        "seed": int(seed),
+        "epochs": budget.epochs,
+        "batch_size": budget.batch_size,
+        "max_train_seconds": budget.max_train_seconds,
+        "threads": spec.threads,
+        "device": "cuda" if use_gpu else "cpu",
+    }
+
+
+def train_in_env(
+    spec, card: DatasetCard, rows: pd.DataFrame, seed: int, budget_name: str, train_path: Path
+) -> tuple[Any, dict]:
+    """Fit an environment peer: ``rows`` (the budget's subsample of the train split) go to
+    the adapter as the only data file; returns (model file bytes, info)."""
+    from synllm.envs import python_for, run_adapter
+
+    if len(rows) == 0:
+        raise DataError(f"dataset {card.name!r}: train split is empty")
+    python = python_for(spec.env)
+    meta = env_meta(spec, card, budget_name, seed)
+    with tempfile.TemporaryDirectory(prefix="synllm-peer-") as tmp:
+        d = Path(tmp)
+        rows.to_parquet(d / "train.parquet", index=False)
+        (d / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        args = ["train", "--train", str(d / "train.parquet"), "--meta", str(d / "meta.json")]
+        args += ["--out-model", str(d / "model.pkl"), "--out-facts", str(d / "facts.json")]
+        run_adapter(python, ENV_ADAPTERS[spec.peer], args, spec.env)
+        facts = json.loads((d / "facts.json").read_text(encoding="utf-8"))
+        model = EnvModel((d / "model.pkl").read_bytes())
+    # the adapter saw one data file, the one written above
+    facts["adapter_inputs"] = [Path(f).name for f in facts.pop("inputs", [])]
+    info = {
+        "model": spec.slug,
+        "peer": spec.peer,
+        "env": spec.env,
+        "dataset": card.name,
+        "seed": seed,
+        "train_file": str(train_path),
+        "budget_name": budget_name,
+        "budget": spec.budget(budget_name).model_dump(),
+        "device": meta["device"],
+        **facts,
+    }
+    return model, info
+
+
+class EnvModel:
+    """An environment peer's fitted model: the adapter's model file, kept as bytes (pickled
+    into ``model.pkl`` like an SDV model; only the adapter reads what is inside)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def sample_in_env(spec, card: DatasetCard, model: EnvModel, n: int, seed: int) -> pd.DataFrame:
+    """``n`` card-typed records from an environment peer, reproducible from ``seed``."""
+    from synllm.envs import python_for, run_adapter
+
+    python = python_for(spec.env)
+    meta = env_meta(spec, card, "cpu", seed)
+    with tempfile.TemporaryDirectory(prefix="synllm-peer-") as tmp:
+        d = Path(tmp)
+        (d / "model.pkl").write_bytes(model.data)
+        (d / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        args = ["sample", "--model", str(d / "model.pkl"), "--meta", str(d / "meta.json")]
+        args += ["--n", str(n), "--seed", str(seed), "--out", str(d / "records.csv")]
+        run_adapter(python, ENV_ADAPTERS[spec.peer], args, spec.env)
+        df = pd.read_csv(d / "records.csv", dtype=str, keep_default_na=False, na_values=[""])
+    return to_card_dtypes(df, card)
+
+
 def cli_train(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="synllm train-peer", description="fit one peer synthesizer on a train split"
@@ -360,15 +467,16 @@ def cli_train(argv: list[str]) -> int:
 
     spec = load_registry(a.registry).get(a.model)
     card = load_card(a.card)
-    import torch
+    if spec.peer not in ENV_ADAPTERS:
+        import torch
 
-    torch.set_num_threads(max(1, a.threads))
+        torch.set_num_threads(max(1, a.threads))
     model, info = train(spec, card, Path(a.train), a.seed, a.budget)
     save_model(model, Path(a.out_model))
     Path(a.out_info).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out_info).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     log.info(
-        "%s on %s: %d rows, %d epochs in %.1f s",
+        "%s on %s: %d rows, %s epochs in %.1f s",
         spec.slug,
         card.name,
         info["train_rows"],

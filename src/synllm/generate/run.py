@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import logging
 import random
-import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from synllm.errors import ConfigError
 from synllm.generate.base import (
     BATCH_SEPARATOR_FMT,
     OPENAI_SETTING_KEYS,
+    PEER_META_KEYS,
     Backend,
     GenerationContext,
     GenerationResult,
@@ -35,6 +35,7 @@ from synllm.generate.base import (
     count_records,
     example_record,
     get_backend,
+    peak_rss_mb,
     record_json_line,
 )
 from synllm.registry import ModelSpec
@@ -237,12 +238,6 @@ def join_batches(texts: list[str]) -> str:
     return "\n".join(parts) + ("\n" if parts else "")
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (MB, from getrusage)."""
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024, 1)
-
-
 def peak_gpu_mb() -> float | None:
     """torch.cuda.max_memory_allocated in MB, or None without CUDA (torch only if imported)."""
     torch = sys.modules.get("torch")
@@ -434,10 +429,8 @@ def _run_cell(
         **({"backend_info": stats.extra} if stats.extra else {}),
     }
     if backend_name == "peer":
-        from synllm.generate.peers import META_KEYS
-
         # Table VI times a peer as train + sample (the model is fitted once, by train_peer)
-        meta.update({k: stats.extra.get(k) for k in META_KEYS})
+        meta.update({k: stats.extra.get(k) for k in PEER_META_KEYS})
     for w in meta["warnings"]:
         log.warning("%s", w)
     return GenerationResult(text=text, meta=meta)
