@@ -317,23 +317,7 @@ def parallel_section(a) -> dict:
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    summary = {}
-    for mode in ["ceiling", *modes]:
-        per = {}
-        for w in a.widths:
-            sel = [x for x in rows if x["mode"] == mode and x["width"] == w]
-            secs = sum(x["seconds"] for x in sel)
-            per[str(w)] = {"tok_s": round(sum(x["tokens"] for x in sel) / secs, 2)}
-            if mode != "ceiling":
-                per[str(w)]["records_s"] = round(a.n * len(sel) / secs, 3)
-                per[str(w)]["valid_rate"] = round(
-                    sum(x["valid"] for x in sel) / (a.n * len(sel)), 3
-                )
-        key = "records_s" if mode != "ceiling" else "tok_s"
-        base = per[str(a.widths[0])][key]
-        for w in a.widths:
-            per[str(w)]["over_width_1"] = round(per[str(w)][key] / base, 2)
-        summary[mode] = per
+    summary = parallel_summary(rows, ["ceiling", *modes], a.widths)
     return {
         "model": spec.slug,
         "dataset": a.dataset,
@@ -354,6 +338,47 @@ def parallel_section(a) -> dict:
         "runs": rows,
         "summary": summary,
     }
+
+
+def parallel_summary(rows: list[dict], modes: list[str], widths: list[int]) -> dict:
+    """Per mode and width: tok/s, records asked per second and valid share over all repeats,
+    and the ratio to the first width's rate (records/s; tok/s for the ceiling)."""
+    summary = {}
+    for mode in modes:
+        per = {}
+        for w in widths:
+            sel = [x for x in rows if x["mode"] == mode and x["width"] == w]
+            secs = sum(x["seconds"] for x in sel)
+            per[str(w)] = {"tok_s": round(sum(x["tokens"] for x in sel) / secs, 2)}
+            if mode != "ceiling":
+                asked = sum(x["records_asked"] for x in sel)
+                per[str(w)]["records_s"] = round(asked / secs, 3)
+                per[str(w)]["valid_rate"] = round(sum(x["valid"] for x in sel) / asked, 3)
+        key = "records_s" if mode != "ceiling" else "tok_s"
+        base = per[str(widths[0])][key]
+        for w in widths:
+            per[str(w)]["over_width_1"] = round(per[str(w)][key] / base, 2)
+        summary[mode] = per
+    return summary
+
+
+def parallel_table(result: dict) -> str:
+    """Markdown table of a ``--parallel`` result: one row per width."""
+    sm = result["summary"]
+    lines = [
+        "| width | ceiling tok/s | constrained records/s | × width 1 | tok/s | valid "
+        "| unconstrained tok/s | × width 1 | valid |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for w in sm["ceiling"]:
+        c, u = sm.get("constrained", {}).get(w, {}), sm.get("unconstrained", {}).get(w, {})
+        ceil = sm["ceiling"][w]
+        lines.append(
+            f"| {w} | {ceil['tok_s']} ({ceil['over_width_1']}×) | {c.get('records_s')} "
+            f"| {c.get('over_width_1')} | {c.get('tok_s')} | {c.get('valid_rate')} "
+            f"| {u.get('tok_s')} | {u.get('over_width_1')} | {u.get('valid_rate')} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,13 +403,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unconstrained-batch", type=int, default=5)
     p.add_argument("--unconstrained-n", type=int, default=None, help="default: --n")
     p.add_argument("--ceiling-steps", type=int, default=64)
+    p.add_argument("--summarise", default=None, help="print the table of a --parallel JSON")
     a = p.parse_args(argv)
+    if a.summarise:
+        result = json.loads(Path(a.summarise).read_text())
+        widths = sorted({x["width"] for x in result["runs"]})
+        modes = list(dict.fromkeys(x["mode"] for x in result["runs"]))
+        result["summary"] = parallel_summary(result["runs"], modes, widths)
+        Path(a.summarise).write_text(json.dumps(result, indent=2) + "\n")
+        print(parallel_table(result))
+        return 0
     if a.parallel:
         a.n = a.n or 100
         a.widths = a.widths or [1, 2, 4, 8, 16]
         a.repeats = a.repeats or 1
         result = parallel_section(a)
-        print(json.dumps(result["summary"]))
+        print(parallel_table(result))
         out = a.out or str(ROOT / "benchmarks" / "generation_parallel.json")
         Path(out).write_text(json.dumps(result, indent=2) + "\n")
         return 0

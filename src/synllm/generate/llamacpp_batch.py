@@ -4,8 +4,8 @@ At one sequence, decoding the embedded 135M GGUF on a CPU is bound by reading th
 per token; a llama.cpp batch that holds one token of each of several sequences reads them once
 for all. :class:`SequencePool` keeps ``width`` sequences of one llama.cpp context busy:
 
-- the prompt is evaluated once into a reserved sequence (all but its last token) and copied
-  into a slot's KV cells (``llama_memory_seq_cp``; ``kv_unified`` shares the cells, no copy of
+- the prompt is evaluated once per round into a reserved sequence (all but its last token) and
+  copied into a slot's KV cells (``llama_memory_seq_cp``; ``kv_unified`` shares the cells, no copy of
   data) whenever a job starts there; the slot evaluates the prompt's last token with its own
   first tokens, like the record-at-a-time path that re-evaluates it after reusing its cache;
 - every step is one ``llama_decode`` of one batch holding each busy slot's next tokens (the
@@ -91,7 +91,6 @@ class SequencePool:
         self.batch = lc.llama_batch_init(512, 0, 1)
         self.handle = SimpleNamespace(ctx=self.ctx)
         self.vocab = llm._model.vocab
-        self.prefix: list[int] = []
         self.stats = {
             "steps": 0,
             "decode_tokens": 0,
@@ -144,17 +143,15 @@ class SequencePool:
         self.stats["decode_tokens"] += n
 
     def _set_prefix(self, prompt: list[int]) -> None:
-        """Hold ``prompt[:-1]`` in the prefix sequence, reusing the common start."""
+        """Hold ``prompt[:-1]`` in the prefix sequence, evaluated into an empty cache.
+
+        Every call starts from cell 0: which cells a sequence's tokens occupy changes the
+        order of the attention sums (the last bits of the logits), so a round's text must not
+        depend on the rounds and cells before it (a cell's text is that of a one-cell run)."""
         want = prompt[:-1]
-        n = 0
-        for a, c in zip(self.prefix, want):
-            if a != c:
-                break
-            n += 1
-        self.lc.llama_memory_seq_rm(self.mem, self.prefix_seq, n, -1)
-        for i in range(n, len(want), 512):
+        self.lc.llama_memory_clear(self.mem, False)
+        for i in range(0, len(want), 512):
             self._decode([(self.prefix_seq, i, want[i : i + 512])])
-        self.prefix = list(want)
 
     # -- the pool ----------------------------------------------------------------------
 
