@@ -109,6 +109,13 @@ class GenerationSettings(BaseModel):
         description="transformers: one generate job per (dataset, model, repeat) runs every "
         "prompt's cell with one model load (false = one job and one load per cell).",
     )
+    parallel_sequences: int | None = Field(
+        None,
+        ge=1,
+        description="llamacpp: records (field-wise) or mini-batches (unconstrained) decoded as "
+        "parallel sequences of one llama.cpp batch (default: a measured constant; 1 = one "
+        "sequence at a time).",
+    )
     max_parallel_sequences: int | None = Field(
         None,
         ge=1,

@@ -6,6 +6,11 @@ one call per record (the prompt prefix stays in llama.cpp's KV cache, so only th
 decoded each time); unconstrained mode makes one call per mini-batch with a token budget for
 all its records, like the paper.
 
+With ``generation.parallel_sequences`` > 1 (the default, :data:`PARALLEL_SEQUENCES`) the
+records of a round (field-wise) or its mini-batches (unconstrained) are decoded as parallel
+sequences of one llama.cpp batch instead (:mod:`synllm.generate.llamacpp_batch`); 1 keeps the
+one-sequence path above, byte for byte.
+
 The decode grammar is :func:`synllm.generate.grammar.record_gbnf` (card-aware; see there).
 """
 
@@ -29,6 +34,12 @@ from synllm.generate.grammar import MAX_VALUE_TOKENS, field_plan, record_gbnf
 
 MAX_CTX = 8192
 """Context cap (tokens): the embedded models' KV cache stays small on CPU."""
+
+PARALLEL_SEQUENCES = 16
+"""Default ``generation.parallel_sequences``: records (or unconstrained mini-batches) decoded
+together by :class:`~synllm.generate.llamacpp_batch.SequencePool`; the best of widths 1-16 on
+the 2-core reference machine (benchmarks/generation_parallel.md; the issue's quiet bare loop:
+99.8 tok/s at 1 sequence, 178 at 8, 196 at 16)."""
 
 
 def format_prompt(llm: Any, spec: Any, system: str, user: str) -> tuple[str, str]:
@@ -240,6 +251,13 @@ class LlamaCppBackend:
         self._plans: dict[str, Any] = {}
         self._grammar_steps = 0
         self._grammar_full = 0
+        self.parallel = 1
+        self._pool: Any = None
+        self.slot_order: list[int] | None = None
+        """Tests: the order in which the pool hands out its slots (default 0, 1, ...)."""
+        self.trace: list | None = None
+        """Tests: a list the pool appends every step's ``[(job key, field, slot), ...]`` to."""
+        self._threads = 1
 
     def load(
         self, spec: Any, settings: GenerationSettings, context: GenerationContext | None
@@ -271,6 +289,19 @@ class LlamaCppBackend:
         if self.constrained:
             self.stats.extra["decoding"] = "fieldwise" if self.fieldwise else "record"
         self.stats.extra["threads"] = threads
+        self._threads = threads
+        self.parallel = int(getattr(settings, "parallel_sequences", None) or PARALLEL_SEQUENCES)
+        self.stats.extra["parallel_sequences"] = self.parallel if self._pooled() else 1
+
+    def _pooled(self) -> bool:
+        """Parallel sequences: width > 1, field-wise or unconstrained decoding (record-at-a-time
+        constrained decoding keeps the one-sequence path)."""
+        return self.parallel > 1 and (not self.constrained or self.fieldwise)
+
+    def parallel_width(self, settings: GenerationSettings, requests: list[tuple]) -> int:
+        """Mini-batches the run loop hands :meth:`generate_many` at once: all of a round's
+        (the pool keeps its sequences busy across them), or 1 on the one-sequence path."""
+        return max(1, len(requests)) if self._pooled() else 1
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -413,6 +444,113 @@ class LlamaCppBackend:
         ex["grammar_full_mask_steps"] = self._grammar_full
         return "".join(text)
 
+    def _plan(self, schema: dict) -> list:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._plans:
+            from llama_cpp import LlamaGrammar
+
+            self._plans[key] = [
+                (f, LlamaGrammar.from_string(g, verbose=False), rx)
+                for f, g, rx in field_plan(schema)
+            ]
+        return self._plans[key]
+
+    def generate_many(
+        self,
+        requests: list[tuple[str, str, int, int]],
+        settings: GenerationSettings,
+        schema: dict | None,
+    ) -> list[list[str]]:
+        """(system, user, n_records, seed) per mini-batch -> its chunks, every record (field-wise)
+        or mini-batch (unconstrained) one sequence of the pool (:mod:`.llamacpp_batch`)."""
+        from synllm.generate.llamacpp_batch import (
+            Job,
+            SequencePool,
+            fieldwise_job_tokens,
+            plan_cells,
+        )
+
+        if not self._pooled():
+            return [self.generate(s, u, n, seed, settings, schema) for s, u, n, seed in requests]
+        n_ctx = self.llm.n_ctx()
+        tpr = settings.tokens_per_record or 64.0
+        fieldwise = bool(self.constrained and schema)
+        plan = self._plan(schema) if fieldwise else None
+        jobs, longest, per_job = [], 0, 0
+        for r, (system, user, n, seed) in enumerate(requests):
+            prompt, how = format_prompt(self.llm, self.spec, system, user)
+            self.stats.extra["prompt_format"] = how
+            toks = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+            longest = max(longest, len(toks))
+            if fieldwise:
+                if len(toks) + 64 >= n_ctx:
+                    raise ConfigError(
+                        f"models: prompt of {len(toks)} tokens does not fit the context of "
+                        f"{self.spec.slug!r} ({n_ctx} tokens)"
+                    )
+                jobs += [Job((r, i), toks, call_seed(seed, i), plan=plan) for i in range(n)]
+                continue
+            n_prompt = self.count_tokens(prompt)
+            room = n_ctx - n_prompt - 1
+            if room <= 0:
+                raise ConfigError(
+                    f"models: prompt of {n_prompt} tokens does not fit the context of "
+                    f"{self.spec.slug!r} ({n_ctx} tokens)"
+                )
+            budget = settings.max_new_tokens or token_budget(n, tpr)
+            if budget > room:
+                warning = f"token budget cut from {budget} to {room} to fit the context"
+                if warning not in self.stats.warnings:
+                    self.stats.warnings.append(warning)
+                budget = room
+            per_job = max(per_job, budget + 1)
+            jobs.append(Job((r, 0), toks, call_seed(seed, 0), budget=budget))
+        if fieldwise:
+            per_job = fieldwise_job_tokens(
+                plan, lambda t: self.llm.tokenize(t.encode("utf-8"), add_bos=False)
+            )
+        cells = plan_cells(longest, min(self.parallel, len(jobs)), per_job)
+        if self._pool is None or self._pool.cells < cells:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = SequencePool(self.llm, self.parallel, n_ctx, self._threads, cells)
+        pool = self._pool
+        pool.stats.update(max_active=0, decode_seconds=0.0, host_seconds=0.0)
+        pool.trace = self.trace
+        results = pool.run(jobs, settings, self.slot_order)
+        ex = self.stats.extra
+        ex["parallel_sequences_used"] = max(
+            ex.get("parallel_sequences_used", 0), pool.stats["max_active"]
+        )
+        out: list[list[str]] = [[] for _ in requests]
+        for job in jobs:
+            text, sampled, forced, complete = results[job.key]
+            out[job.key[0]].append(text)
+            self.stats.calls += 1
+            self.stats.input_tokens += len(job.prompt)
+            self.stats.output_tokens += sampled + forced
+            if fieldwise:
+                ex["sampled_tokens"] = ex.get("sampled_tokens", 0) + sampled
+                ex["forced_tokens"] = ex.get("forced_tokens", 0) + forced
+                if not complete:
+                    warning = (
+                        "field-wise decoding stopped a record early "
+                        "(value too long or context full)"
+                    )
+                    if warning not in self.stats.warnings:
+                        self.stats.warnings.append(warning)
+        # host: sampling, grammar and bookkeeping in Python between two llama_decode calls
+        ex["pool_decode_seconds"] = round(
+            ex.get("pool_decode_seconds", 0) + pool.stats["decode_seconds"], 3
+        )
+        ex["pool_host_seconds"] = round(
+            ex.get("pool_host_seconds", 0) + pool.stats["host_seconds"], 3
+        )
+        if fieldwise:
+            ex["grammar_steps"] = self._grammar_steps + pool.grammar_steps
+            ex["grammar_full_mask_steps"] = self._grammar_full + pool.grammar_full
+        return out
+
     def generate(
         self,
         system: str,
@@ -422,7 +560,10 @@ class LlamaCppBackend:
         settings: GenerationSettings,
         schema: dict | None,
     ) -> list[str]:
-        """Constrained: one grammar-bound call per record; else one call for all records."""
+        """Constrained: one grammar-bound call per record; else one call for all records.
+        With parallel sequences the mini-batch's records go through :meth:`generate_many`."""
+        if self._pooled():
+            return self.generate_many([(system, user, n_records, seed)], settings, schema)[0]
         prompt, how = format_prompt(self.llm, self.spec, system, user)
         self.stats.extra["prompt_format"] = how
         tpr = settings.tokens_per_record or 64.0

@@ -77,7 +77,8 @@ def run_batches(
 
     Returns (batch texts, summary) where summary has ``batches`` (calls made), ``attempts``
     (rounds used), ``records_found`` (lines that look like JSON records, all batches),
-    ``oom_splits`` and ``parallel_sequences`` (the widest call). Batch k (1-based, across
+    ``oom_splits`` and ``parallel_sequences`` (the widest call, or the most sequences a
+    backend that schedules its own decoded at once). Batch k (1-based, across
     rounds and conditions, in plan order) uses seed ``seed * 1000 + k`` folded by the backend
     into per-call seeds. A backend with ``generate_many`` (transformers) gets the mini-batches
     of a round together, up to its ``parallel_width`` (halved on each Snakemake ``attempt``
@@ -131,12 +132,14 @@ def run_batches(
                 log.info(
                     "batch %d: asked %d records, %d found so far", len(texts), size, sum(found)
                 )
+    # a backend that schedules its own sequences (llamacpp) reports how many ran at once
+    used = getattr(getattr(backend, "stats", None), "extra", {}).get("parallel_sequences_used")
     return texts, {
         "batches": len(texts),
         "attempts": rounds,
         "records_found": sum(found),
         "oom_splits": state["oom_splits"],
-        "parallel_sequences": state["width"],
+        "parallel_sequences": used or state["width"],
     }
 
 
