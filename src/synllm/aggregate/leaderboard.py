@@ -437,7 +437,7 @@ def layouts(board: dict, paper_names: dict[str, str] | None = None) -> list[Layo
             "Rank within the dataset (mean over its repeats). Quality, Privacy and Harmonic as in "
             "Table IV, TSTR AUC as in Table V (raw). Interval: one repeat, the 95% bootstrap "
             "interval over the cell's synthetic records; several repeats, the t-interval over "
-            f"repeats; none when bootstrap is off. {DASH} = failed cell.",
+            f"repeats (clipped to [0, 1]); none when bootstrap is off. {DASH} = failed cell.",
         ],
         breaks=[i for i in range(1, len(keys)) if keys[i] != keys[i - 1]],
     )
@@ -493,7 +493,7 @@ def report_rst(parts: list[Layout], figures: list[tuple[str, str]], facts: str) 
     from pathlib import Path
 
     out = [".. raw:: html", "", f"   <style>{REPORT_STYLE}</style>", ""]
-    out += [f"**This run:** {facts}", ""]
+    out += [f"**Cells:** {facts}", ""]
     out += [to_rst(parts[0]), ""]
     for path, caption in figures:
         p = Path(path)
