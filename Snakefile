@@ -11,6 +11,10 @@ if not config:
     configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# the report opens on the leaderboard (workflow/report/workflow.rst includes it)
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/prompt.smk"

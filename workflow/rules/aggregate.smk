@@ -28,7 +28,10 @@ rule aggregate:
             for f in AGG["tables"]
         ],
         extra=[report(f, category="Tables") for f in AGG["extra"]],
-        figures=[report(f, category="Figures") for f in AGG["figures"]],
+        figures=[
+            report(f, caption=figure_caption(f), category="Figures")
+            for f in AGG["figures"]
+        ],
         lists=multiext(
             f"{RESULTS}/tables/inputs",
             ".metrics.txt",

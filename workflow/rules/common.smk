@@ -360,6 +360,24 @@ AGG = {
     part: [f"{RESULTS}/{p}" for p in paths]
     for part, paths in aggregate_outputs(config["datasets"], PROTOCOL).items()
 }
+# report captions of figures whose file stem differs from the caption's (per-dataset figures,
+# and the leaderboard figure beside the leaderboard table's caption)
+FIGURE_CAPTIONS = {
+    "leaderboard": "leaderboard_figure",
+    **{f"harmonic_heatmap_{d}": "harmonic_heatmap" for d in config["datasets"]},
+    **{
+        f"distributions_{d}_{w}": "distributions"
+        for d in config["datasets"]
+        for w in ("best", "worst")
+    },
+}
+
+
+def figure_caption(path):
+    """The caption file of a report figure (workflow/report/<name>.rst), None without one."""
+    stem = Path(path).stem
+    rst = BASE / "workflow" / "report" / f"{FIGURE_CAPTIONS.get(stem, stem)}.rst"
+    return f"../report/{rst.name}" if rst.is_file() else None
 
 
 def sweep_base_inputs(wildcards):

@@ -8,12 +8,16 @@ the results folder:
   ``table4_quality_privacy``, ``table5_ml_utility``, ``table6_efficiency``, ``table_privacy``
   (raw privacy metrics per cell), ``table_fairness`` (per-group KL / TSTR AUC and gaps),
   ``table_intervals`` (Quality, Privacy, Harmonic, TSTR AUC with 95 % intervals per cell),
-  ``table_ranking`` (Friedman / Nemenyi ranking of the LLMs), each ``.csv``, ``.md``, ``.tex``;
-  ``score_definitions.{csv,md}``, ``paper_comparison.{csv,md}``; undeclared companions:
+  ``table_ranking`` (Friedman / Nemenyi ranking of the LLMs over (dataset, prompt) blocks, the
+  LLM-only view), ``leaderboard`` (every generator entry ranked together over (dataset, repeat)
+  blocks with win rates against the baselines, :mod:`synllm.aggregate.leaderboard`), each
+  ``.csv``, ``.md``, ``.tex``; ``score_definitions.{csv,md}``, ``paper_comparison.{csv,md}``,
+  ``leaderboard_report.rst`` (the leaderboard for the report's landing page); undeclared companions:
   ``cell_scores.csv`` (one row per cell and repeat), ``scores_summary.csv`` (per dataset x model
   x prompt).
 ``figures/``
-  ``quality_vs_privacy.png``, ``efficiency.png``, ``critical_difference.png`` and per dataset
+  ``leaderboard.png``, ``quality_vs_privacy.png``, ``efficiency.png``, ``critical_difference.png``
+  (of the leaderboard) and per dataset
   ``harmonic_heatmap_{dataset}.png``, ``distributions_{dataset}_best.png``, ``_worst.png``.
 
 Under ``evaluation.protocol: paper`` the step reproduces the published Table IV instead
@@ -33,6 +37,7 @@ TABLES = (
     "table_fairness",
     "table_intervals",
     "table_ranking",
+    "leaderboard",
 )
 """Tables written as ``.csv``, ``.md`` and ``.tex`` (project protocol)."""
 
@@ -62,8 +67,10 @@ def outputs(datasets: list[str], protocol: str = "project") -> dict[str, list[st
             "tables/score_definitions.md",
             "tables/paper_comparison.csv",
             "tables/paper_comparison.md",
+            "tables/leaderboard_report.rst",
         ],
         "figures": [
+            "figures/leaderboard.png",
             "figures/quality_vs_privacy.png",
             "figures/efficiency.png",
             "figures/critical_difference.png",

@@ -14,6 +14,7 @@ import pandas as pd
 
 from synllm.aggregate import (
     figures,
+    leaderboard,
     paper,
     ranking,
     render,
@@ -41,6 +42,39 @@ def _write_table(out_dir: Path, stem: str, frame: pd.DataFrame, layout: render.L
     frame.to_csv(out_dir / f"{stem}.csv", index=False)
     (out_dir / f"{stem}.md").write_text(render.to_markdown(layout))
     (out_dir / f"{stem}.tex").write_text(render.to_latex(layout))
+
+
+def _write_leaderboard(out_dir: Path, board: dict, names: dict[str, str]) -> None:
+    """``leaderboard.{csv,md,tex}``: the overall ranking, then the per-dataset scores."""
+    parts = leaderboard.layouts(board, names)
+    leaderboard.frame(board).to_csv(out_dir / "leaderboard.csv", index=False)
+    (out_dir / "leaderboard.md").write_text("\n".join(render.to_markdown(t) for t in parts))
+    (out_dir / "leaderboard.tex").write_text("\n".join(render.to_latex(t) for t in parts))
+
+
+def _write_report_page(
+    out_dir: Path, figures_dir: Path | None, board: dict, names: dict[str, str], facts: str
+) -> None:
+    """``leaderboard_report.rst``, the report's landing page (after the figures exist;
+    ``figures_dir`` None: without figures)."""
+    if figures_dir is None:
+        shown = []
+    else:
+        shown = [
+            (
+                figures_dir / "leaderboard.png",
+                f"Leaderboard. {facts} Left: Harmonic (2QP / (Q + P)) of each entry per dataset with "
+                "its 95% interval; right: mean rank over the (dataset, repeat) blocks, the bar at the "
+                "top is the Nemenyi critical difference.",
+            ),
+            (
+                figures_dir / "quality_vs_privacy.png",
+                f"Quality vs privacy per dataset. {facts} Marker = generator kind, colour = "
+                "generator; LLM points are named by prompt style, every other point by generator.",
+            ),
+        ]
+    text = leaderboard.report_rst(leaderboard.layouts(board, names), shown, facts)
+    (out_dir / "leaderboard_report.rst").write_text(text)
 
 
 def _distribution_figures(
@@ -187,6 +221,8 @@ def aggregate(
     rank, rank_res, _ = ranking.ranking_table(summary, kinds)
     tr, lr = tables.table_ranking(rank, rank_res, kinds, names)
     _write_table(out_dir, "table_ranking", tr, lr)
+    board = leaderboard.build(cell, summary, kinds)
+    _write_leaderboard(out_dir, board, names)
 
     defs = tables.score_definitions(metrics)
     defs.to_csv(out_dir / "score_definitions.csv", index=False)
@@ -210,7 +246,22 @@ def aggregate(
             _distribution_figures(cell, ds, cards_dir, synthetic_dir, train_dir, figures_dir)
         figures.quality_vs_privacy(summary, kinds, figures_dir / "quality_vs_privacy.png")
         figures.efficiency_bars(eff, figures_dir / "efficiency.png")
-        ranking.cd_figure(rank_res, figures_dir / "critical_difference.png")
+        figures.leaderboard(board, figures_dir / "leaderboard.png", names)
+        ranking.cd_figure(
+            board["test"],
+            figures_dir / "critical_difference.png",
+            "Critical-difference diagram of the leaderboard",
+            blocks="(dataset, repeat) blocks",
+            names={
+                e: leaderboard.display_entry(e, k, names)
+                for e, k in zip(board["overall"]["entry"], board["overall"]["kind"])
+            },
+            note=""
+            if board["significance"]["possible"]
+            else "too few blocks for any difference to be significant",
+        )
+    facts = leaderboard.run_facts(cell, kinds)
+    _write_report_page(out_dir, figures_dir if make_figures else None, board, names, facts)
     return {
         "cells": cell,
         "summary": summary,
@@ -224,6 +275,7 @@ def aggregate(
         "fairness": tf,
         "intervals": ti,
         "ranking": tr,
+        "leaderboard": leaderboard.frame(board),
     }
 
 

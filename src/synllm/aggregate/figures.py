@@ -1,7 +1,8 @@
 """Figures (matplotlib, Agg backend, PNG) with fixed names Snakemake can declare.
 
 - ``harmonic_heatmap_{dataset}.png``: model x prompt Harmonic (failed/missing cells grey, "–");
-- ``quality_vs_privacy.png``: one point per dataset x model x prompt;
+- ``leaderboard.png``: every entry of the leaderboard, Harmonic with intervals and mean rank;
+- ``quality_vs_privacy.png``: one panel per dataset, one named point per model x prompt;
 - ``efficiency.png``: Efficiency per ranked model (Table VI);
 - ``distributions_{dataset}_best.png`` / ``_worst.png``: per-feature real (train) vs synthetic
   distributions of the cell (one repeat) with the highest / lowest Harmonic.
@@ -20,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from synllm.aggregate.tables import NONE_GROUP, prompt_order  # noqa: E402
 
@@ -90,41 +92,22 @@ def harmonic_heatmap(
     return path
 
 
-def quality_vs_privacy(summary: pd.DataFrame, kinds: dict[str, str], path: Path) -> Path:
-    """Scatter of mean Quality vs Privacy; colour = dataset, marker = prompt."""
-    ok = summary.dropna(subset=["quality_mean", "privacy_mean"])
-    if ok.empty:
-        return _message(path, "Quality vs privacy", "no valid cell in this run")
-    fig, ax = plt.subplots(figsize=(7, 5.5))
-    markers = ["o", "s", "^", "D", "v", "P", "X", "*", "h"]
-    prompts = prompt_order(ok["prompt"].unique())
-    datasets = sorted(ok["dataset"].unique())
-    colors = matplotlib.colormaps["tab10"]
-    for di, ds in enumerate(datasets):
-        for pi, p in enumerate(prompts):
-            s = ok[(ok["dataset"] == ds) & (ok["prompt"] == p)]
-            if s.empty:
-                continue
-            ax.scatter(
-                s["quality_mean"],
-                s["privacy_mean"],
-                color=colors(di % 10),
-                marker=markers[pi % len(markers)],
-                s=40,
-                alpha=0.8,
-                edgecolor="black",
-                linewidth=0.4,
-            )
-    for di, ds in enumerate(datasets):
-        ax.scatter([], [], color=colors(di % 10), marker="o", label=ds)
-    for pi, p in enumerate(prompts):
-        ax.scatter(
-            [],
-            [],
-            color="grey",
-            marker=markers[pi % len(markers)],
-            label=NONE_GROUP if p == "none" else p,
-        )
+KIND_MARKERS = {"LLM": "o", "peer": "s", "external": "D", "baseline": "^"}
+"""Marker per generator kind in every figure; other kinds get ``P``."""
+
+
+def _generator_colours(models: list[str], kinds: dict[str, str]) -> dict[str, tuple]:
+    """One colour per generator: LLMs from tab10 / tab20, the others from Dark2."""
+    llm = [m for m in models if kinds.get(m) == "LLM"]
+    other = [m for m in models if kinds.get(m) != "LLM"]
+    pal = matplotlib.colormaps["tab10" if len(llm) <= 10 else "tab20"]
+    dark = matplotlib.colormaps["Dark2"]
+    out = {m: pal(i % pal.N) for i, m in enumerate(llm)}
+    out.update({m: dark(i % dark.N) for i, m in enumerate(other)})
+    return out
+
+
+def _iso_harmonic(ax) -> None:
     q = np.linspace(0.01, 1, 200)
     for h in (0.25, 0.5, 0.75):
         pp = h * q / (2 * q - h)
@@ -132,12 +115,172 @@ def quality_vs_privacy(summary: pd.DataFrame, kinds: dict[str, str], path: Path)
         ax.plot(q[m], pp[m], color="grey", lw=0.6, ls=":")
         if m.any():
             ax.annotate(f"H={h}", (q[m][-1], pp[m][-1]), fontsize=7, color="grey")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("Quality (normalised, higher is better)")
-    ax.set_ylabel("Privacy (normalised, higher is better)")
-    ax.set_title("Quality vs privacy per dataset x model x prompt")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
+LABEL_POINTS = 24
+"""A panel with at most this many points writes each point's name beside it."""
+
+
+def quality_vs_privacy(summary: pd.DataFrame, kinds: dict[str, str], path: Path) -> Path:
+    """Mean Quality vs Privacy, one panel per dataset, one point per model x prompt: marker =
+    generator kind, colour = generator (legend), and beside each point its prompt (LLMs) or
+    its name (every other kind) when the panel has few points."""
+    ok = summary.dropna(subset=["quality_mean", "privacy_mean"])
+    if ok.empty:
+        return _message(path, "Quality vs privacy", "no valid cell in this run")
+    datasets = sorted(ok["dataset"].unique())
+    models = sorted(ok["model"].unique(), key=lambda m: (kinds.get(m) != "LLM", m))
+    colours = _generator_colours(models, kinds)
+    ncol = min(3, len(datasets))
+    nrow = math.ceil(len(datasets) / ncol)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(4.6 * ncol + 2.4, 4.4 * nrow), squeeze=False, sharex=True
+    )
+    for ax, ds in zip(axes.flat, datasets):
+        sub = ok[ok["dataset"] == ds]
+        label = len(sub) <= LABEL_POINTS
+        for r in sub.itertuples(index=False):
+            kind = kinds.get(r.model, "LLM")
+            ax.scatter(
+                r.quality_mean,
+                r.privacy_mean,
+                color=colours[r.model],
+                marker=KIND_MARKERS.get(kind, "P"),
+                s=55 if kind != "LLM" else 40,
+                alpha=0.85,
+                edgecolor="black",
+                linewidth=0.4,
+                zorder=3,
+            )
+            if label or kind != "LLM":
+                text = r.prompt if kind == "LLM" else r.model
+                ax.annotate(
+                    text,
+                    (r.quality_mean, r.privacy_mean),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color="black" if kind != "LLM" else "dimgrey",
+                )
+        _iso_harmonic(ax)
+        ax.set_xlim(-0.02, 1.1)
+        ax.set_ylim(-0.02, 1.05)
+        ax.set_title(ds)
+        ax.set_xlabel("Quality (normalised, higher is better)")
+        ax.set_ylabel("Privacy (normalised, higher is better)")
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.axis("off")
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker=KIND_MARKERS.get(kinds.get(m, "LLM"), "P"),
+            color=colours[m],
+            markeredgecolor="black",
+            markeredgewidth=0.4,
+            label=m if kinds.get(m, "LLM") == "LLM" else f"{m} ({kinds.get(m)})",
+        )
+        for m in models
+    ]
+    fig.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(
+        "Quality vs privacy per generator (mean over repeats; LLM points named by prompt; "
+        "dotted: iso-Harmonic)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def leaderboard(board: dict, path: Path, paper_names: dict[str, str] | None = None) -> Path:
+    """The leaderboard at a glance: entries best first; left, Harmonic with its 95 % interval
+    per dataset (marker = kind, colour = dataset, x = failed cell); right, mean rank over the
+    blocks with the Nemenyi critical difference."""
+    from synllm.aggregate.leaderboard import display_entry
+
+    ov, per = board["overall"], board["datasets"]
+    title = "Leaderboard"
+    if ov.empty:
+        return _message(path, title, "no entry in this run")
+    names = [f"{r.rank}. {display_entry(r.entry, r.kind, paper_names)}" for r in ov.itertuples()]
+    entries = list(ov["entry"])
+    y = {e: i for i, e in enumerate(entries)}
+    datasets = sorted(per["dataset"].unique())
+    colours = matplotlib.colormaps["tab10"]
+    fig, (ax, axr) = plt.subplots(
+        1,
+        2,
+        figsize=(11, 1.2 + 0.42 * len(entries)),
+        sharey=True,
+        gridspec_kw={"width_ratios": [2.2, 1]},
+    )
+    step = 0.6 / max(1, len(datasets))
+    for di, ds in enumerate(datasets):
+        sub = per[per["dataset"] == ds]
+        off = (di - (len(datasets) - 1) / 2) * step
+        for r in sub.itertuples(index=False):
+            yy = y[r.entry] + off
+            kind = r.kind
+            if not np.isfinite(r.harmonic):
+                ax.scatter(0, yy, marker="x", color=colours(di % 10), s=30, zorder=3)
+                continue
+            if np.isfinite(r.harmonic_low) and np.isfinite(r.harmonic_high):
+                ax.plot([r.harmonic_low, r.harmonic_high], [yy, yy], color=colours(di % 10), lw=1.2)
+            ax.scatter(
+                r.harmonic,
+                yy,
+                marker=KIND_MARKERS.get(kind, "P"),
+                color=colours(di % 10),
+                edgecolor="black",
+                linewidth=0.4,
+                s=36,
+                zorder=3,
+            )
+    for di, ds in enumerate(datasets):
+        ax.plot([], [], color=colours(di % 10), marker="o", label=ds)
+    for kind in [k for k in KIND_MARKERS if k in set(ov["kind"])]:
+        ax.scatter([], [], marker=KIND_MARKERS[kind], color="grey", label=kind)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.set_yticks(range(len(entries)), names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_xlabel("Harmonic with 95 % interval, per dataset (x = failed cell)")
+    ax.grid(axis="x", color="0.9")
+    axr.barh(range(len(entries)), ov["mean_rank"], color="0.6")
+    for i, v in enumerate(ov["mean_rank"]):
+        axr.annotate(
+            f"{v:.2f}", (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7
+        )
+    k = len(entries)
+    axr.set_xlim(0, k + 0.9)
+    axr.set_xlabel("Mean rank over blocks (1 = best)")
+    test = board["test"]
+    n = len(board["values"])
+    if test["ok"]:
+        cd = test["cd"]
+        axr.plot([1, 1 + cd], [-0.9, -0.9], color="black", lw=2, clip_on=False)
+        axr.annotate(
+            f"CD {cd:.2f}",
+            (1 + cd, -0.9),
+            xytext=(3, -3),
+            textcoords="offset points",
+            fontsize=7,
+            annotation_clip=False,
+        )
+        p = test["p"]
+        sub = (f"Friedman p = {p:.3g}" if np.isfinite(p) else "Friedman: no variation of ranks") + (
+            "" if board["significance"]["possible"] else "; too few blocks for significance"
+        )
+    else:
+        sub = test["reason"]
+    fig.suptitle(
+        f"{title}: {k} entries, {len(datasets)} dataset(s), {n} (dataset, repeat) blocks; {sub}",
+        fontsize=9,
+    )
+    fig.tight_layout()
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path

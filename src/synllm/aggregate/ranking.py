@@ -1,5 +1,7 @@
 """Significance of the model ranking: Friedman test and Nemenyi post-hoc, with a
-critical-difference diagram.
+critical-difference diagram. The test and the diagram serve both rankings: the leaderboard of
+every generator entry (:mod:`synllm.aggregate.leaderboard`, whose diagram is
+``figures/critical_difference.png``) and this module's LLM-only view, ``table_ranking``.
 
 Blocks are the (dataset, prompt) pairs of the run's LLM prompts, treatments the LLMs (baselines
 take no prompt, so they have no block of their own and are not ranked). The value of a model
@@ -81,14 +83,21 @@ def critical_difference(k: int, n: int, alpha: float = ALPHA) -> float:
     return float(q * math.sqrt(k * (k + 1) / (6.0 * n)))
 
 
-def friedman_nemenyi(matrix: pd.DataFrame, alpha: float = ALPHA) -> dict:
-    """The test on a blocks x models matrix: ``{"ok", "reason", "chi2", "p", "ranks",
-    "pvalues", "cd", "best"}`` (``ok`` False with a one-line ``reason`` when it cannot run)."""
+def friedman_nemenyi(
+    matrix: pd.DataFrame,
+    alpha: float = ALPHA,
+    treatments: str = "LLM(s)",
+    blocks: str = "(dataset, prompt) block(s)",
+) -> dict:
+    """The test on a blocks x treatments matrix (higher is better): ``{"ok", "reason", "chi2",
+    "p", "ranks", "pvalues", "cd", "best"}`` (``ok`` False with a one-line ``reason`` when it
+    cannot run). ``treatments`` / ``blocks`` name them in that reason. ``chi2`` and ``p`` are
+    NaN when every block ranks the treatments alike (the statistic's tie correction is 0)."""
     k, n = (matrix.shape[1], matrix.shape[0]) if not matrix.empty else (0, 0)
     if k < MIN_MODELS:
         return {
             "ok": False,
-            "reason": f"Friedman test not run: {k} LLM(s) in the run, it needs at "
+            "reason": f"Friedman test not run: {k} {treatments} in the run, it needs at "
             f"least {MIN_MODELS}",
             "k": k,
             "n": n,
@@ -96,14 +105,14 @@ def friedman_nemenyi(matrix: pd.DataFrame, alpha: float = ALPHA) -> dict:
     if n < MIN_BLOCKS:
         return {
             "ok": False,
-            "reason": f"Friedman test not run: {n} (dataset, prompt) block(s), it "
-            f"needs at least {MIN_BLOCKS}",
+            "reason": f"Friedman test not run: {n} {blocks}, it needs at least {MIN_BLOCKS}",
             "k": k,
             "n": n,
         }
     import scikit_posthocs as sp
 
-    chi2, p = stats.friedmanchisquare(*[matrix[c].to_numpy() for c in matrix.columns])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2, p = stats.friedmanchisquare(*[matrix[c].to_numpy() for c in matrix.columns])
     ranks = mean_ranks(matrix)
     pvals = sp.posthoc_nemenyi_friedman(matrix.reset_index(drop=True))
     best = ranks.idxmin()
@@ -156,8 +165,18 @@ def ranking_table(
     return pd.DataFrame(rows, columns=COLUMNS), res, matrix
 
 
-def cd_figure(res: dict, path: Path, title: str = "Critical-difference diagram") -> Path:
-    """scikit-posthocs' critical-difference diagram, or a figure saying why there is none."""
+def cd_figure(
+    res: dict,
+    path: Path,
+    title: str = "Critical-difference diagram",
+    blocks: str = "(dataset, prompt) blocks",
+    names: dict[str, str] | None = None,
+    note: str = "",
+) -> Path:
+    """scikit-posthocs' critical-difference diagram, or a figure saying why there is none.
+
+    ``names``: display label per treatment; ``note``: a line added under the title (e.g. that
+    the blocks are too few for any difference to be significant)."""
     from synllm.aggregate import figures
 
     if not res["ok"]:
@@ -165,12 +184,16 @@ def cd_figure(res: dict, path: Path, title: str = "Critical-difference diagram")
     import matplotlib.pyplot as plt
     import scikit_posthocs as sp
 
+    ranks, pvals = res["ranks"], res["pvalues"]
+    if names:
+        ranks = ranks.rename(index=names)
+        pvals = pvals.rename(index=names, columns=names)
     fig, ax = plt.subplots(figsize=(9, 2.0 + 0.3 * res["k"]))
-    sp.critical_difference_diagram(res["ranks"], res["pvalues"], ax=ax, alpha=ALPHA, cd=res["cd"])
+    sp.critical_difference_diagram(ranks, pvals, ax=ax, alpha=ALPHA, cd=res["cd"])
+    p = f"Friedman p = {res['p']:.3g}" if np.isfinite(res["p"]) else "no variation of ranks"
     fig.suptitle(
-        f"{title}\nmean rank of Harmonic over {res['n']} (dataset, prompt) blocks, "
-        f"Friedman p = {res['p']:.3g}; bars join models that do not differ "
-        f"(Nemenyi, alpha {ALPHA})",
+        f"{title}\nmean rank of Harmonic over {res['n']} {blocks}, {p}; bars join "
+        f"entries that do not differ (Nemenyi, alpha {ALPHA})" + (f"\n{note}" if note else ""),
         fontsize=9,
         y=1.02,
     )

@@ -1,4 +1,4 @@
-"""Render a table (two header levels, string cells) as Markdown and LaTeX.
+"""Render a table (two header levels, string cells) as Markdown, LaTeX and reStructuredText.
 
 A :class:`Layout` is the display form of a table: ``index`` columns (left, e.g. dataset and
 model), then column ``groups`` each spanning several ``columns`` (e.g. prompt SEEDEx over
@@ -137,4 +137,32 @@ def to_latex(t: Layout) -> str:
     if t.notes:
         lines.append("\\par\\smallskip\\footnotesize " + " ".join(tex_escape(n) for n in t.notes))
     lines.append("\\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- reStructuredText
+_RST_SPECIALS = "\\*`|_"
+
+
+def rst_escape(s: str) -> str:
+    """Backslash-escape the characters docutils would read as inline markup (and a leading
+    ``-`` / ``+``, which would start a list)."""
+    out = "".join("\\" + ch if ch in _RST_SPECIALS else ch for ch in str(s))
+    return "\\" + out if out[:1] in ("-", "+") else out
+
+
+def to_rst(t: Layout) -> str:
+    """A docutils ``list-table`` (for the Snakemake report's landing page), notes as a list."""
+    t.check()
+    head = list(t.index)
+    for label, cols in t.groups:
+        head += [f"{label} {c}".strip() if label else c for c in cols]
+    lines = [f".. list-table:: {rst_escape(t.caption)}", "   :header-rows: 1", ""]
+    for r in [head] + t.rows:
+        for j, c in enumerate(r):
+            lead = "   * - " if j == 0 else "     - "
+            lines.append((lead + rst_escape(c)).rstrip())
+    if t.notes:
+        lines.append("")
+        lines += [f"- {rst_escape(n)}" for n in t.notes]
     return "\n".join(lines) + "\n"

@@ -887,12 +887,14 @@ def table_intervals(
 def table_ranking(
     rank: pd.DataFrame, res: dict, kinds: dict[str, str], paper_names: dict[str, str]
 ) -> tuple[pd.DataFrame, Layout]:
-    """Friedman / Nemenyi ranking of the LLMs (:mod:`synllm.aggregate.ranking`)."""
+    """Friedman / Nemenyi ranking of the LLMs (:mod:`synllm.aggregate.ranking`): the LLM-only
+    view; every generator ranked together is the leaderboard (:mod:`synllm.aggregate.leaderboard`)."""
     frame = rank.copy()
     frame.insert(1, "paper_name", frame["model"].map(lambda m: paper_names.get(m, "") if m else ""))
+    see = "Every generator (LLM x prompt, peers, baselines) ranked together: tables/leaderboard."
     if not res["ok"]:
         rows = [[DASH, res["reason"], "", "", "", ""]]
-        notes = [res["reason"] + "."]
+        notes = [res["reason"] + ".", see]
     else:
         rows = []
         for i, r in enumerate(frame.itertuples(index=False), start=1):
@@ -906,12 +908,13 @@ def table_ranking(
             f"p vs best = Nemenyi post-hoc p-value against the best-ranked model (scikit-posthocs); "
             f"'not significant' = not distinguishable from the best at alpha 0.05 (critical difference "
             f"of mean ranks {res['cd']:.2f}).",
+            see,
         ]
     layout = Layout(
         index=["Rank", "Model"],
         groups=[("", ["Mean rank", "Mean Harmonic", "p vs best", "vs best"])],
         rows=rows,
-        caption="Model ranking: Friedman test and Nemenyi post-hoc comparison with the best model.",
+        caption="LLM ranking: Friedman test and Nemenyi post-hoc comparison with the best LLM.",
         label="tab:ranking",
         notes=notes,
     )
