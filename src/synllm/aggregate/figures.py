@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from synllm.aggregate.render import display_entry  # noqa: E402
 from synllm.aggregate.tables import NONE_GROUP, prompt_order  # noqa: E402
 
 DPI = 120
@@ -199,8 +200,6 @@ def leaderboard(board: dict, path: Path, paper_names: dict[str, str] | None = No
     """The leaderboard at a glance: entries best first; left, Harmonic with its 95 % interval
     per dataset (marker = kind, colour = dataset, x = failed cell); right, mean rank over the
     blocks with the Nemenyi critical difference."""
-    from synllm.aggregate.leaderboard import display_entry
-
     ov, per = board["overall"], board["datasets"]
     title = "Leaderboard"
     if ov.empty:

@@ -37,7 +37,7 @@ from scipy import stats
 
 from synllm import BASELINE_PROMPT
 from synllm.aggregate.ranking import ALPHA, friedman_nemenyi
-from synllm.aggregate.render import DASH, Layout, fmt, to_rst
+from synllm.aggregate.render import DASH, Layout, display_entry, fmt, to_rst  # noqa: F401
 from synllm.aggregate.uncertainty import INTERVAL_SCORES, bracket
 
 FAILED = -1.0
@@ -333,16 +333,6 @@ def _per_dataset(
 
 
 # --------------------------------------------------------------------------- display
-def display_entry(entry: str, kind: str, paper_names: dict[str, str] | None = None) -> str:
-    """The entry's name for tables and figures: LLM entries by name (the paper's name of the
-    model when it has one), every other kind says so in brackets."""
-    model, _, prompt = entry.partition("/")
-    name = (paper_names or {}).get(model) or model
-    if kind == "LLM":
-        return f"{name} {prompt}".strip()
-    return f"{name} ({kind})"
-
-
 def _wins_cell(wins: float, n: int) -> str:
     if not n or not np.isfinite(wins):
         return DASH

@@ -166,3 +166,13 @@ def to_rst(t: Layout) -> str:
         lines.append("")
         lines += [f"- {rst_escape(n)}" for n in t.notes]
     return "\n".join(lines) + "\n"
+
+
+def display_entry(entry: str, kind: str, paper_names: dict[str, str] | None = None) -> str:
+    """The entry's name for tables and figures: LLM entries by name (the paper's name of the
+    model when it has one), every other kind says so in brackets."""
+    model, _, prompt = entry.partition("/")
+    name = (paper_names or {}).get(model) or model
+    if kind == "LLM":
+        return f"{name} {prompt}".strip()
+    return f"{name} ({kind})"

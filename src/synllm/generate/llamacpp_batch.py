@@ -12,7 +12,7 @@ for all. :class:`SequencePool` keeps ``width`` sequences of one llama.cpp contex
   sampled token, plus the forced key text of the next field in field-wise decoding), with
   logits for each slot's last token only;
 - each slot samples with its own sampler: field-wise records use a fresh
-  :class:`~synllm.generate.llamacpp.LazyGrammarSampler` per value (its own grammar state and
+  :class:`~synllm.generate.sampler.LazyGrammarSampler` per value (its own grammar state and
   ``dist`` seed), unconstrained completions a llama.cpp sampler chain sampled in C
   (``llama_sampler_sample``) seeded per completion;
 - a finished job frees its slot, which takes the next queued job, until the queue is empty.
@@ -183,7 +183,7 @@ class SequencePool:
     def _next_field(self, slot: _Slot, pending: list[int], settings: Any) -> bool:
         """Queue field ``slot.field_index``'s forced text and its sampler; False when the record
         does not fit (the one-sequence path's room check)."""
-        from synllm.generate.llamacpp import LazyGrammarSampler
+        from synllm.generate.sampler import LazyGrammarSampler
 
         forced, grammar, _ = slot.job.plan[slot.field_index]
         toks = pending + self.llm.tokenize(forced.encode("utf-8"), add_bos=False, special=False)
