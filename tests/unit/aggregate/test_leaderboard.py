@@ -1,7 +1,7 @@
 """The leaderboard on hand-made score tables: ranks, Friedman statistic and Nemenyi p-values
 against scipy / scikit-posthocs, win rates counted by hand, failed and missing cells ranked
 last, the significance sentence, the written files (through the Snakefile:
-tests/workflow/test_leaderboard.py)."""
+tests/workflow/test_leaderboard_grid.py)."""
 
 from __future__ import annotations
 
