@@ -31,7 +31,7 @@ from synllm.generate.base import (
     token_budget,
 )
 from synllm.generate.grammar import MAX_VALUE_TOKENS, field_plan, record_gbnf
-from synllm.generate.sampler import LazyGrammarSampler
+from synllm.generate.sampler import LazyGrammarSampler, value_sampler
 
 MAX_CTX = 8192
 """Context cap (tokens): the embedded models' KV cache stays small on CPU."""
@@ -282,16 +282,7 @@ class LlamaCppBackend:
                 break
             llm.eval(toks)
             text.append(forced)
-            sampler = LazyGrammarSampler(
-                llm,
-                grammar,
-                40,
-                settings.top_p,
-                0.05,
-                1.0,
-                settings.temperature,
-                call_seed(seed, j),
-            )
+            sampler = value_sampler(llm, grammar, settings, call_seed(seed, j))
             value, pending = b"", []
             try:
                 for _ in range(MAX_VALUE_TOKENS):

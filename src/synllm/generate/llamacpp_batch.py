@@ -183,7 +183,7 @@ class SequencePool:
     def _next_field(self, slot: _Slot, pending: list[int], settings: Any) -> bool:
         """Queue field ``slot.field_index``'s forced text and its sampler; False when the record
         does not fit (the one-sequence path's room check)."""
-        from synllm.generate.sampler import LazyGrammarSampler
+        from synllm.generate.sampler import value_sampler
 
         forced, grammar, _ = slot.job.plan[slot.field_index]
         toks = pending + self.llm.tokenize(forced.encode("utf-8"), add_bos=False, special=False)
@@ -195,15 +195,8 @@ class SequencePool:
         slot.forced += len(toks) - len(pending)
         slot.feed += toks
         slot.parts.append(forced)
-        slot.sampler = LazyGrammarSampler(
-            self.llm,
-            grammar,
-            40,
-            settings.top_p,
-            0.05,
-            1.0,
-            settings.temperature,
-            call_seed(slot.job.seed, slot.field_index),
+        slot.sampler = value_sampler(
+            self.llm, grammar, settings, call_seed(slot.job.seed, slot.field_index)
         )
         slot.value, slot.value_tokens = b"", 0
         return True

@@ -126,3 +126,12 @@ class LazyGrammarSampler:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def value_sampler(llm: Any, grammar: str, settings: Any, seed: int) -> LazyGrammarSampler:
+    """The sampler of one field value in field-wise decoding, for the one-sequence path and the
+    pool alike: top-k 40, min-p 0.05 and typical 1.0 (llama-cpp-python's completion defaults)
+    with the run's temperature and top-p, seeded by the caller's record and field."""
+    return LazyGrammarSampler(
+        llm, grammar, 40, settings.top_p, 0.05, 1.0, settings.temperature, seed
+    )
