@@ -22,7 +22,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("synllm.generate.cli", "run one model on one prompt, write raw text + meta"),
     "train-peer": (
         "synllm.generate.peers:cli_train",
-        "fit one peer synthesizer (CTGAN, TVAE) on a train split",
+        "fit one peer synthesizer (CTGAN, TVAE, GReaT, ...) on a train split",
+    ),
+    "base-lm": (
+        "synllm.generate.base_lm",
+        "write a registry model's GGUF as a transformers model folder (GReaT's base)",
     ),
     "validate": ("synllm.validate", "parse raw model output into typed records + report"),
     "evaluate": ("synllm.evaluate", "score one synthetic table against the real data"),

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from synllm.errors import ConfigError
 
 Backend = Literal["transformers", "llamacpp", "openai", "baseline", "replay", "peer"]
-PeerKind = Literal["ctgan", "tvae", "tabularargn", "realtabformer"]
+PeerKind = Literal["ctgan", "tvae", "tabularargn", "realtabformer", "great"]
 """Peer synthesizers wired in (``synllm.generate.peers``); see docs/peers.md for the others."""
 
 
@@ -45,6 +45,12 @@ class PeerBudget(BaseModel):
     )
     max_train_rows: int | None = Field(
         None, ge=10, description="Seeded subsample of the train split (None = all train rows)."
+    )
+    finetuning: Literal["full", "lora"] = Field(
+        "full", description="GReaT: fine-tune every weight (the package's default) or LoRA."
+    )
+    learning_rate: float | None = Field(
+        None, gt=0, description="GReaT: optimizer learning rate (None = transformers' 5e-5)."
     )
 
 
@@ -113,6 +119,11 @@ class ModelSpec(BaseModel):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="Peers: the pinned environment envs/<env>.txt the synthesizer runs in.",
     )
+    base_model: str | None = Field(
+        None,
+        description="Peer great: its base language model, a registry slug whose GGUF rule "
+        "base_lm turns into a model folder once, or a local model folder.",
+    )
     base_url_env: str | None = Field(None, description="openai: env var with the server URL.")
     api_key_env: str | None = Field(None, description="openai: env var with the API key.")
     api_model: str | None = Field(None, description="openai: model name sent to the server.")
@@ -135,8 +146,14 @@ class ModelSpec(BaseModel):
             raise ValueError("'kind' only applies to backend 'baseline'")
         if self.backend == "peer" and (self.peer is None or self.train is None):
             raise ValueError("peer models need 'peer' (the synthesizer) and 'train' (its budget)")
-        if self.backend != "peer" and (self.peer or self.train or self.train_gpu or self.env):
-            raise ValueError("'peer', 'train', 'train_gpu' and 'env' only apply to backend 'peer'")
+        if self.backend != "peer" and (
+            self.peer or self.train or self.train_gpu or self.env or self.base_model
+        ):
+            raise ValueError(
+                "'peer', 'train', 'train_gpu', 'env' and 'base_model' only apply to backend 'peer'"
+            )
+        if self.peer == "great" and not self.base_model:
+            raise ValueError("peer great needs 'base_model' (a registry slug or a model folder)")
         if self.backend == "openai" and not self.api_model:
             raise ValueError("openai models need 'api_model'")
         if "{user}" not in self.plain_format:

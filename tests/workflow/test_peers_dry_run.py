@@ -39,6 +39,9 @@ def test_peers_grid_trains_once_per_dataset_and_reuses_the_model(
     envs = {reg.get(m).env for m in peers} - {None}
     assert counts["build_env"] == 1 + len(envs) and counts["anonymeter"] == counts["evaluate"]
     assert "--stamp results/envs/tabularargn.json" in proc.stdout
+    # GReaT's base model converted once from the embedded GGUF, used by its three trainings
+    assert counts["base_lm"] == 1
+    assert proc.stdout.count("--base-model results/base_lm/smollm2-135m") == 3
     for job in job_blocks(proc.stdout, "train_peer"):
         spec = reg.get(job["wildcards"]["model"])
         assert "~" not in job["wildcards"]["dataset"]

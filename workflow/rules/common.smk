@@ -25,6 +25,7 @@ from synllm.aggregate import outputs as aggregate_outputs
 from synllm.config import check_config, grid, n_records, resolve_path
 from synllm.errors import SynllmError
 from synllm.fetch import hub_models
+from synllm.generate.base_lm import base_model_folder
 from synllm.registry import load_registry
 from synllm.sweeps import (
     base_dataset,
@@ -192,9 +193,19 @@ def generate_inputs(wildcards):
 
 
 def peer_env(wildcards):
-    """The stamp of a peer's own environment (registry ``env``), else nothing."""
-    env = model_spec(wildcards).env
-    return {"env": env_stamp(env)} if env else {}
+    """The stamp of a peer's own environment (registry ``env``) and GReaT's base model folder
+    (``base_model``: rule base_lm's for a registry slug), else nothing."""
+    spec = model_spec(wildcards)
+    inputs = {"env": env_stamp(spec.env)} if spec.env else {}
+    if spec.base_model:
+        inputs["base_model"] = base_model_folder(spec, REGISTRY, RESULTS)
+    return inputs
+
+
+def base_model_arg(wildcards, input):
+    if "base_model" not in input.keys():
+        return ""
+    return f"--base-model {shlex.quote(input.base_model)}"
 
 
 def peer_model_file(wildcards):

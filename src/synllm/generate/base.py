@@ -63,6 +63,19 @@ PEER_META_KEYS = (
 """Peer facts copied to the top level of the raw meta (Table VI reads them)."""
 
 
+def seed_all(seed: int) -> None:
+    """Seed Python's, numpy's and torch's generators (the in-process peers' training and
+    sampling)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (MB, from getrusage)."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

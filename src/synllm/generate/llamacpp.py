@@ -144,6 +144,12 @@ class LlamaCppBackend:
         self, spec: Any, settings: GenerationSettings, context: GenerationContext | None
     ) -> None:
         """Open the GGUF file (never downloads); ``n_threads`` from the registry."""
+        # llama.cpp's OpenMP threads otherwise spin while they wait: beside another job on the
+        # same cores (the grid runs evaluate beside generate) a spinning decode starves (bare
+        # loop, oversubscribed 2 cores: 0.17 tok/s spinning, 43.6 passive; the quiet numbers of
+        # benchmarks/generation_parallel.md were measured with it).
+        # Read by libgomp when llama.cpp's library loads, so it must be set before the import.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import llama_cpp  # noqa: F401
         except ImportError:  # pragma: no cover - dependency of the project

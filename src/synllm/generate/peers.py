@@ -10,7 +10,8 @@ Two steps, so one fitted model serves every cell that samples from it:
   order), so the validator and every metric treat them exactly like a model's output.
 
 Wired synthesizers (registry field ``peer``): ``ctgan`` and ``tvae`` from SDV (PyPI ``sdv``,
-extra ``peers``), with SDV metadata built from the dataset card; and the environment peers
+extra ``peers``), with SDV metadata built from the dataset card; ``great`` (PyPI ``be-great``,
+extra ``peers``: :mod:`synllm.generate.great`) on a base model folder; and the environment peers
 of :data:`ENV_ADAPTERS` (``tabularargn``, ``realtabformer``), whose pins clash with ours: they train and sample
 in the pinned environment their registry entry names (``env``, :mod:`synllm.envs`), through
 an adapter that gets the budget's train rows as its only data file and returns a CSV
@@ -49,13 +50,15 @@ from synllm.generate.base import (
     GenerationContext,
     GenerationSettings,
     peak_rss_mb,
+    seed_all,
 )
+from synllm.generate.great import GreatModel, fit_great, sample_great
 from synllm.split import read_split, to_card_dtypes, to_records
 
 log = logging.getLogger("synllm.peers")
 
 PEER_EXTRA = 'pip install -e ".[peers]"'
-PEER_PACKAGES: dict[str, str] = {"ctgan": "sdv", "tvae": "sdv"}
+PEER_PACKAGES: dict[str, str] = {"ctgan": "sdv", "tvae": "sdv", "great": "be-great"}
 """Peer kind -> the PyPI package it needs (import name = package name with ``_``)."""
 
 ENV_ADAPTERS: dict[str, str] = {
@@ -157,16 +160,6 @@ def epoch_budget(max_seconds: float | None, counter: dict) -> Iterator[None]:
         yield
     finally:
         ctgan_mod.tqdm, tvae_mod.tqdm = saved
-
-
-def seed_all(seed: int) -> None:
-    import random
-
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def subsample(train: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
@@ -306,6 +299,9 @@ class PeerBackend:
         t0 = time.perf_counter()
         if isinstance(self.model, EnvModel):
             df = sample_in_env(self.spec, self.card, self.model, n_records, seed)
+        elif isinstance(self.model, GreatModel):
+            df, tried = sample_great(self.model, self.card, n_records, seed, self.stats.device)
+            self.stats.extra["sequences_sampled"] = tried
         else:
             df = sample_peer(self.model, self.card, n_records, seed)
         self.stats.extra["sample_seconds"] = round(time.perf_counter() - t0, 3)
@@ -322,9 +318,15 @@ def create() -> PeerBackend:
 
 
 def train(
-    spec, card: DatasetCard, train_path: Path, seed: int, budget_name: str = "cpu"
+    spec,
+    card: DatasetCard,
+    train_path: Path,
+    seed: int,
+    budget_name: str = "cpu",
+    base_model: str | None = None,
 ) -> tuple[Any, dict]:
-    """Fit ``spec``'s synthesizer on the train split at ``train_path``; returns (model, info)."""
+    """Fit ``spec``'s synthesizer on the train split at ``train_path``; returns (model, info).
+    ``base_model``: GReaT's base model folder (default: the registry's ``base_model``)."""
     if spec.backend != "peer":
         raise ConfigError(f"train-peer: model {spec.slug!r} is not a peer (backend {spec.backend})")
     require(spec.peer)
@@ -335,16 +337,20 @@ def train(
     import torch
 
     use_gpu = budget_name == "gpu" and torch.cuda.is_available()
-    model, facts = fit_peer(
-        spec.peer,
-        card,
-        rows,
-        seed,
-        budget.epochs,
-        budget.batch_size,
-        budget.max_train_seconds,
-        use_gpu,
-    )
+    if spec.peer == "great":
+        base = base_model or spec.base_model
+        model, facts = fit_great(spec, card, rows, seed, budget, base, use_gpu)
+    else:
+        model, facts = fit_peer(
+            spec.peer,
+            card,
+            rows,
+            seed,
+            budget.epochs,
+            budget.batch_size,
+            budget.max_train_seconds,
+            use_gpu,
+        )
     info = {
         "model": spec.slug,
         "peer": spec.peer,
@@ -459,6 +465,7 @@ def cli_train(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--budget", choices=["cpu", "gpu"], default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--base-model", default=None, help="great: base model folder")
     p.add_argument("--out-model", required=True, help="fitted model (pickle)")
     p.add_argument("--out-info", required=True, help="train.json: seconds, epochs, memory")
     a = p.parse_args(argv)
@@ -471,7 +478,7 @@ def cli_train(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(max(1, a.threads))
-    model, info = train(spec, card, Path(a.train), a.seed, a.budget)
+    model, info = train(spec, card, Path(a.train), a.seed, a.budget, a.base_model)
     save_model(model, Path(a.out_model))
     Path(a.out_info).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out_info).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
