@@ -295,7 +295,7 @@ def parallel_section(a) -> dict:
                 t = time.perf_counter()
                 n = a.n if constrained else (a.unconstrained_n or a.n)
                 texts, summary = gen.run_batches(
-                    backend, prompts[mode], n, 42 + r, run_settings, schema
+                    backend, prompts[mode], n, a.seed + r, run_settings, schema
                 )
                 dt = time.perf_counter() - t
                 _, report = validate_text(gen.join_batches(texts), card, prompts[mode])
@@ -330,6 +330,7 @@ def parallel_section(a) -> dict:
         "ceiling_steps": a.ceiling_steps,
         "prompt_tokens": len(head),
         "repeats": a.repeats,
+        "seed": a.seed,
         "threads": spec.threads,
         "cpus": os.cpu_count(),
         "load_seconds": round(load_s, 2),
@@ -392,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         help="records per run (default 10, one call each; --transformers: 100)",
     )
     p.add_argument("--repeats", type=int, default=None, help="default 2 (--parallel: 1)")
+    p.add_argument("--seed", type=int, default=42, help="--parallel: seed of repeat 0 (+1 each)")
     p.add_argument("--out", default=None)
     p.add_argument("--transformers", action="store_true", help="sequential vs batched (issue 17)")
     p.add_argument("--widths", type=int, nargs="+", default=None)
