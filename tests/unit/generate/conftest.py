@@ -4,7 +4,11 @@
   own ``split`` / ``profile`` / ``prompt`` CLIs (split seed 1, holdout 0.2, reference 0.1; 5 seed
   rows), made once per session and arguments;
 - ``cuda_oom``: an exception class named like torch's CUDA out-of-memory error, which the run
-  loop answers by splitting the batch.
+  loop answers by splitting the batch;
+- ``stroke_split`` / ``cirrhosis_split``: (card, train, holdout, folder with train.parquet and
+  holdout.parquet) of the real default split, once per test module (the peer tests);
+- ``row_set(df, columns)``: a table's rows as a set of string tuples (which rows a generator
+  was given, against train and holdout).
 """
 
 from __future__ import annotations
@@ -67,3 +71,31 @@ def cuda_oom():
         pass
 
     return OutOfMemoryError
+
+
+def _split_files(split, tmp_path_factory, name: str):
+    card, train, holdout = split(name)
+    d = tmp_path_factory.mktemp(name)
+    train.to_parquet(d / "train.parquet", index=False)
+    holdout.to_parquet(d / "holdout.parquet", index=False)
+    return card, train, holdout, d
+
+
+@pytest.fixture(scope="module")
+def stroke_split(split, tmp_path_factory):
+    """Stroke (int, float, binary, categorical, missing bmi) as split files."""
+    return _split_files(split, tmp_path_factory, "stroke")
+
+
+@pytest.fixture(scope="module")
+def cirrhosis_split(split, tmp_path_factory):
+    """Cirrhosis (ints, floats, categoricals, many missing values) as split files."""
+    return _split_files(split, tmp_path_factory, "cirrhosis")
+
+
+@pytest.fixture
+def row_set():
+    def rows(df, columns) -> set:
+        return set(map(tuple, df[list(columns)].astype("string").fillna("").to_numpy()))
+
+    return rows

@@ -29,16 +29,6 @@ KINDS = ("ctgan", "tvae")
 TINY = {"epochs": 2, "batch_size": 100, "max_train_rows": 300}
 
 
-@pytest.fixture(scope="module")
-def stroke_split(split, tmp_path_factory):
-    """Stroke (int, float, binary, categorical, missing bmi) split into train/holdout files."""
-    card, train, holdout = split("stroke")
-    root = tmp_path_factory.mktemp("stroke")
-    train.to_parquet(root / "train.parquet", index=False)
-    holdout.to_parquet(root / "holdout.parquet", index=False)
-    return card, train, holdout, root
-
-
 def registry(tmp_path: Path, **budget) -> Path:
     body = {"epochs": 2, "batch_size": 100, "max_train_rows": 300, **budget}
     models = {k: {"backend": "peer", "peer": k, "train": body, "threads": 1} for k in KINDS}

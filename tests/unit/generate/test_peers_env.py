@@ -45,16 +45,6 @@ def _card(root, name):
     return load_card(root / "resources" / "datasets" / f"{name}.yaml")
 
 
-@pytest.fixture(scope="module")
-def cirrhosis_split(split, tmp_path_factory):
-    """Cirrhosis (ints, floats, categoricals, many missing values) as split files."""
-    card, train, holdout = split("cirrhosis")
-    d = tmp_path_factory.mktemp("cirrhosis")
-    train.to_parquet(d / "train.parquet", index=False)
-    holdout.to_parquet(d / "holdout.parquet", index=False)
-    return card, train, holdout, d
-
-
 def _train_argv(kind, reg, d, model, info, seed=3):
     return [
         "train-peer",
@@ -104,7 +94,7 @@ def _generate(kind, reg, d, model, out, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ENV_KINDS)
 def test_an_environment_peer_trains_on_train_rows_only_and_samples_valid_seeded_records(
-    kind, cirrhosis_split, tmp_path, monkeypatch
+    kind, cirrhosis_split, tmp_path, monkeypatch, row_set
 ):
     envs.build(kind, envs.requirements_file(kind))
     card, train, holdout, d = cirrhosis_split
@@ -132,12 +122,8 @@ def test_an_environment_peer_trains_on_train_rows_only_and_samples_valid_seeded_
     # the rows the adapter got are train rows (ids kept by the split), none of the holdout's
     assert len(seen) == 1 and len(seen[0]) == TINY["max_train_rows"]
     key = list(card.columns)
-
-    def rows(df):
-        return set(map(tuple, df[key].astype("string").fillna("").to_numpy()))
-
-    got = rows(seen[0])
-    assert got <= rows(train) and not got & rows(holdout)
+    got = row_set(seen[0], key)
+    assert got <= row_set(train, key) and not got & row_set(holdout, key)
 
     text, meta = _generate(kind, reg, d, model, tmp_path / "a", seed=11)
     again, _ = _generate(kind, reg, d, model, tmp_path / "b", seed=11)

@@ -69,15 +69,6 @@ def test_great_rows_keep_integers_as_integers(real):
     assert all(isinstance(v, str) for v in df["gender"].dropna())
 
 
-@pytest.fixture(scope="module")
-def stroke_split(split, tmp_path_factory):
-    card, train, holdout = split("stroke")
-    d = tmp_path_factory.mktemp("stroke")
-    train.to_parquet(d / "train.parquet", index=False)
-    holdout.to_parquet(d / "holdout.parquet", index=False)
-    return card, train, holdout, d
-
-
 def _train_argv(reg, d, base, model, info, seed=3):
     argv = ["train-peer", "--model", "great", "--registry", str(reg)]
     argv += ["--card", "resources/datasets/stroke.yaml", "--train", str(d / "train.parquet")]
@@ -109,7 +100,7 @@ def _generate(reg, d, model, out, seed):
 
 @pytest.mark.slow
 def test_great_fine_tunes_on_train_rows_only_and_samples_valid_seeded_records(
-    stroke_split, tmp_path, monkeypatch
+    stroke_split, tmp_path, monkeypatch, row_set
 ):
     pytest.importorskip("be_great")
     import be_great
@@ -137,13 +128,9 @@ def test_great_fine_tunes_on_train_rows_only_and_samples_valid_seeded_records(
     assert facts["model_file_mb"] < 20  # a LoRA adapter, not the base model's weights
     # GReaT saw the budget's train rows and nothing of the holdout
     key = list(card.columns)
-
-    def rows(df):
-        return set(map(tuple, df[key].astype("string").fillna("").to_numpy()))
-
     assert len(seen) == 1 and len(seen[0]) == TINY["max_train_rows"]
-    got = rows(seen[0])
-    assert got <= rows(train) and not got & rows(holdout)
+    got = row_set(seen[0], key)
+    assert got <= row_set(train, key) and not got & row_set(holdout, key)
 
     text, meta = _generate(reg, d, model, tmp_path / "a", seed=11)
     again, _ = _generate(reg, d, model, tmp_path / "b", seed=11)
