@@ -45,6 +45,8 @@ rule aggregate:
         f"{RESULTS}/benchmarks/aggregate/aggregate.tsv"
     conda:
         "../../envs/core.yaml"
+    # the figures are drawn in parallel processes; nothing else is left to run by then
+    threads: 2
     params:
         cards_dir=str(CARDS_DIR),
         paper_dir=str(BASE / "resources" / "paper"),
@@ -64,5 +66,6 @@ rule aggregate:
         " --registry {params.registry:q} --paper-dir {params.paper_dir:q} {params.protocol}"
         " --normalisation {params.normalisation}"
         " --synthetic-dir {params.results}/synthetic --train-dir {params.results}/data"
-        " --out-dir {params.results}/tables --figures-dir {params.results}/figures)"
+        " --out-dir {params.results}/tables --figures-dir {params.results}/figures"
+        " --workers {threads})"
         " > {log:q} 2>&1"

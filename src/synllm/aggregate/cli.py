@@ -77,46 +77,61 @@ def _write_report_page(
     (out_dir / "leaderboard_report.rst").write_text(text)
 
 
-def _distribution_figures(
-    cell: pd.DataFrame, dataset: str, cards_dir, synthetic_dir, train_dir, fig_dir: Path
-) -> list[Path]:
-    """Best / worst cell (by Harmonic, one repeat) of ``dataset``: real vs synthetic overlays."""
+def _distribution_figure(
+    cell: pd.DataFrame,
+    dataset: str,
+    which: str,
+    cards_dir,
+    synthetic_dir,
+    train_dir,
+    fig_dir: Path,
+) -> Path:
+    """The ``which`` ("best" / "worst") cell by Harmonic (one repeat) of ``dataset``: real vs
+    synthetic overlays, or a figure saying why there are none."""
     from synllm.cards import find_card
     from synllm.split import read_split
 
-    out = []
     ok = cell[(cell["dataset"] == dataset) & cell["harmonic"].notna()].sort_values(KEY)
-    for which in ("best", "worst"):
-        path = fig_dir / f"distributions_{dataset}_{which}.png"
-        title = f"Real vs synthetic, {dataset}, {which} cell by Harmonic"
-        if ok.empty:
-            out.append(figures._message(path, title, "no valid cell for this dataset"))
-            continue
-        i = ok["harmonic"].idxmax() if which == "best" else ok["harmonic"].idxmin()
-        r = ok.loc[i]
-        if synthetic_dir is None or train_dir is None:
-            out.append(figures._message(path, title, "--synthetic-dir / --train-dir not given"))
-            continue
-        spath = Path(synthetic_dir) / dataset / r["model"] / r["prompt"] / f"r{int(r['rep'])}.csv"
-        tpath = Path(train_dir) / dataset / "train.parquet"
-        missing = [str(p) for p in (spath, tpath) if not p.is_file()]
-        if missing:
-            print(
-                f"synllm aggregate: warning: {', '.join(missing)} not found; {path.name} shows a note",
-                file=sys.stderr,
-            )
-            out.append(figures._message(path, title, "file not found:\n" + "\n".join(missing)))
-            continue
-        card = find_card(dataset, cards_dir)
-        real = read_split(tpath, card)
-        synth = pd.read_csv(spath)
-        head = (
-            f"{dataset}: {which} cell {r['model']} / {r['prompt']} / r{int(r['rep'])} "
-            f"(Harmonic {r['harmonic']:.2f}, Q {r['quality']:.2f}, P {r['privacy']:.2f}; "
-            f"{len(synth)} synthetic vs {len(real)} real train rows)"
+    path = fig_dir / f"distributions_{dataset}_{which}.png"
+    title = f"Real vs synthetic, {dataset}, {which} cell by Harmonic"
+    if ok.empty:
+        return figures._message(path, title, "no valid cell for this dataset")
+    i = ok["harmonic"].idxmax() if which == "best" else ok["harmonic"].idxmin()
+    r = ok.loc[i]
+    if synthetic_dir is None or train_dir is None:
+        return figures._message(path, title, "--synthetic-dir / --train-dir not given")
+    spath = Path(synthetic_dir) / dataset / r["model"] / r["prompt"] / f"r{int(r['rep'])}.csv"
+    tpath = Path(train_dir) / dataset / "train.parquet"
+    missing = [str(p) for p in (spath, tpath) if not p.is_file()]
+    if missing:
+        print(
+            f"synllm aggregate: warning: {', '.join(missing)} not found; {path.name} shows a note",
+            file=sys.stderr,
         )
-        out.append(figures.distributions(card, real, synth, head, path))
-    return out
+        return figures._message(path, title, "file not found:\n" + "\n".join(missing))
+    card = find_card(dataset, cards_dir)
+    real = read_split(tpath, card)
+    synth = pd.read_csv(spath)
+    head = (
+        f"{dataset}: {which} cell {r['model']} / {r['prompt']} / r{int(r['rep'])} "
+        f"(Harmonic {r['harmonic']:.2f}, Q {r['quality']:.2f}, P {r['privacy']:.2f}; "
+        f"{len(synth)} synthetic vs {len(real)} real train rows)"
+    )
+    return figures.distributions(card, real, synth, head, path)
+
+
+def _draw(tasks: list[tuple], workers: int) -> list[Path]:
+    """Run ``(function, args)`` figure tasks; with ``workers`` > 1 in that many forked
+    processes (each figure is its own file and drawing them is most of this step's time)."""
+    if workers <= 1 or len(tasks) < 2:
+        return [f(*args) for f, args in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+        futures = [pool.submit(f, *args) for f, args in tasks]
+        return [fut.result() for fut in futures]
 
 
 def aggregate(
@@ -135,6 +150,7 @@ def aggregate(
     make_figures: bool = True,
     fairness_paths: list[Path] | None = None,
     normalisation: str = "run",
+    workers: int = 1,
 ) -> dict[str, pd.DataFrame]:
     """Run the whole aggregation; returns the main frames (for tests and notebooks).
 
@@ -143,6 +159,8 @@ def aggregate(
 
     ``fairness_paths``: per-cell fairness CSVs; without them ``table_fairness`` is still
     written, with "–" for every cell.
+
+    ``workers``: processes that draw the figures (the job's threads).
     """
     if not metrics_paths:
         raise SynllmError("aggregate: no metrics files given (--metrics-list / --metrics)")
@@ -241,25 +259,42 @@ def aggregate(
 
     if make_figures:
         all_ds = sorted(set(cells["dataset"]) | set(datasets or []))
+        tasks: list[tuple] = []
+        for ds in all_ds:  # the distribution figures first: the slowest to draw
+            for which in ("best", "worst"):
+                args = (cell, ds, which, cards_dir, synthetic_dir, train_dir, figures_dir)
+                tasks.append((_distribution_figure, args))
         for ds in all_ds:
-            figures.harmonic_heatmap(summary, ds, kinds, figures_dir / f"harmonic_heatmap_{ds}.png")
-            _distribution_figures(cell, ds, cards_dir, synthetic_dir, train_dir, figures_dir)
-        figures.quality_vs_privacy(summary, kinds, figures_dir / "quality_vs_privacy.png")
-        figures.efficiency_bars(eff, figures_dir / "efficiency.png")
-        figures.leaderboard(board, figures_dir / "leaderboard.png", names)
-        ranking.cd_figure(
-            board["test"],
-            figures_dir / "critical_difference.png",
-            "Critical-difference diagram of the leaderboard",
-            blocks="(dataset, repeat) blocks",
-            names={
-                e: leaderboard.display_entry(e, k, names)
-                for e, k in zip(board["overall"]["entry"], board["overall"]["kind"])
-            },
-            note=""
+            path = figures_dir / f"harmonic_heatmap_{ds}.png"
+            tasks.append((figures.harmonic_heatmap, (summary, ds, kinds, path)))
+        tasks += [
+            (figures.quality_vs_privacy, (summary, kinds, figures_dir / "quality_vs_privacy.png")),
+            (figures.efficiency_bars, (eff, figures_dir / "efficiency.png")),
+            (figures.leaderboard, (board, figures_dir / "leaderboard.png", names)),
+        ]
+        cd_names = {
+            e: leaderboard.display_entry(e, k, names)
+            for e, k in zip(board["overall"]["entry"], board["overall"]["kind"])
+        }
+        cd_note = (
+            ""
             if board["significance"]["possible"]
-            else "too few blocks for any difference to be significant",
+            else "too few blocks for any difference to be significant"
         )
+        tasks.append(
+            (
+                ranking.cd_figure,
+                (
+                    board["test"],
+                    figures_dir / "critical_difference.png",
+                    "Critical-difference diagram of the leaderboard",
+                    "(dataset, repeat) blocks",
+                    cd_names,
+                    cd_note,
+                ),
+            )
+        )
+        _draw(tasks, workers)
     facts = leaderboard.run_facts(cell, kinds)
     _write_report_page(out_dir, figures_dir if make_figures else None, board, names, facts)
     return {
@@ -346,6 +381,7 @@ def cli(argv: list[str]) -> int:
         "worst reference = 0",
     )
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--workers", type=int, default=1, help="processes drawing the figures")
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
@@ -386,6 +422,7 @@ def cli(argv: list[str]) -> int:
         make_figures=not a.no_figures,
         fairness_paths=gather_paths(a.fairness_list, a.fairness),
         normalisation=a.normalisation,
+        workers=a.workers,
     )
     c = res["cells"]
     print(
