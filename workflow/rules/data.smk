@@ -10,6 +10,8 @@ rule split:
         f"{RESULTS}/logs/split/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/split/{{dataset}}.tsv"
+    # upstream of the generate jobs, like rule prompt
+    priority: 10
     conda:
         "../../envs/core.yaml"
     params:
@@ -35,6 +37,8 @@ rule profile:
         f"{RESULTS}/logs/profile/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/profile/{{dataset}}.tsv"
+    # upstream of the generate jobs, like rule prompt
+    priority: 10
     conda:
         "../../envs/core.yaml"
     params:

@@ -11,6 +11,9 @@ rule prompt:
         f"{RESULTS}/logs/prompt/{{dataset}}/{{prompt}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prompt/{{dataset}}/{{prompt}}.tsv"
+    # inputs of the generate jobs (priority 10): at 0 Snakemake ran evaluates first and left
+    # one LLM cell to run alone at the end of the grid
+    priority: 10
     conda:
         "../../envs/core.yaml"
     params:
