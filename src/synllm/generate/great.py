@@ -130,6 +130,9 @@ def fit_great(
     if budget.learning_rate is not None:
         kwargs["learning_rate"] = budget.learning_rate
     with tempfile.TemporaryDirectory(prefix="synllm-great-") as tmp:
+        # GReaT() adds the LoRA matrices, drawn from torch's generator, before its Trainer
+        # seeds anything: unseeded, two trainings of the same seed differ
+        seed_all(seed)
         great = GReaT(
             llm=base_model,
             experiment_dir=str(Path(tmp) / "trainer"),

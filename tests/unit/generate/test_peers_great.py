@@ -5,6 +5,7 @@ subset and sampling valid, seeded records from it."""
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ TINY = {
 }
 
 
-def registry(tmp_path: Path, base: str = "smollm2-135m") -> Path:
+def registry(tmp_path: Path, base: str = "smollm2-135m", train: dict | None = None) -> Path:
     shipped = load_registry(Path("config/models.yaml")).get("smollm2-135m")
     models = {
         "smollm2-135m": shipped.model_dump(exclude={"slug"}, exclude_none=True),
@@ -34,7 +35,7 @@ def registry(tmp_path: Path, base: str = "smollm2-135m") -> Path:
             "backend": "peer",
             "peer": "great",
             "base_model": base,
-            "train": TINY,
+            "train": train or TINY,
             "threads": 2,
         },
     }
@@ -141,3 +142,24 @@ def test_great_fine_tunes_on_train_rows_only_and_samples_valid_seeded_records(
     records, report = validate_text(text, card, train=train)
     assert report["parsed"] >= 10 and report["valid"] >= 5, report
     assert list(records.columns)[: len(card.columns)] == key
+
+
+@pytest.mark.slow
+def test_the_same_seed_trains_the_same_lora_weights(stroke_split, tmp_path):
+    """GReaT() draws its LoRA matrices from torch's generator before its Trainer seeds it; a
+    budget without a time cap, so the step count cannot depend on the machine's load."""
+    pytest.importorskip("be_great")
+    _, _, _, d = stroke_split
+    budget = {"epochs": 1, "batch_size": 4, "max_train_rows": 24, "finetuning": "lora"}
+    reg = registry(tmp_path, train=budget)
+    base = tmp_path / "base"
+    argv = ["base-lm", "--model", "smollm2-135m", "--registry", str(reg), "--out", str(base)]
+    assert main(argv) == 0
+    weights = []
+    for i in (1, 2):
+        model, info = tmp_path / f"model{i}.pkl", tmp_path / f"train{i}.json"
+        assert main(_train_argv(reg, d, base, model, info)) == 0
+        assert json.loads(info.read_text())["steps_run"] == 6
+        with open(model, "rb") as fh:
+            weights.append(pickle.load(fh).files["lora_adapter/adapter_model.safetensors"])
+    assert weights[0] == weights[1]
